@@ -1,0 +1,60 @@
+# OKR platform — every set-up, run, test and benchmark step.
+# `make run` and `make test` are the README's two commands; both set up what they need.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+
+PROTOS     := $(shell find protos -name '*.proto')
+PROTO_OUT  := shared/okr
+PROTO_STAMP := $(PROTO_OUT)/.generated
+
+export OKR_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: install proto proto-check run demo test test-unit migrate bench bench-eventstore clean
+
+## install: create $(VENV) and install the pinned dependencies and the project
+install: $(STAMP) $(PROTO_STAMP)
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==26.3
+	$(BIN)/pip install --quiet -c requirements/constraints.txt -e '.[dev,bench]'
+	touch $@
+
+## proto: generate Python code from protos/ into shared/okr (never edit it by hand;
+## only the package markers shared/okr/__init__.py and shared/okr/v1/__init__.py are committed)
+proto: $(PROTO_STAMP)
+
+$(PROTO_STAMP): $(PROTOS) $(STAMP)
+	find $(PROTO_OUT) -name '*_pb2*.py*' -delete
+	$(PY) -m grpc_tools.protoc -I protos --python_out=shared --pyi_out=shared --grpc_python_out=shared $(PROTOS)
+	touch $@
+
+## run: the main job — for now an end-to-end event store demonstration on SQLite
+run: install
+	$(BIN)/okr demo --data-dir $(OKR_DATA_DIR)
+
+## test: the whole test suite (needs RabbitMQ and PostgreSQL; `docker compose up -d` gives both)
+test: install
+	$(BIN)/pytest
+
+## test-unit: only the tests that need no server
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+## migrate: create or upgrade the event store schema at OKR_DATABASE_URL
+migrate: install
+	$(BIN)/okr migrate
+
+## bench-eventstore: event store throughput on SQLite and PostgreSQL vs pyeventsourcing
+bench-eventstore: install
+	$(PY) bench/eventstore.py
+
+bench: bench-eventstore
+
+clean:
+	rm -rf $(VENV) $(PROTO_STAMP) .pytest_cache
+	find $(PROTO_OUT) -name '*_pb2*.py*' -delete

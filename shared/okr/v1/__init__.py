@@ -1,0 +1,1 @@
+"""okr.v1: generated from protos/okr/v1 by `make proto`."""

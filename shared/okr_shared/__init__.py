@@ -1,0 +1,1 @@
+"""Common library code of the OKR services: the event store and configuration."""

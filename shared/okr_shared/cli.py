@@ -1,0 +1,114 @@
+"""The ``okr`` command (operator side, for now: the event store).
+
+    okr migrate                 create or upgrade the schema at OKR_DATABASE_URL
+    okr demo                    end-to-end event store demonstration on SQLite
+    okr verify [--tenant T]     recompute the hash chain; exit 1 names the first bad event
+    okr export TENANT FILE      write a tenant's history as verifiable JSON lines
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import click
+
+from .config import Settings
+from .eventstore import NO_STREAM, EventStore, NewEvent, export_jsonl, make_engine, migrate
+
+
+def _store(database_url: str | None) -> EventStore:
+    url = database_url or Settings.from_env().database_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return EventStore(make_engine(url))
+
+
+database_option = click.option(
+    "--database-url", envvar="OKR_DATABASE_URL", default=None,
+    help="SQLAlchemy URL of the event store (default: SQLite under OKR_DATA_DIR).",
+)
+
+
+@click.group()
+def main() -> None:
+    """okr — the OKR platform's command line."""
+
+
+@main.command("migrate")
+@database_option
+def migrate_command(database_url):
+    """Create or upgrade the event store schema (Alembic)."""
+    store = _store(database_url)
+    migrate(store.engine)
+    click.echo(f"event store schema is current at {store.engine.url.render_as_string(hide_password=True)}")
+
+
+@main.command()
+@database_option
+@click.option("--tenant", default=None, help="Verify one tenant's chain only.")
+def verify(database_url, tenant):
+    """Recompute the hash chain; exit status 1 names the first event at fault."""
+    result = _store(database_url).verify(tenant)
+    click.echo(str(result))
+    sys.exit(0 if result.ok else 1)
+
+
+@main.command()
+@database_option
+@click.argument("tenant")
+@click.argument("output", type=click.File("w", encoding="utf-8"))
+def export(database_url, tenant, output):
+    """Write TENANT's history to OUTPUT as JSON lines (docs/audit-format.md)."""
+    head = export_jsonl(_store(database_url), tenant, output)
+    click.echo(f"exported {head['event_count']} events of {tenant}; chain head {head['last_hash']}", err=True)
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=lambda: Settings.from_env().data_dir, show_default="./data")
+def demo(data_dir: Path):
+    """Append a quarter of check-ins to an embedded SQLite store, read them back,
+    verify the chain and export it — the event store end to end."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{data_dir / 'okr.db'}"
+    store = EventStore(make_engine(url))
+    migrate(store.engine)
+    click.echo(f"event store: {url} (head at position {store.head_position()})")
+
+    tenant, run = "demo", uuid.uuid4().hex[:8]
+    kr = f"kr-{run}"
+    meta = {"actor": "ana@demo", "correlation_id": str(uuid.uuid4())}
+    start = date.today() - timedelta(weeks=12)
+    t0 = time.perf_counter()
+    store.append(kr, NO_STREAM, [NewEvent("okr.v1.KeyResultDefined", {
+        "key_result_id": kr, "objective_id": f"obj-{run}", "title": "Weekly active teams from 40 to 120",
+        "kind": "INCREASE_TO", "start_value": 40, "target_value": 120, "unit": "teams",
+        "owner": "ana@demo", "due_date": str(start + timedelta(weeks=13)),
+    }, tenant_id=tenant, metadata=meta)])
+    for week in range(1, 13):
+        store.append(kr, week, [NewEvent("okr.v1.CheckInRecorded", {
+            "check_in_id": str(uuid.uuid4()), "key_result_id": kr, "value": 40 + 6 * week,
+            "confidence": 7, "comment": f"week {week}", "author": "ana@demo",
+            "effective_date": str(start + timedelta(weeks=week)),
+        }, tenant_id=tenant, metadata=meta)])
+    elapsed = time.perf_counter() - t0
+    events = list(store.read_stream(kr))
+    click.echo(f"appended {len(events)} events to stream {kr} in {elapsed * 1000:.1f} ms:")
+    for e in events[:2] + events[-1:]:
+        click.echo(f"  #{e.position:<6} v{e.stream_version:<3} {e.event_type:<24} {e.data_json[:60]}… hash {e.hash[:12]}…")
+    result = store.verify()
+    click.echo(f"verify: {result}")
+    export_path = data_dir / f"export-{tenant}.jsonl"
+    with export_path.open("w", encoding="utf-8") as out:
+        head = export_jsonl(store, tenant, out)
+    click.echo(f"export: {export_path} ({head['event_count']} events, chain head {head['last_hash'][:16]}…)")
+    click.echo(f"re-verify it without the server: python examples/verify_export.py {export_path}")
+    sys.exit(0 if result.ok else 1)
+
+
+if __name__ == "__main__":
+    main()

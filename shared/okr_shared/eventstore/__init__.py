@@ -1,0 +1,51 @@
+"""The event store: the single source of truth of goals and progress.
+
+    from okr_shared.eventstore import EventStore, NewEvent, NO_STREAM, make_engine, migrate
+
+    engine = make_engine("sqlite:///data/okr.db")
+    migrate(engine)
+    store = EventStore(engine)
+    store.append("kr-42", NO_STREAM, [NewEvent("okr.KeyResultDefined", {...}, tenant_id="acme")])
+"""
+
+from .engine import make_engine
+from .errors import (
+    DuplicateEventIds,
+    EmptyBatch,
+    EventStoreError,
+    InvalidAppend,
+    InvalidEvent,
+    InvalidExpectedVersion,
+    PayloadTooLarge,
+    StreamNotFound,
+    TenantMismatch,
+    WrongExpectedVersion,
+)
+from .export import export_jsonl
+from .migrate import migrate
+from .model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, NewEvent, RecordedEvent, VerifyResult
+from .store import EventStore
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "STREAM_EXISTS",
+    "AppendResult",
+    "DuplicateEventIds",
+    "EmptyBatch",
+    "EventStore",
+    "EventStoreError",
+    "InvalidAppend",
+    "InvalidEvent",
+    "InvalidExpectedVersion",
+    "NewEvent",
+    "PayloadTooLarge",
+    "RecordedEvent",
+    "StreamNotFound",
+    "TenantMismatch",
+    "VerifyResult",
+    "WrongExpectedVersion",
+    "export_jsonl",
+    "make_engine",
+    "migrate",
+]

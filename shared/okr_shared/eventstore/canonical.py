@@ -1,0 +1,72 @@
+"""Canonical bytes and the per-tenant hash chain (the format of docs/audit-format.md).
+
+canonical(event) = for each field, in this order:
+    format tag "okr.event.v1", position, tenant_id, stream_id, stream_version,
+    event_id, event_type, schema_version, recorded_at_us, data_json, metadata_json
+  the field's UTF-8 bytes (integers as decimal ASCII) preceded by their length as a
+  4-byte unsigned big-endian integer.
+
+hash = SHA-256(previous hash of the same tenant (32 raw bytes; 32 zero bytes for the
+tenant's first event) || canonical(event)), stored as lowercase hex.
+
+data_json and metadata_json are hashed exactly as stored; they are written once by
+``dumps`` below (sorted keys, no whitespace, UTF-8), so no JSON re-canonicalisation is
+ever needed to verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from struct import Struct
+
+FORMAT_TAG = b"okr.event.v1"
+GENESIS_HASH = bytes(32)
+
+_len = Struct(">I").pack
+_TAG_FIELD = _len(len(FORMAT_TAG)) + FORMAT_TAG
+
+
+def dumps(obj) -> str:
+    """Serialise a JSON object the one way the store writes it."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+loads = json.loads
+
+
+def canonical_bytes(
+    position: int,
+    tenant_id: str,
+    stream_id: str,
+    stream_version: int,
+    event_id: str,
+    event_type: str,
+    schema_version: int,
+    recorded_at_us: int,
+    data_json: str,
+    metadata_json: str,
+) -> bytes:
+    """The bytes of one event that the chain hash covers."""
+    parts = [_TAG_FIELD]
+    for value in (
+        str(position),
+        tenant_id,
+        stream_id,
+        str(stream_version),
+        event_id,
+        event_type,
+        str(schema_version),
+        str(recorded_at_us),
+        data_json,
+        metadata_json,
+    ):
+        b = value.encode("utf-8")
+        parts.append(_len(len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
+    """SHA-256(prev_hash || canonical) as 32 raw bytes."""
+    return hashlib.sha256(prev_hash + canonical).digest()

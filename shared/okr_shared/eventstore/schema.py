@@ -1,0 +1,53 @@
+"""Tables of the event store (owned by shared/okr_shared/eventstore; created only by
+its Alembic migrations, never by create_all in production code)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+
+metadata = MetaData()
+
+#: One row per event. ``position`` is global, gap-free and in commit order.
+events = Table(
+    "es_events",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("stream_id", String(200), nullable=False),
+    Column("stream_version", Integer, nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("event_type", String(200), nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    # TEXT, not JSON/JSONB: the hash covers these exact bytes, and JSONB would
+    # re-format them.
+    Column("data", Text, nullable=False),
+    Column("metadata", Text, nullable=False),
+    # Microseconds since the Unix epoch, UTC: identical on every backend and cheap
+    # to hash and to read.
+    Column("recorded_at_us", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("stream_id", "stream_version", name="uq_es_events_stream_version"),
+    UniqueConstraint("event_id", name="uq_es_events_event_id"),
+    Index("ix_es_events_tenant_position", "tenant_id", "position"),
+)
+
+#: A single row (id = 1) holding the last assigned position. Every append updates it
+#: first, in its own transaction: that row lock serialises appends in commit order, and
+#: a rolled-back append rolls the counter back too, so positions never have holes.
+head = Table(
+    "es_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_position", BigInteger, nullable=False),
+)
+
+#: The newest link of each tenant's hash chain: the anchor that reveals a truncated
+#: history and the starting point of the next append.
+chain_heads = Table(
+    "es_chain_heads",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("last_position", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    Column("event_count", BigInteger, nullable=False),
+)

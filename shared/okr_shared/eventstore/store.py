@@ -1,0 +1,537 @@
+"""The event store: one API over SQLAlchemy Core for SQLite and PostgreSQL.
+
+Append protocol (one transaction; any error rolls all of it back):
+
+1. take the store's write lock by incrementing the head counter (PostgreSQL: the
+   ``es_head`` row lock; SQLite: ``BEGIN IMMEDIATE`` plus an in-process lock, so green
+   threads never busy-wait on SQLite's file lock);
+2. read the stream's current version and owner tenant, and the tenant's chain head;
+3. check the expected version; hash each event onto the tenant's chain;
+4. insert the events and move the chain head; commit.
+
+Positions come from the head counter inside the same transaction, so they are
+assigned in commit order and a rollback leaves no hole.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from sqlalchemy import Engine, and_, exc, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from . import schema
+from .canonical import GENESIS_HASH, canonical_bytes, chain_hash, dumps
+from .engine import is_sqlite
+from .errors import (
+    DuplicateEventIds,
+    EmptyBatch,
+    InvalidAppend,
+    InvalidEvent,
+    InvalidExpectedVersion,
+    PayloadTooLarge,
+    StreamNotFound,
+    TenantMismatch,
+    WrongExpectedVersion,
+)
+from .model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, NewEvent, RecordedEvent, VerifyResult
+
+TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+EVENT_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,199}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+MAX_STREAM_ID_LENGTH = 200
+
+_E = schema.events
+_COLUMNS = (
+    _E.c.position,
+    _E.c.tenant_id,
+    _E.c.stream_id,
+    _E.c.stream_version,
+    _E.c.event_id,
+    _E.c.event_type,
+    _E.c.schema_version,
+    _E.c.data,
+    _E.c.metadata,
+    _E.c.recorded_at_us,
+    _E.c.hash,
+)
+
+# One write lock per SQLite database in this process (see module docstring).
+_sqlite_locks: dict[str, threading.Lock] = {}
+_sqlite_locks_guard = threading.Lock()
+
+
+def _sqlite_lock(engine: Engine) -> threading.Lock:
+    key = str(engine.url)
+    with _sqlite_locks_guard:
+        return _sqlite_locks.setdefault(key, threading.Lock())
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+class _AlreadyStored(Exception):
+    def __init__(self, result: AppendResult):
+        self.result = result
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class EventStore:
+    """Append-only store of events with optimistic concurrency, gap-free global
+    positions, idempotent appends and a per-tenant SHA-256 hash chain.
+
+    The schema must exist (``okr_shared.eventstore.migrate``).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_data_bytes: int = 256 * 1024,
+        max_metadata_bytes: int = 16 * 1024,
+        max_batch_size: int = 1000,
+        clock=_now_us,
+    ):
+        self.engine = engine
+        self.max_data_bytes = max_data_bytes
+        self.max_metadata_bytes = max_metadata_bytes
+        self.max_batch_size = max_batch_size
+        self._clock = clock
+        self._sqlite = is_sqlite(engine)
+        self._write_lock = _sqlite_lock(engine) if self._sqlite else _NoLock()
+        dialect = sqlite if self._sqlite else postgresql
+        self._upsert_chain_head = self._chain_head_upsert(dialect)
+
+    # ------------------------------------------------------------------ append
+
+    def append(self, stream_id: str, expected_version, events: Sequence[NewEvent]) -> AppendResult:
+        """Append ``events`` to ``stream_id`` atomically.
+
+        ``expected_version``: ``ANY``; ``NO_STREAM`` (or 0) — the stream must not
+        exist; ``STREAM_EXISTS``; or the integer version the stream must be at.
+        Raises ``WrongExpectedVersion`` (carrying the actual version) on a conflict and
+        an ``InvalidAppend`` subclass on bad input; in both cases nothing is written.
+        Appending a batch whose event ids are all already stored, in this stream and
+        order, writes nothing and returns the stored outcome (``already_stored``).
+        """
+        self._check_expected_version(expected_version)
+        rows, tenant_id = self._prepare(stream_id, events)
+        event_ids = [r["event_id"] for r in rows]
+        n = len(rows)
+        try:
+            with self._write_lock, self._write_connection() as conn, conn.begin():
+                last = conn.execute(
+                    update(schema.head)
+                    .where(schema.head.c.id == 1)
+                    .values(last_position=schema.head.c.last_position + n)
+                    .returning(schema.head.c.last_position)
+                ).scalar_one()
+                first_position = last - n + 1
+                current, owner, prev_hex = self._stream_state(conn, stream_id, tenant_id)
+                if owner is not None and owner != tenant_id:
+                    raise TenantMismatch(
+                        f"stream {stream_id!r} belongs to tenant {owner!r}, not {tenant_id!r}"
+                    )
+                conflict = self._conflict(stream_id, expected_version, current)
+                if conflict is not None:
+                    stored = self._already_stored(conn, stream_id, event_ids)
+                    # Leave by exception so the transaction (and the head increment)
+                    # rolls back instead of committing.
+                    raise conflict if stored is None else _AlreadyStored(stored)
+                prev = bytes.fromhex(prev_hex) if prev_hex else GENESIS_HASH
+                now = self._clock()
+                for i, row in enumerate(rows):
+                    row["position"] = first_position + i
+                    row["stream_version"] = current + 1 + i
+                    row["recorded_at_us"] = now
+                    prev = chain_hash(
+                        prev,
+                        canonical_bytes(
+                            row["position"],
+                            tenant_id,
+                            stream_id,
+                            row["stream_version"],
+                            row["event_id"],
+                            row["event_type"],
+                            row["schema_version"],
+                            now,
+                            row["data"],
+                            row["metadata"],
+                        ),
+                    )
+                    row["hash"] = prev.hex()
+                conn.execute(_E.insert(), rows)
+                conn.execute(
+                    self._upsert_chain_head,
+                    {
+                        "tenant_id": tenant_id,
+                        "last_position": last,
+                        "last_hash": prev.hex(),
+                        "event_count": n,
+                    },
+                )
+        except _AlreadyStored as done:
+            return done.result
+        except exc.IntegrityError:
+            # Only the event_id constraint can fire under the write lock: some id of the
+            # batch is stored already. An exact retry is a success; anything else is not.
+            with self.engine.connect() as conn:
+                stored = self._already_stored(conn, stream_id, event_ids)
+            if stored is not None:
+                return stored
+            raise DuplicateEventIds(
+                f"some event ids of the batch for stream {stream_id!r} are already stored "
+                "(elsewhere, or not the whole batch); an idempotent retry must resend the "
+                "exact batch to the same stream"
+            ) from None
+        return AppendResult(stream_id, current + n, first_position, last)
+
+    def _write_connection(self):
+        conn = self.engine.connect()
+        if self._sqlite:
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        return conn
+
+    @staticmethod
+    def _chain_head_upsert(dialect):
+        ch = schema.chain_heads
+        stmt = dialect.insert(ch)
+        return stmt.on_conflict_do_update(
+            index_elements=[ch.c.tenant_id],
+            set_={
+                "last_position": stmt.excluded.last_position,
+                "last_hash": stmt.excluded.last_hash,
+                "event_count": ch.c.event_count + stmt.excluded.event_count,
+            },
+        )
+
+    @staticmethod
+    def _stream_state(conn, stream_id: str, tenant_id: str):
+        """(current version, owner tenant or None, tenant's last hash or None) in one query."""
+        last_event = (
+            select(_E.c.stream_version, _E.c.tenant_id)
+            .where(_E.c.stream_id == stream_id)
+            .order_by(_E.c.stream_version.desc())
+            .limit(1)
+            .subquery()
+        )
+        row = conn.execute(
+            select(
+                select(last_event.c.stream_version).scalar_subquery(),
+                select(last_event.c.tenant_id).scalar_subquery(),
+                select(schema.chain_heads.c.last_hash)
+                .where(schema.chain_heads.c.tenant_id == tenant_id)
+                .scalar_subquery(),
+            )
+        ).one()
+        return (row[0] or 0), row[1], row[2]
+
+    @staticmethod
+    def _check_expected_version(expected) -> None:
+        if expected is ANY or expected is NO_STREAM or expected is STREAM_EXISTS:
+            return
+        if isinstance(expected, bool) or not isinstance(expected, int):
+            raise InvalidExpectedVersion(
+                f"expected_version must be ANY, NO_STREAM, STREAM_EXISTS or an integer >= 0, "
+                f"not {expected!r}"
+            )
+        if expected < 0:
+            raise InvalidExpectedVersion(f"expected_version must be >= 0, not {expected}")
+
+    @staticmethod
+    def _conflict(stream_id: str, expected, current: int):
+        if expected is ANY:
+            return None
+        if expected is NO_STREAM or expected == 0:
+            return None if current == 0 else WrongExpectedVersion(stream_id, NO_STREAM, current)
+        if current == 0:
+            return StreamNotFound(stream_id)
+        if expected is STREAM_EXISTS or expected == current:
+            return None
+        return WrongExpectedVersion(stream_id, expected, current)
+
+    @staticmethod
+    def _already_stored(conn, stream_id: str, event_ids: list[str]) -> AppendResult | None:
+        """The AppendResult of an earlier identical append, or None if none of the ids is
+        stored. Raises DuplicateEventIds when only some are, or elsewhere."""
+        found = conn.execute(
+            select(_E.c.event_id, _E.c.stream_id, _E.c.stream_version, _E.c.position).where(
+                _E.c.event_id.in_(event_ids)
+            )
+        ).all()
+        if not found:
+            return None
+        by_id = {r.event_id: r for r in found}
+        stored = [by_id.get(eid) for eid in event_ids]
+        if (
+            any(r is None or r.stream_id != stream_id for r in stored)
+            or any(b.stream_version != a.stream_version + 1 for a, b in zip(stored, stored[1:]))
+        ):
+            raise DuplicateEventIds(
+                f"{len(found)} of the {len(event_ids)} event ids are already stored, but not as "
+                f"this exact batch on stream {stream_id!r}; an idempotent retry must resend "
+                "the exact batch to the same stream"
+            )
+        return AppendResult(
+            stream_id, stored[-1].stream_version, stored[0].position, stored[-1].position, True
+        )
+
+    def _prepare(self, stream_id: str, events: Sequence[NewEvent]) -> tuple[list[dict], str]:
+        """Validate and serialise the batch before any transaction opens."""
+        if not isinstance(stream_id, str) or not stream_id or stream_id.strip() != stream_id:
+            raise InvalidAppend(f"stream_id must be a non-empty string without surrounding spaces, not {stream_id!r}")
+        if len(stream_id) > MAX_STREAM_ID_LENGTH or _CONTROL_RE.search(stream_id):
+            raise InvalidAppend(
+                f"stream_id must be at most {MAX_STREAM_ID_LENGTH} printable characters"
+            )
+        if isinstance(events, (NewEvent, str, bytes, Mapping)) or not isinstance(events, Iterable):
+            raise InvalidAppend("events must be a list of NewEvent")
+        events = list(events)
+        if not events:
+            raise EmptyBatch(f"append to stream {stream_id!r} with no events")
+        if len(events) > self.max_batch_size:
+            raise InvalidAppend(
+                f"batch of {len(events)} events exceeds the limit of {self.max_batch_size}"
+            )
+        rows: list[dict] = []
+        seen_ids: set[str] = set()
+        tenant_id = None
+        for i, ev in enumerate(events):
+            if not isinstance(ev, NewEvent):
+                raise InvalidEvent(i, "event", f"must be a NewEvent, not {type(ev).__name__}")
+            if not isinstance(ev.tenant_id, str) or not TENANT_RE.fullmatch(ev.tenant_id):
+                raise InvalidEvent(
+                    i, "tenant_id", f"{ev.tenant_id!r} is not 1-64 letters, digits, '_', '.' or '-'"
+                )
+            if tenant_id is None:
+                tenant_id = ev.tenant_id
+            elif ev.tenant_id != tenant_id:
+                raise TenantMismatch(
+                    f"event #{i} is for tenant {ev.tenant_id!r} but event #0 is for {tenant_id!r}; "
+                    "one append writes one tenant's stream"
+                )
+            if not isinstance(ev.event_type, str) or not EVENT_TYPE_RE.fullmatch(ev.event_type):
+                raise InvalidEvent(
+                    i, "event_type", f"{ev.event_type!r} is not a dotted name of letters, digits and '_'"
+                )
+            event_id = self._event_id(i, ev.event_id)
+            if event_id in seen_ids:
+                raise InvalidEvent(i, "event_id", f"{event_id} appears twice in the batch")
+            seen_ids.add(event_id)
+            sv = ev.schema_version
+            if isinstance(sv, bool) or not isinstance(sv, int) or not 1 <= sv <= 1_000_000:
+                raise InvalidEvent(i, "schema_version", f"must be an integer >= 1, not {sv!r}")
+            data = self._json(i, "data", ev.data, self.max_data_bytes)
+            meta = self._json(i, "metadata", ev.metadata, self.max_metadata_bytes)
+            rows.append(
+                {
+                    "tenant_id": ev.tenant_id,
+                    "stream_id": stream_id,
+                    "event_id": event_id,
+                    "event_type": ev.event_type,
+                    "schema_version": sv,
+                    "data": data,
+                    "metadata": meta,
+                }
+            )
+        return rows, tenant_id
+
+    @staticmethod
+    def _event_id(i: int, value) -> str:
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        if isinstance(value, str):
+            try:
+                return str(uuid.UUID(value))
+            except ValueError:
+                pass
+        raise InvalidEvent(i, "event_id", f"{value!r} is not a UUID")
+
+    @staticmethod
+    def _json(i: int, field: str, value, limit: int) -> str:
+        if not isinstance(value, Mapping):
+            raise InvalidEvent(i, field, f"must be a JSON object (dict), not {type(value).__name__}")
+        try:
+            text = dumps(value)
+        except (TypeError, ValueError) as e:
+            raise InvalidEvent(i, field, f"not serialisable as JSON: {e}") from None
+        size = len(text.encode("utf-8"))
+        if size > limit:
+            raise PayloadTooLarge(i, field, f"{size} bytes exceeds the limit of {limit} bytes")
+        return text
+
+    # ------------------------------------------------------------------- reads
+
+    def stream_version(self, stream_id: str) -> int:
+        """The stream's current version (0 if it does not exist)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.max(_E.c.stream_version)).where(_E.c.stream_id == stream_id)
+            ).scalar_one() or 0
+
+    def head_position(self) -> int:
+        """The last assigned global position (0 for an empty store)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(schema.head.c.last_position)).scalar_one()
+
+    def read_stream(
+        self, stream_id: str, from_version: int = 1, *, batch_size: int = 1000
+    ) -> Iterator[RecordedEvent]:
+        """Events of one stream from ``from_version`` on, in version order.
+
+        Raises StreamNotFound (immediately, not on first iteration) for an unknown stream.
+        """
+        if isinstance(from_version, bool) or not isinstance(from_version, int) or from_version < 1:
+            raise ValueError(f"from_version must be an integer >= 1, not {from_version!r}")
+        if self.stream_version(stream_id) == 0:
+            raise StreamNotFound(stream_id)
+        base = select(*_COLUMNS).where(_E.c.stream_id == stream_id).order_by(_E.c.stream_version)
+
+        def pages():
+            version = from_version
+            while True:
+                with self.engine.connect() as conn:
+                    rows = conn.execute(
+                        base.where(_E.c.stream_version >= version).limit(batch_size)
+                    ).all()
+                yield from map(RecordedEvent._make, rows)
+                if len(rows) < batch_size:
+                    return
+                version = rows[-1][3] + 1
+
+        return pages()
+
+    def read_all(
+        self,
+        from_position: int = 1,
+        *,
+        to_position: int | None = None,
+        tenant_id: str | None = None,
+        event_types: Iterable[str] | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[RecordedEvent]:
+        """Every event from ``from_position`` (inclusive) in position order, optionally
+        only one tenant's and only some event types, up to ``to_position`` (inclusive).
+
+        Streams in batches of ``batch_size`` rows, each in its own short query, so
+        memory stays flat however long the history is.
+        """
+        if isinstance(from_position, bool) or not isinstance(from_position, int) or from_position < 1:
+            raise ValueError(f"from_position must be an integer >= 1, not {from_position!r}")
+        conditions = []
+        if tenant_id is not None:
+            conditions.append(_E.c.tenant_id == tenant_id)
+        if event_types is not None:
+            types = list(event_types)
+            if not types:
+                return iter(())
+            conditions.append(_E.c.event_type.in_(types))
+        if to_position is not None:
+            conditions.append(_E.c.position <= to_position)
+        return self._pages(select(*_COLUMNS), conditions, from_position, batch_size, RecordedEvent._make)
+
+    def _pages(self, base, conditions, from_position, batch_size, make):
+        base = base.order_by(_E.c.position).limit(batch_size)
+        position = from_position
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(base.where(and_(_E.c.position >= position, *conditions))).all()
+            yield from map(make, rows)
+            if len(rows) < batch_size:
+                return
+            position = rows[-1][0] + 1
+
+    # ------------------------------------------------------------------ verify
+
+    def verify(self, tenant_id: str | None = None, *, batch_size: int = 5000) -> VerifyResult:
+        """Recompute the hash chain(s) and report the first event at fault.
+
+        Checks, in position order: each event's stored hash against SHA-256 of its
+        predecessor's hash and its canonical bytes (an edited field, payload or hash, a
+        removed or reordered event); over all tenants, that positions have no hole; at
+        the end, that each tenant's chain head matches its last event (a truncated
+        history) and that the head counter matches the last position.
+        """
+        conditions = [] if tenant_id is None else [_E.c.tenant_id == tenant_id]
+        prev: dict[str, bytes] = {}
+        last_position: dict[str, int] = {}
+        counts: dict[str, int] = {}
+        expected_position = 1
+        checked = 0
+        for row in self._pages(select(*_COLUMNS), conditions, 1, batch_size, tuple):
+            (position, tenant, stream_id, version, event_id, event_type, sv, data, meta, rec, stored) = row
+            if tenant_id is None and position != expected_position:
+                return VerifyResult(
+                    False, checked, len(prev), position, event_id, tenant,
+                    f"position {expected_position} is missing before this event "
+                    "(an event was removed or renumbered)",
+                )
+            expected_position = position + 1
+            computed = chain_hash(
+                prev.get(tenant, GENESIS_HASH),
+                canonical_bytes(position, tenant, stream_id, version, event_id, event_type, sv, rec, data, meta),
+            )
+            if computed.hex() != stored:
+                return VerifyResult(
+                    False, checked, len(prev), position, event_id, tenant,
+                    "stored hash does not match the event's content chained to its "
+                    "predecessor (a field or the payload was edited, or an event before it "
+                    "in this tenant's chain was removed or reordered)",
+                )
+            prev[tenant] = bytes.fromhex(stored)
+            last_position[tenant] = position
+            counts[tenant] = counts.get(tenant, 0) + 1
+            checked += 1
+        return self._verify_heads(tenant_id, prev, last_position, counts, checked, expected_position - 1)
+
+    def _verify_heads(self, tenant_id, prev, last_position, counts, checked, last_seen) -> VerifyResult:
+        ch = schema.chain_heads
+        query = select(ch.c.tenant_id, ch.c.last_position, ch.c.last_hash, ch.c.event_count)
+        if tenant_id is not None:
+            query = query.where(ch.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            heads = {r.tenant_id: r for r in conn.execute(query)}
+            head_position = conn.execute(select(schema.head.c.last_position)).scalar_one()
+        for tenant in sorted(set(heads) | set(prev)):
+            h = heads.get(tenant)
+            if h is None:
+                return VerifyResult(False, checked, len(prev), last_position[tenant], None, tenant,
+                                    "tenant has events but no chain head")
+            if (
+                h.last_hash != (prev[tenant].hex() if tenant in prev else None)
+                or h.last_position != last_position.get(tenant)
+                or h.event_count != counts.get(tenant, 0)
+            ):
+                return VerifyResult(
+                    False, checked, len(prev), h.last_position, None, tenant,
+                    f"chain head says {h.event_count} events ending at position {h.last_position}, "
+                    f"but the table holds {counts.get(tenant, 0)} ending at "
+                    f"{last_position.get(tenant)} (history truncated or head edited)",
+                )
+        if tenant_id is None and head_position != last_seen:
+            return VerifyResult(
+                False, checked, len(prev), head_position, None, None,
+                f"head counter is at position {head_position} but the last event is at {last_seen}",
+            )
+        return VerifyResult(True, checked, len(prev))
+
+    def chain_head(self, tenant_id: str) -> dict | None:
+        """The tenant's chain head: last_position, last_hash, event_count (None if no events)."""
+        ch = schema.chain_heads
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(ch.c.last_position, ch.c.last_hash, ch.c.event_count).where(ch.c.tenant_id == tenant_id)
+            ).first()
+        return dict(row._mapping) if row else None
