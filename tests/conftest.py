@@ -1,6 +1,10 @@
 # nameko's fixtures hang without this, and the services run patched: the whole suite
 # runs under eventlet, as production does (../shared/design/NAMEKO-NOTES.md).
-import eventlet
+import warnings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # "Eventlet is deprecated": known
+    import eventlet
 
 eventlet.monkey_patch()
 

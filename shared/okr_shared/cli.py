@@ -16,7 +16,10 @@ from pathlib import Path
 
 import click
 
+from okr.v1 import events_pb2
+
 from .config import Settings
+from .contracts import event_type_of, payload_to_dict, stream_id_for
 from .eventstore import NO_STREAM, EventStore, NewEvent, export_jsonl, make_engine, migrate
 
 
@@ -31,6 +34,10 @@ database_option = click.option(
     "--database-url", envvar="OKR_DATABASE_URL", default=None,
     help="SQLAlchemy URL of the event store (default: SQLite under OKR_DATA_DIR).",
 )
+
+
+def _event(message, tenant_id: str, metadata: dict) -> NewEvent:
+    return NewEvent(event_type_of(message), payload_to_dict(message), tenant_id=tenant_id, metadata=metadata)
 
 
 @click.group()
@@ -80,26 +87,29 @@ def demo(data_dir: Path):
     click.echo(f"event store: {url} (head at position {store.head_position()})")
 
     tenant, run = "demo", uuid.uuid4().hex[:8]
-    kr = f"kr-{run}"
+    kr_id, objective_id = f"{run}-kr", f"{run}-obj"
     meta = {"actor": "ana@demo", "correlation_id": str(uuid.uuid4())}
     start = date.today() - timedelta(weeks=12)
+    defined = events_pb2.KeyResultDefined(
+        key_result_id=kr_id, objective_id=objective_id, title="Weekly active teams from 40 to 120",
+        kind=events_pb2.KEY_RESULT_KIND_INCREASE_TO, start_value=40, target_value=120, unit="teams",
+        weight=1.0, owner="ana@demo", due_date=str(start + timedelta(weeks=13)),
+    )
+    kr = stream_id_for(defined)
     t0 = time.perf_counter()
-    store.append(kr, NO_STREAM, [NewEvent("okr.v1.KeyResultDefined", {
-        "key_result_id": kr, "objective_id": f"obj-{run}", "title": "Weekly active teams from 40 to 120",
-        "kind": "INCREASE_TO", "start_value": 40, "target_value": 120, "unit": "teams",
-        "owner": "ana@demo", "due_date": str(start + timedelta(weeks=13)),
-    }, tenant_id=tenant, metadata=meta)])
+    store.append(kr, NO_STREAM, [_event(defined, tenant, meta)])
     for week in range(1, 13):
-        store.append(kr, week, [NewEvent("okr.v1.CheckInRecorded", {
-            "check_in_id": str(uuid.uuid4()), "key_result_id": kr, "value": 40 + 6 * week,
-            "confidence": 7, "comment": f"week {week}", "author": "ana@demo",
-            "effective_date": str(start + timedelta(weeks=week)),
-        }, tenant_id=tenant, metadata=meta)])
+        check_in = events_pb2.CheckInRecorded(
+            check_in_id=str(uuid.uuid4()), key_result_id=kr_id, objective_id=objective_id,
+            value=40 + 6 * week, confidence=7, comment=f"week {week}", author="ana@demo",
+            effective_date=str(start + timedelta(weeks=week)),
+        )
+        store.append(kr, week, [_event(check_in, tenant, meta)])
     elapsed = time.perf_counter() - t0
     events = list(store.read_stream(kr))
     click.echo(f"appended {len(events)} events to stream {kr} in {elapsed * 1000:.1f} ms:")
     for e in events[:2] + events[-1:]:
-        click.echo(f"  #{e.position:<6} v{e.stream_version:<3} {e.event_type:<24} {e.data_json[:60]}… hash {e.hash[:12]}…")
+        click.echo(f"  #{e.position:<6} v{e.stream_version:<3} {e.event_type:<24} {e.data_json[:50]}… hash {e.hash[:12]}…")
     result = store.verify()
     click.echo(f"verify: {result}")
     export_path = data_dir / f"export-{tenant}.jsonl"

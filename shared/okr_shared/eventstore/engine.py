@@ -17,7 +17,9 @@ def make_engine(url: str, **kwargs) -> Engine:
     """
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pool_pre_ping: it costs a round trip per checkout, i.e. per append, inside the
+    # store's serial write path. A connection broken by a server restart is detected on
+    # use, the pool is invalidated, and the caller's retry gets a fresh connection.
     return create_engine(url, **kwargs)
 
 

@@ -25,6 +25,8 @@ def export_jsonl(store: EventStore, tenant_id: str, out: TextIO) -> dict:
     )
     if head["last_position"]:
         for ev in store.read_all(tenant_id=tenant_id, to_position=head["last_position"], batch_size=5000):
-            out.write(json.dumps(ev._asdict(), ensure_ascii=False) + "\n")
+            # ASCII-only lines (non-ASCII escaped as \uXXXX): the file reads the same in
+            # any encoding and no U+2028 can split a line; parsing restores the exact text.
+            out.write(json.dumps(ev._asdict()) + "\n")
     out.write(json.dumps({"chain_head": head}) + "\n")
     return head

@@ -1,6 +1,7 @@
 """The event store: one API over SQLAlchemy Core for SQLite and PostgreSQL.
 
-Append protocol (one transaction; any error rolls all of it back):
+Append protocol (one transaction; any error rolls all of it back; the per-backend
+transactions are in transactions.py):
 
 1. take the store's write lock by incrementing the head counter (PostgreSQL: the
    ``es_head`` row lock; SQLite: ``BEGIN IMMEDIATE`` plus an in-process lock, so green
@@ -16,17 +17,14 @@ assigned in commit order and a rollback leaves no hole.
 from __future__ import annotations
 
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Engine, and_, exc, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, and_, exc, func, select
 
 from . import schema
 from .canonical import GENESIS_HASH, canonical_bytes, chain_hash, dumps
-from .engine import is_sqlite
 from .errors import (
     DuplicateEventIds,
     EmptyBatch,
@@ -39,6 +37,7 @@ from .errors import (
     WrongExpectedVersion,
 )
 from .model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, NewEvent, RecordedEvent, VerifyResult
+from .transactions import append_transaction
 
 TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 EVENT_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,199}")
@@ -60,28 +59,18 @@ _COLUMNS = (
     _E.c.hash,
 )
 
-# One write lock per SQLite database in this process (see module docstring).
-_sqlite_locks: dict[str, threading.Lock] = {}
-_sqlite_locks_guard = threading.Lock()
-
-
-def _sqlite_lock(engine: Engine) -> threading.Lock:
-    key = str(engine.url)
-    with _sqlite_locks_guard:
-        return _sqlite_locks.setdefault(key, threading.Lock())
-
-
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        return False
-
 
 class _AlreadyStored(Exception):
     def __init__(self, result: AppendResult):
         self.result = result
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _now_us() -> int:
@@ -109,10 +98,7 @@ class EventStore:
         self.max_metadata_bytes = max_metadata_bytes
         self.max_batch_size = max_batch_size
         self._clock = clock
-        self._sqlite = is_sqlite(engine)
-        self._write_lock = _sqlite_lock(engine) if self._sqlite else _NoLock()
-        dialect = sqlite if self._sqlite else postgresql
-        self._upsert_chain_head = self._chain_head_upsert(dialect)
+        append_transaction(engine)  # refuses an unsupported database up front
 
     # ------------------------------------------------------------------ append
 
@@ -128,60 +114,36 @@ class EventStore:
         """
         self._check_expected_version(expected_version)
         rows, tenant_id = self._prepare(stream_id, events)
-        event_ids = [r["event_id"] for r in rows]
+        event_ids = [r[0] for r in rows]
         n = len(rows)
         try:
-            with self._write_lock, self._write_connection() as conn, conn.begin():
-                last = conn.execute(
-                    update(schema.head)
-                    .where(schema.head.c.id == 1)
-                    .values(last_position=schema.head.c.last_position + n)
-                    .returning(schema.head.c.last_position)
-                ).scalar_one()
+            with append_transaction(self.engine) as tx:
+                last, current, owner, prev_hex = tx.lock_and_read(n, stream_id, tenant_id)
                 first_position = last - n + 1
-                current, owner, prev_hex = self._stream_state(conn, stream_id, tenant_id)
                 if owner is not None and owner != tenant_id:
                     raise TenantMismatch(
                         f"stream {stream_id!r} belongs to tenant {owner!r}, not {tenant_id!r}"
                     )
                 conflict = self._conflict(stream_id, expected_version, current)
                 if conflict is not None:
-                    stored = self._already_stored(conn, stream_id, event_ids)
+                    stored = self._already_stored(tx.connection, stream_id, event_ids)
                     # Leave by exception so the transaction (and the head increment)
                     # rolls back instead of committing.
                     raise conflict if stored is None else _AlreadyStored(stored)
                 prev = bytes.fromhex(prev_hex) if prev_hex else GENESIS_HASH
                 now = self._clock()
-                for i, row in enumerate(rows):
-                    row["position"] = first_position + i
-                    row["stream_version"] = current + 1 + i
-                    row["recorded_at_us"] = now
-                    prev = chain_hash(
-                        prev,
-                        canonical_bytes(
-                            row["position"],
-                            tenant_id,
-                            stream_id,
-                            row["stream_version"],
-                            row["event_id"],
-                            row["event_type"],
-                            row["schema_version"],
-                            now,
-                            row["data"],
-                            row["metadata"],
-                        ),
-                    )
-                    row["hash"] = prev.hex()
-                conn.execute(_E.insert(), rows)
-                conn.execute(
-                    self._upsert_chain_head,
-                    {
-                        "tenant_id": tenant_id,
-                        "last_position": last,
-                        "last_hash": prev.hex(),
-                        "event_count": n,
-                    },
-                )
+                records = []
+                for i, (event_id, event_type, schema_version, data, meta) in enumerate(rows):
+                    position, version = first_position + i, current + 1 + i
+                    prev = chain_hash(prev, canonical_bytes(
+                        position, tenant_id, stream_id, version, event_id, event_type,
+                        schema_version, now, data, meta,
+                    ))
+                    records.append((position, tenant_id, stream_id, version, event_id, event_type,
+                                    schema_version, data, meta, now, prev.hex()))
+                tx.write_and_commit(records, {
+                    "tenant_id": tenant_id, "last_position": last, "last_hash": prev.hex(), "event_count": n,
+                })
         except _AlreadyStored as done:
             return done.result
         except exc.IntegrityError:
@@ -197,46 +159,6 @@ class EventStore:
                 "exact batch to the same stream"
             ) from None
         return AppendResult(stream_id, current + n, first_position, last)
-
-    def _write_connection(self):
-        conn = self.engine.connect()
-        if self._sqlite:
-            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-        return conn
-
-    @staticmethod
-    def _chain_head_upsert(dialect):
-        ch = schema.chain_heads
-        stmt = dialect.insert(ch)
-        return stmt.on_conflict_do_update(
-            index_elements=[ch.c.tenant_id],
-            set_={
-                "last_position": stmt.excluded.last_position,
-                "last_hash": stmt.excluded.last_hash,
-                "event_count": ch.c.event_count + stmt.excluded.event_count,
-            },
-        )
-
-    @staticmethod
-    def _stream_state(conn, stream_id: str, tenant_id: str):
-        """(current version, owner tenant or None, tenant's last hash or None) in one query."""
-        last_event = (
-            select(_E.c.stream_version, _E.c.tenant_id)
-            .where(_E.c.stream_id == stream_id)
-            .order_by(_E.c.stream_version.desc())
-            .limit(1)
-            .subquery()
-        )
-        row = conn.execute(
-            select(
-                select(last_event.c.stream_version).scalar_subquery(),
-                select(last_event.c.tenant_id).scalar_subquery(),
-                select(schema.chain_heads.c.last_hash)
-                .where(schema.chain_heads.c.tenant_id == tenant_id)
-                .scalar_subquery(),
-            )
-        ).one()
-        return (row[0] or 0), row[1], row[2]
 
     @staticmethod
     def _check_expected_version(expected) -> None:
@@ -288,13 +210,15 @@ class EventStore:
             stream_id, stored[-1].stream_version, stored[0].position, stored[-1].position, True
         )
 
-    def _prepare(self, stream_id: str, events: Sequence[NewEvent]) -> tuple[list[dict], str]:
-        """Validate and serialise the batch before any transaction opens."""
+    def _prepare(self, stream_id: str, events: Sequence[NewEvent]) -> tuple[list[tuple], str]:
+        """Validate and serialise the batch before any transaction opens: returns
+        (event_id, event_type, schema_version, data_json, metadata_json) per event,
+        and the batch's tenant."""
         if not isinstance(stream_id, str) or not stream_id or stream_id.strip() != stream_id:
             raise InvalidAppend(f"stream_id must be a non-empty string without surrounding spaces, not {stream_id!r}")
-        if len(stream_id) > MAX_STREAM_ID_LENGTH or _CONTROL_RE.search(stream_id):
+        if len(stream_id) > MAX_STREAM_ID_LENGTH or _CONTROL_RE.search(stream_id) or not _is_utf8(stream_id):
             raise InvalidAppend(
-                f"stream_id must be at most {MAX_STREAM_ID_LENGTH} printable characters"
+                f"stream_id must be at most {MAX_STREAM_ID_LENGTH} printable characters, valid UTF-8"
             )
         if isinstance(events, (NewEvent, str, bytes, Mapping)) or not isinstance(events, Iterable):
             raise InvalidAppend("events must be a list of NewEvent")
@@ -335,17 +259,7 @@ class EventStore:
                 raise InvalidEvent(i, "schema_version", f"must be an integer >= 1, not {sv!r}")
             data = self._json(i, "data", ev.data, self.max_data_bytes)
             meta = self._json(i, "metadata", ev.metadata, self.max_metadata_bytes)
-            rows.append(
-                {
-                    "tenant_id": ev.tenant_id,
-                    "stream_id": stream_id,
-                    "event_id": event_id,
-                    "event_type": ev.event_type,
-                    "schema_version": sv,
-                    "data": data,
-                    "metadata": meta,
-                }
-            )
+            rows.append((event_id, ev.event_type, sv, data, meta))
         return rows, tenant_id
 
     @staticmethod
@@ -365,9 +279,9 @@ class EventStore:
             raise InvalidEvent(i, field, f"must be a JSON object (dict), not {type(value).__name__}")
         try:
             text = dumps(value)
+            size = len(text.encode("utf-8"))  # a lone surrogate fails here
         except (TypeError, ValueError) as e:
-            raise InvalidEvent(i, field, f"not serialisable as JSON: {e}") from None
-        size = len(text.encode("utf-8"))
+            raise InvalidEvent(i, field, f"not serialisable as UTF-8 JSON: {e}") from None
         if size > limit:
             raise PayloadTooLarge(i, field, f"{size} bytes exceeds the limit of {limit} bytes")
         return text

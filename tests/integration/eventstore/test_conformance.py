@@ -165,6 +165,8 @@ def _bad_inputs():
         "stream of another tenant": ("kr-1", 1, [ev(tenant="globex")], TenantMismatch),
         "empty stream id": ("", 1, [ev()], InvalidAppend),
         "control character in stream id": ("kr\n1", 1, [ev()], InvalidAppend),
+        "lone surrogate in payload": ("kr-1", 1, [NewEvent("t.X", {"v": "\ud800"}, tenant_id="acme")], InvalidEvent),
+        "lone surrogate in stream id": ("kr-\ud800", 1, [ev()], InvalidAppend),
         "single event instead of a list": ("kr-1", 1, ev(), InvalidAppend),
         "batch over the size limit": ("kr-1", 1, [ev(i) for i in range(1001)], InvalidAppend),
     }

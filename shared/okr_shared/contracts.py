@@ -1,0 +1,163 @@
+"""The okr.v1 event contracts in Python: which event types exist, and how a payload moves
+between its typed protobuf message, the JSON object the event store keeps, and the
+``EventEnvelope`` published on the bus and returned by ``StreamEvents``.
+
+The registry is derived from the generated code: a message of protos/okr/v1/events.proto
+is a domain event exactly when it carries the ``(okr.v1.event)`` option, and its event
+type is its fully-qualified name (``okr.v1.CheckInRecorded``). docs/contracts.md has the
+catalogue and the evolution rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from okr.v1 import events_pb2
+
+if TYPE_CHECKING:  # only a type: consumers of the contracts need no event store
+    from .eventstore.model import RecordedEvent
+
+__all__ = [
+    "EVENT_TYPES",
+    "EventEnvelope",
+    "UnknownEventType",
+    "envelope_from_recorded",
+    "event_type_of",
+    "message_class",
+    "payload_from_dict",
+    "payload_to_dict",
+    "stream_id_for",
+    "unpack_payload",
+]
+
+EventEnvelope = events_pb2.EventEnvelope
+
+#: Prefix of the ``type_url`` of a payload packed into ``EventEnvelope.payload``.
+TYPE_URL_PREFIX = "type.googleapis.com/"
+
+#: Metadata keys of a stored event that the envelope carries as fields of its own.
+_METADATA_FIELDS = ("actor", "correlation_id", "causation_id", "reason")
+
+
+class UnknownEventType(KeyError):
+    """The event type is not a domain event of the okr.v1 contracts."""
+
+    def __init__(self, event_type: str):
+        super().__init__(event_type)
+        self.event_type = event_type
+
+    def __str__(self) -> str:
+        return (
+            f"unknown event type {self.event_type!r}: not a domain event of the okr.v1 "
+            f"contracts (known: {', '.join(sorted(EVENT_TYPES))})"
+        )
+
+
+def _domain_events() -> dict[str, type[Message]]:
+    registry = {}
+    for name, descriptor in events_pb2.DESCRIPTOR.message_types_by_name.items():
+        if descriptor.GetOptions().HasExtension(events_pb2.event):
+            registry[descriptor.full_name] = getattr(events_pb2, name)
+    return registry
+
+
+#: event type (fully-qualified message name) → generated message class, for every
+#: domain event; EventEnvelope and the helper messages are not in it.
+EVENT_TYPES: Mapping[str, type[Message]] = MappingProxyType(_domain_events())
+
+
+def message_class(event_type: str) -> type[Message]:
+    """The generated message class of ``event_type``; raises UnknownEventType (a
+    KeyError) when it is not a domain event."""
+    try:
+        return EVENT_TYPES[event_type]
+    except KeyError:
+        raise UnknownEventType(event_type) from None
+
+
+def event_type_of(message: Message) -> str:
+    """The event type of a payload message, e.g. ``okr.v1.CheckInRecorded``; raises
+    UnknownEventType when the message is not a domain event."""
+    event_type = message.DESCRIPTOR.full_name
+    message_class(event_type)
+    return event_type
+
+
+def stream_id_for(message: Message) -> str:
+    """The id of the stream ``message`` is appended to, as its ``(okr.v1.event)`` option
+    says, e.g. ``kr-<key_result_id>`` for a CheckInRecorded. Raises ValueError when the
+    payload's stream key field is empty."""
+    event_type_of(message)
+    options = message.DESCRIPTOR.GetOptions().Extensions[events_pb2.event]
+    key = getattr(message, options.stream_key_field)
+    if not key:
+        raise ValueError(
+            f"{message.DESCRIPTOR.full_name}.{options.stream_key_field} is empty: "
+            f"cannot name its {options.stream_category!r} stream"
+        )
+    return f"{options.stream_category}-{key}"
+
+
+def payload_to_dict(message: Message) -> dict[str, Any]:
+    """The JSON object the store keeps for a payload: protobuf's JSON mapping with the
+    proto field names (``key_result_id``, enum values by name). Fields without presence
+    are written even at their default (``"confidence": 0``) so a stored event reads the
+    same to a person or a non-protobuf tool as to a protobuf reader."""
+    event_type_of(message)
+    return json_format.MessageToDict(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+    )
+
+
+def payload_from_dict(event_type: str, data: Mapping[str, Any]) -> Message:
+    """Parse a stored JSON payload into the message of ``event_type``.
+
+    Fields and enum values this version of the contracts does not know are ignored, so
+    events written by a newer writer still parse (forward compatibility). Raises
+    UnknownEventType for an unknown type and ``json_format.ParseError`` for a payload
+    that does not fit the schema (e.g. a string where a number belongs).
+    """
+    message = message_class(event_type)()
+    json_format.ParseDict(dict(data), message, ignore_unknown_fields=True)
+    return message
+
+
+def envelope_from_recorded(event: RecordedEvent) -> EventEnvelope:
+    """The EventEnvelope of a stored event: the row's fields, the metadata's actor,
+    correlation id, causation id and reason, and the payload packed into ``Any``.
+    Raises UnknownEventType when the event type is not a domain event."""
+    metadata = event.metadata
+    envelope = EventEnvelope(
+        event_id=event.event_id,
+        event_type=event.event_type,
+        schema_version=event.schema_version,
+        tenant_id=event.tenant_id,
+        stream_id=event.stream_id,
+        stream_version=event.stream_version,
+        position=event.position,
+        hash=event.hash,
+        **{key: str(metadata.get(key) or "") for key in _METADATA_FIELDS},
+    )
+    envelope.recorded_at.FromMicroseconds(event.recorded_at_us)
+    envelope.payload.Pack(payload_from_dict(event.event_type, event.data), TYPE_URL_PREFIX)
+    return envelope
+
+
+def unpack_payload(envelope: EventEnvelope) -> Message:
+    """The typed domain event inside an envelope. Raises UnknownEventType for an event
+    type this version of the contracts does not know, and ValueError when the payload's
+    type_url disagrees with ``event_type``."""
+    message = message_class(envelope.event_type)()
+    if not envelope.payload.Unpack(message):
+        raise ValueError(
+            f"envelope {envelope.event_id}: payload type {envelope.payload.type_url!r} "
+            f"does not match event type {envelope.event_type!r}"
+        )
+    return message

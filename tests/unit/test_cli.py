@@ -1,0 +1,52 @@
+"""The `okr` command line: the main job (`okr demo`), verify and export exit codes."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+OKR = [sys.executable, "-m", "okr_shared.cli"]
+
+
+def run(*args, env=None, cwd=None):
+    return subprocess.run([*OKR, *args], capture_output=True, text=True, timeout=120, env=env, cwd=cwd)
+
+
+def test_demo_appends_reads_back_verifies_and_exports(tmp_path):
+    first = run("demo", "--data-dir", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert "appended 13 events" in first.stdout
+    assert "chain intact: 13 events" in first.stdout
+    # a second run resumes on the same data
+    second = run("demo", "--data-dir", str(tmp_path))
+    assert second.returncode == 0, second.stderr
+    assert "head at position 13" in second.stdout
+    assert "chain intact: 26 events" in second.stdout
+    lines = (tmp_path / "export-demo.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["format"] == "okr.export.v1"
+    assert json.loads(lines[-1])["chain_head"]["event_count"] == 26
+    assert len(lines) == 28
+    verifier = Path(__file__).parents[2] / "examples" / "verify_export.py"
+    check = subprocess.run([sys.executable, str(verifier), str(tmp_path / "export-demo.jsonl")],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and "26 events" in check.stdout, check.stdout + check.stderr
+
+
+def test_verify_exits_1_and_names_the_tampered_event(tmp_path):
+    assert run("demo", "--data-dir", str(tmp_path)).returncode == 0
+    url = f"sqlite:///{tmp_path / 'okr.db'}"
+    assert run("verify", "--database-url", url).returncode == 0
+    with sqlite3.connect(tmp_path / "okr.db") as db:
+        db.execute("UPDATE es_events SET data = replace(data, 'week 3', 'week 8') WHERE position = 4")
+    result = run("verify", "--database-url", url)
+    assert result.returncode == 1
+    assert "BROKEN at position 4" in result.stdout
+
+
+def test_migrate_creates_the_schema_at_the_configured_url(tmp_path):
+    db = tmp_path / "sub" / "okr.db"
+    result = run("migrate", "--database-url", f"sqlite:///{db}")
+    assert result.returncode == 0, result.stderr
+    tables = {r[0] for r in sqlite3.connect(db).execute("select name from sqlite_master where type='table'")}
+    assert {"es_events", "es_head", "es_chain_heads", "alembic_version_eventstore"} <= tables
