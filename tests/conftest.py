@@ -76,4 +76,6 @@ def database(request, tmp_path):
 def store(database):
     from okr_shared.eventstore import EventStore
 
-    return EventStore(database.engine)
+    store = EventStore(database.engine)
+    yield store
+    store.close()

@@ -27,9 +27,12 @@ _len = Struct(">I").pack
 _TAG_FIELD = _len(len(FORMAT_TAG)) + FORMAT_TAG
 
 
+_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(obj) -> str:
     """Serialise a JSON object the one way the store writes it."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _encoder.encode(obj)
 
 
 loads = json.loads
@@ -48,23 +51,19 @@ def canonical_bytes(
     metadata_json: str,
 ) -> bytes:
     """The bytes of one event that the chain hash covers."""
-    parts = [_TAG_FIELD]
-    for value in (
-        str(position),
-        tenant_id,
-        stream_id,
-        str(stream_version),
-        event_id,
-        event_type,
-        str(schema_version),
-        str(recorded_at_us),
-        data_json,
-        metadata_json,
-    ):
-        b = value.encode("utf-8")
-        parts.append(_len(len(b)))
-        parts.append(b)
-    return b"".join(parts)
+    fields = (
+        str(position).encode(),
+        tenant_id.encode(),
+        stream_id.encode(),
+        str(stream_version).encode(),
+        event_id.encode(),
+        event_type.encode(),
+        str(schema_version).encode(),
+        str(recorded_at_us).encode(),
+        data_json.encode(),
+        metadata_json.encode(),
+    )
+    return _TAG_FIELD + b"".join([_len(len(f)) + f for f in fields])
 
 
 def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:

@@ -7,11 +7,15 @@ from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Tab
 
 metadata = MetaData()
 
+#: BIGINT, but SQLite's rowid alias (INTEGER PRIMARY KEY) there.
+POSITION_TYPE = BigInteger().with_variant(Integer, "sqlite")
+
 #: One row per event. ``position`` is global, gap-free and in commit order.
 events = Table(
     "es_events",
     metadata,
-    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    # INTEGER on SQLite makes it the rowid itself: one index fewer per insert.
+    Column("position", POSITION_TYPE, primary_key=True, autoincrement=False),
     Column("tenant_id", String(64), nullable=False),
     Column("stream_id", String(200), nullable=False),
     Column("stream_version", Integer, nullable=False),

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Engine, and_, exc, func, select
+from sqlalchemy import Engine, and_, func, select
 
 from . import schema
 from .canonical import GENESIS_HASH, canonical_bytes, chain_hash, dumps
@@ -37,7 +37,7 @@ from .errors import (
     WrongExpectedVersion,
 )
 from .model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, NewEvent, RecordedEvent, VerifyResult
-from .transactions import append_transaction
+from .transactions import EventIdCollision, appender_for
 
 TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 EVENT_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,199}")
@@ -58,6 +58,9 @@ _COLUMNS = (
     _E.c.recorded_at_us,
     _E.c.hash,
 )
+
+
+_UNSET = object()
 
 
 class _AlreadyStored(Exception):
@@ -98,7 +101,7 @@ class EventStore:
         self.max_metadata_bytes = max_metadata_bytes
         self.max_batch_size = max_batch_size
         self._clock = clock
-        append_transaction(engine)  # refuses an unsupported database up front
+        self._appender = appender_for(engine)
 
     # ------------------------------------------------------------------ append
 
@@ -117,7 +120,7 @@ class EventStore:
         event_ids = [r[0] for r in rows]
         n = len(rows)
         try:
-            with append_transaction(self.engine) as tx:
+            with self._appender.begin() as tx:
                 last, current, owner, prev_hex = tx.lock_and_read(n, stream_id, tenant_id)
                 first_position = last - n + 1
                 if owner is not None and owner != tenant_id:
@@ -126,7 +129,7 @@ class EventStore:
                     )
                 conflict = self._conflict(stream_id, expected_version, current)
                 if conflict is not None:
-                    stored = self._already_stored(tx.connection, stream_id, event_ids)
+                    stored = self._already_stored(tx.find_event_ids(event_ids), stream_id, event_ids)
                     # Leave by exception so the transaction (and the head increment)
                     # rolls back instead of committing.
                     raise conflict if stored is None else _AlreadyStored(stored)
@@ -141,16 +144,13 @@ class EventStore:
                     ))
                     records.append((position, tenant_id, stream_id, version, event_id, event_type,
                                     schema_version, data, meta, now, prev.hex()))
-                tx.write_and_commit(records, {
-                    "tenant_id": tenant_id, "last_position": last, "last_hash": prev.hex(), "event_count": n,
-                })
+                tx.write_and_commit(records, (tenant_id, last, prev.hex(), n))
         except _AlreadyStored as done:
             return done.result
-        except exc.IntegrityError:
+        except EventIdCollision:
             # Only the event_id constraint can fire under the write lock: some id of the
             # batch is stored already. An exact retry is a success; anything else is not.
-            with self.engine.connect() as conn:
-                stored = self._already_stored(conn, stream_id, event_ids)
+            stored = self._already_stored(self._appender.find_event_ids(event_ids), stream_id, event_ids)
             if stored is not None:
                 return stored
             raise DuplicateEventIds(
@@ -185,30 +185,24 @@ class EventStore:
         return WrongExpectedVersion(stream_id, expected, current)
 
     @staticmethod
-    def _already_stored(conn, stream_id: str, event_ids: list[str]) -> AppendResult | None:
-        """The AppendResult of an earlier identical append, or None if none of the ids is
-        stored. Raises DuplicateEventIds when only some are, or elsewhere."""
-        found = conn.execute(
-            select(_E.c.event_id, _E.c.stream_id, _E.c.stream_version, _E.c.position).where(
-                _E.c.event_id.in_(event_ids)
-            )
-        ).all()
+    def _already_stored(found: list[tuple], stream_id: str, event_ids: list[str]) -> AppendResult | None:
+        """The AppendResult of an earlier identical append, given the stored rows
+        (event_id, stream_id, stream_version, position) of the batch's ids; None if none
+        is stored. Raises DuplicateEventIds when only some are, or elsewhere."""
         if not found:
             return None
-        by_id = {r.event_id: r for r in found}
+        by_id = {r[0]: r for r in found}
         stored = [by_id.get(eid) for eid in event_ids]
         if (
-            any(r is None or r.stream_id != stream_id for r in stored)
-            or any(b.stream_version != a.stream_version + 1 for a, b in zip(stored, stored[1:]))
+            any(r is None or r[1] != stream_id for r in stored)
+            or any(b[2] != a[2] + 1 for a, b in zip(stored, stored[1:]))
         ):
             raise DuplicateEventIds(
                 f"{len(found)} of the {len(event_ids)} event ids are already stored, but not as "
                 f"this exact batch on stream {stream_id!r}; an idempotent retry must resend "
                 "the exact batch to the same stream"
             )
-        return AppendResult(
-            stream_id, stored[-1].stream_version, stored[0].position, stored[-1].position, True
-        )
+        return AppendResult(stream_id, stored[-1][2], stored[0][3], stored[-1][3], True)
 
     def _prepare(self, stream_id: str, events: Sequence[NewEvent]) -> tuple[list[tuple], str]:
         """Validate and serialise the batch before any transaction opens: returns
@@ -229,13 +223,17 @@ class EventStore:
             raise InvalidAppend(
                 f"batch of {len(events)} events exceeds the limit of {self.max_batch_size}"
             )
-        rows: list[dict] = []
+        rows: list[tuple] = []
         seen_ids: set[str] = set()
+        valid_types: set[str] = set()
         tenant_id = None
+        last_metadata = meta = _UNSET
         for i, ev in enumerate(events):
             if not isinstance(ev, NewEvent):
                 raise InvalidEvent(i, "event", f"must be a NewEvent, not {type(ev).__name__}")
-            if not isinstance(ev.tenant_id, str) or not TENANT_RE.fullmatch(ev.tenant_id):
+            if ev.tenant_id == tenant_id:
+                pass
+            elif not isinstance(ev.tenant_id, str) or not TENANT_RE.fullmatch(ev.tenant_id):
                 raise InvalidEvent(
                     i, "tenant_id", f"{ev.tenant_id!r} is not 1-64 letters, digits, '_', '.' or '-'"
                 )
@@ -246,10 +244,12 @@ class EventStore:
                     f"event #{i} is for tenant {ev.tenant_id!r} but event #0 is for {tenant_id!r}; "
                     "one append writes one tenant's stream"
                 )
-            if not isinstance(ev.event_type, str) or not EVENT_TYPE_RE.fullmatch(ev.event_type):
-                raise InvalidEvent(
-                    i, "event_type", f"{ev.event_type!r} is not a dotted name of letters, digits and '_'"
-                )
+            if ev.event_type not in valid_types:
+                if not isinstance(ev.event_type, str) or not EVENT_TYPE_RE.fullmatch(ev.event_type):
+                    raise InvalidEvent(
+                        i, "event_type", f"{ev.event_type!r} is not a dotted name of letters, digits and '_'"
+                    )
+                valid_types.add(ev.event_type)
             event_id = self._event_id(i, ev.event_id)
             if event_id in seen_ids:
                 raise InvalidEvent(i, "event_id", f"{event_id} appears twice in the batch")
@@ -258,7 +258,9 @@ class EventStore:
             if isinstance(sv, bool) or not isinstance(sv, int) or not 1 <= sv <= 1_000_000:
                 raise InvalidEvent(i, "schema_version", f"must be an integer >= 1, not {sv!r}")
             data = self._json(i, "data", ev.data, self.max_data_bytes)
-            meta = self._json(i, "metadata", ev.metadata, self.max_metadata_bytes)
+            if ev.metadata is not last_metadata:  # a batch often shares one metadata object
+                last_metadata = ev.metadata
+                meta = self._json(i, "metadata", ev.metadata, self.max_metadata_bytes)
             rows.append((event_id, ev.event_type, sv, data, meta))
         return rows, tenant_id
 
@@ -285,6 +287,10 @@ class EventStore:
         if size > limit:
             raise PayloadTooLarge(i, field, f"{size} bytes exceeds the limit of {limit} bytes")
         return text
+
+    def close(self) -> None:
+        """Release the store's own connections (the engine stays the caller's)."""
+        self._appender.close()
 
     # ------------------------------------------------------------------- reads
 

@@ -1,28 +1,28 @@
 """The append transaction, one implementation per backend.
 
 Both take the store-wide write lock first, read the stream's state under it, and write
-the events and the chain head in the same transaction (ADR 0001). They differ in how
-few round trips they need:
+the events and the chain head in the same transaction (ADR 0001). Appends are serial,
+so every microsecond and round trip spent inside the lock is throughput lost; both
+implementations therefore speak plain SQL through the DBAPI connection of a pooled
+SQLAlchemy connection, with statements written once:
 
-- SQLite runs in-process, so round trips are free: plain SQLAlchemy Core statements in
-  a ``BEGIN IMMEDIATE`` transaction, behind an in-process lock.
-- PostgreSQL pays a network round trip per statement, and appends are serial, so every
-  round trip inside the lock costs throughput. The transaction is two round trips plus
-  the commit's flush: ``BEGIN; UPDATE head; SELECT state`` (each statement of a
-  multi-statement string gets a fresh snapshot, so the SELECT sees everything committed
-  before the lock was granted), then ``INSERT events; UPSERT chain head; COMMIT``.
+- SQLite runs in-process: ``BEGIN IMMEDIATE`` on a raw sqlite3 connection, behind an
+  in-process lock so green threads queue in Python instead of busy-waiting on SQLite's
+  file lock (NAMEKO-NOTES.md).
+- PostgreSQL pays a network round trip per statement batch: the transaction is two
+  round trips plus the commit's flush on an autocommit connection of a dedicated writer
+  pool: ``BEGIN; UPDATE head; SELECT state`` (each statement of a multi-statement string
+  gets a fresh snapshot, so the SELECT sees everything committed before the lock was
+  granted), then ``INSERT events; UPSERT chain head; COMMIT``.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
-from sqlalchemy import Engine, select, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Engine, create_engine, exc
 
-from . import schema
-
-_E = schema.events
 EVENT_COLUMNS = (
     "position",
     "tenant_id",
@@ -38,147 +38,203 @@ EVENT_COLUMNS = (
 )
 
 
-def _sqlite_chain_head_upsert():
-    ch = schema.chain_heads
-    stmt = sqlite.insert(ch)
-    return stmt.on_conflict_do_update(
-        index_elements=[ch.c.tenant_id],
-        set_={
-            "last_position": stmt.excluded.last_position,
-            "last_hash": stmt.excluded.last_hash,
-            "event_count": ch.c.event_count + stmt.excluded.event_count,
-        },
+class EventIdCollision(Exception):
+    """The insert hit the unique event_id constraint (the transaction is rolled back)."""
+
+
+def _state_sql(p: str) -> str:
+    """SELECT (stream version, stream owner tenant, tenant's last chain hash)."""
+    return (
+        f"SELECT (SELECT stream_version FROM es_events WHERE stream_id = {p} "
+        f"ORDER BY stream_version DESC LIMIT 1), "
+        f"(SELECT tenant_id FROM es_events WHERE stream_id = {p} LIMIT 1), "
+        f"(SELECT last_hash FROM es_chain_heads WHERE tenant_id = {p})"
     )
 
 
-class SqliteAppendTransaction:
-    """Context manager: ``BEGIN IMMEDIATE`` on a connection, serialised in-process."""
+def _upsert_chain_head_sql(p: str) -> str:
+    return (
+        f"INSERT INTO es_chain_heads (tenant_id, last_position, last_hash, event_count) "
+        f"VALUES ({p}, {p}, {p}, {p}) ON CONFLICT (tenant_id) DO UPDATE SET "
+        "last_position = excluded.last_position, last_hash = excluded.last_hash, "
+        "event_count = es_chain_heads.event_count + excluded.event_count"
+    )
+
+
+def _find_ids_sql(p: str, n: int) -> str:
+    return (
+        "SELECT event_id, stream_id, stream_version, position FROM es_events "
+        f"WHERE event_id IN ({', '.join([p] * n)})"
+    )
+
+
+class SqliteAppender:
+    """Appends to a SQLite database; one per EventStore."""
 
     _locks: dict[str, threading.Lock] = {}
     _locks_guard = threading.Lock()
-    _upsert_chain_head = _sqlite_chain_head_upsert()
+
+    # One statement: BEGIN IMMEDIATE already holds the write lock, so the RETURNING
+    # subqueries see the latest state (on PostgreSQL they would not: ADR 0001).
+    _LOCK_AND_READ = (
+        "UPDATE es_head SET last_position = last_position + ? WHERE id = 1 RETURNING last_position, "
+        + _state_sql("?").removeprefix("SELECT ")
+    )
+    _INSERT = f"INSERT INTO es_events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join(['?'] * len(EVENT_COLUMNS))})"
+    _UPSERT = _upsert_chain_head_sql("?")
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        key = str(engine.url)
-        with self._locks_guard:
-            self._lock = self._locks.setdefault(key, threading.Lock())
+        with self._locks_guard:  # one lock per database file in this process
+            self._lock = self._locks.setdefault(str(engine.url), threading.Lock())
+        # One connection kept for appends (they are serial anyway): no pool round per
+        # append. Opened on first use, dropped and reopened after a failed rollback.
+        self._raw = None
 
-    def __enter__(self):
-        self._lock.acquire()
-        try:
-            self.connection = self.engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-            self._tx = self.connection.begin()
-        except BaseException:
-            self._lock.release()
-            raise
-        return self
+    def begin(self) -> "SqliteAppender._Transaction":
+        return self._Transaction(self)
 
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if self._tx.is_active:
-                self._tx.rollback()
-            self.connection.close()
-        finally:
-            self._lock.release()
-        return False
+    def find_event_ids(self, event_ids: list[str]) -> list[tuple]:
+        with self._lock:
+            return self._cursor().execute(_find_ids_sql("?", len(event_ids)), event_ids).fetchall()
 
-    def lock_and_read(self, n: int, stream_id: str, tenant_id: str):
-        """Move the head by n; return (last position, stream version, stream owner
-        tenant or None, tenant's last chain hash or None)."""
-        conn = self.connection
-        last = conn.execute(
-            update(schema.head)
-            .where(schema.head.c.id == 1)
-            .values(last_position=schema.head.c.last_position + n)
-            .returning(schema.head.c.last_position)
-        ).scalar_one()
-        row = conn.execute(
-            select(
-                select(_E.c.stream_version)
-                .where(_E.c.stream_id == stream_id)
-                .order_by(_E.c.stream_version.desc())
-                .limit(1)
-                .scalar_subquery(),
-                select(_E.c.tenant_id).where(_E.c.stream_id == stream_id).limit(1).scalar_subquery(),
-                select(schema.chain_heads.c.last_hash)
-                .where(schema.chain_heads.c.tenant_id == tenant_id)
-                .scalar_subquery(),
-            )
-        ).one()
-        return last, row[0] or 0, row[1], row[2]
+    def close(self) -> None:
+        with self._lock:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
 
-    def write_and_commit(self, rows: list[tuple], chain_head: dict) -> None:
-        self.connection.execute(_E.insert(), [dict(zip(EVENT_COLUMNS, r)) for r in rows])
-        self.connection.execute(self._upsert_chain_head, chain_head)
-        self._tx.commit()
+    def _cursor(self):
+        if self._raw is None:
+            self._raw = self.engine.raw_connection()
+        return self._raw.cursor()
+
+    class _Transaction:
+        def __init__(self, appender: "SqliteAppender"):
+            self.a = appender
+
+        def __enter__(self):
+            self.a._lock.acquire()
+            try:
+                self._cur = self.a._cursor()
+                self._cur.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.a._lock.release()
+                raise
+            self._open = True
+            return self
+
+        def __exit__(self, exc_type, exc_value, tb):
+            try:
+                if self._open:
+                    self._cur.execute("ROLLBACK")
+                self._cur.close()
+            except BaseException:
+                raw, self.a._raw = self.a._raw, None
+                raw.invalidate()
+                raise
+            finally:
+                self.a._lock.release()
+            return False
+
+        def lock_and_read(self, n: int, stream_id: str, tenant_id: str):
+            """Move the head by n; return (last position, stream version, stream owner
+            tenant or None, tenant's last chain hash or None)."""
+            last, version, owner, last_hash = self._cur.execute(
+                self.a._LOCK_AND_READ, (n, stream_id, stream_id, tenant_id)
+            ).fetchone()
+            return last, version or 0, owner, last_hash
+
+        def find_event_ids(self, event_ids: list[str]) -> list[tuple]:
+            return self._cur.execute(_find_ids_sql("?", len(event_ids)), event_ids).fetchall()
+
+        def write_and_commit(self, rows: list[tuple], chain_head: tuple) -> None:
+            try:
+                self._cur.executemany(self.a._INSERT, rows)
+            except sqlite3.IntegrityError as e:
+                raise EventIdCollision(str(e)) from None
+            self._cur.execute(self.a._UPSERT, chain_head)
+            self._cur.execute("COMMIT")
+            self._open = False
 
 
-class PostgresAppendTransaction:
-    """Context manager: a hand-driven transaction on an autocommit psycopg2
-    connection, so BEGIN and COMMIT ride along with the statements around them."""
+class PostgresAppender:
+    """Appends to PostgreSQL; one per EventStore, with its own small pool of autocommit
+    connections (switching a pooled connection to autocommit and back would cost a
+    round trip per append)."""
 
     _LOCK_AND_READ = (
-        "BEGIN; "
-        "UPDATE es_head SET last_position = last_position + %(n)s WHERE id = 1; "
-        "SELECT (SELECT last_position FROM es_head WHERE id = 1), "
-        "(SELECT stream_version FROM es_events WHERE stream_id = %(stream_id)s "
-        "ORDER BY stream_version DESC LIMIT 1), "
-        "(SELECT tenant_id FROM es_events WHERE stream_id = %(stream_id)s LIMIT 1), "
-        "(SELECT last_hash FROM es_chain_heads WHERE tenant_id = %(tenant_id)s)"
+        "BEGIN; UPDATE es_head SET last_position = last_position + %s WHERE id = 1; "
+        "SELECT (SELECT last_position FROM es_head WHERE id = 1), q.* FROM (" + _state_sql("%s") + ") q"
     )
-    _INSERT = f"INSERT INTO es_events ({', '.join(EVENT_COLUMNS)}) VALUES "
     _ROW = "(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"
-    _UPSERT_AND_COMMIT = (
-        "; INSERT INTO es_chain_heads (tenant_id, last_position, last_hash, event_count) "
-        "VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id) DO UPDATE SET "
-        "last_position = EXCLUDED.last_position, last_hash = EXCLUDED.last_hash, "
-        "event_count = es_chain_heads.event_count + EXCLUDED.event_count; COMMIT"
-    )
-
+    _INSERT = f"INSERT INTO es_events ({', '.join(EVENT_COLUMNS)}) VALUES "
+    _UPSERT_AND_COMMIT = "; " + _upsert_chain_head_sql("%s") + "; COMMIT"
     _sql_by_size: dict[int, str] = {}
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        # Same database and connect arguments (the pool's creator), own connections.
+        self.writer = create_engine(engine.url, pool=engine.pool.recreate(), isolation_level="AUTOCOMMIT")
 
-    def __enter__(self):
-        self.connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        self._open = False
-        return self
+    def begin(self) -> "PostgresAppender._Transaction":
+        return self._Transaction(self)
 
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if self._open:
-                self.connection.exec_driver_sql("ROLLBACK")
-        except Exception:
-            self.connection.invalidate()  # a broken connection must not go back to the pool
-        finally:
-            self.connection.close()
-        return False
+    def find_event_ids(self, event_ids: list[str]) -> list[tuple]:
+        with self.writer.connect() as conn:
+            return conn.exec_driver_sql(_find_ids_sql("%s", len(event_ids)), tuple(event_ids)).all()
 
-    def lock_and_read(self, n: int, stream_id: str, tenant_id: str):
-        self._open = True
-        row = self.connection.exec_driver_sql(
-            self._LOCK_AND_READ, {"n": n, "stream_id": stream_id, "tenant_id": tenant_id}
-        ).one()
-        return row[0], row[1] or 0, row[2], row[3]
+    def close(self) -> None:
+        self.writer.dispose()
 
-    def write_and_commit(self, rows: list[tuple], chain_head: dict) -> None:
-        sql = self._sql_by_size.get(len(rows))
+    def insert_sql(self, n: int) -> str:
+        sql = self._sql_by_size.get(n)
         if sql is None:
-            sql = self._INSERT + ", ".join([self._ROW] * len(rows)) + self._UPSERT_AND_COMMIT
-            self._sql_by_size[len(rows)] = sql
-        params = [value for row in rows for value in row]
-        params += [chain_head["tenant_id"], chain_head["last_position"], chain_head["last_hash"],
-                   chain_head["event_count"]]
-        self.connection.exec_driver_sql(sql, tuple(params))
-        self._open = False
+            sql = self._INSERT + ", ".join([self._ROW] * n) + self._UPSERT_AND_COMMIT
+            self._sql_by_size[n] = sql
+        return sql
+
+    class _Transaction:
+        def __init__(self, appender: "PostgresAppender"):
+            self.a = appender
+
+        def __enter__(self):
+            self._conn = self.a.writer.connect()
+            self._open = False
+            return self
+
+        def __exit__(self, exc_type, exc_value, tb):
+            try:
+                if self._open:
+                    self._conn.exec_driver_sql("ROLLBACK")
+            except Exception:
+                self._conn.invalidate()  # a broken connection must not go back to the pool
+            finally:
+                self._conn.close()
+            return False
+
+        def lock_and_read(self, n: int, stream_id: str, tenant_id: str):
+            self._open = True
+            row = self._conn.exec_driver_sql(self.a._LOCK_AND_READ, (n, stream_id, stream_id, tenant_id)).one()
+            return row[0], row[1] or 0, row[2], row[3]
+
+        def find_event_ids(self, event_ids: list[str]) -> list[tuple]:
+            return self._conn.exec_driver_sql(_find_ids_sql("%s", len(event_ids)), tuple(event_ids)).all()
+
+        def write_and_commit(self, rows: list[tuple], chain_head: tuple) -> None:
+            params = [value for row in rows for value in row]
+            params.extend(chain_head)
+            try:
+                self._conn.exec_driver_sql(self.a.insert_sql(len(rows)), tuple(params))
+            except exc.IntegrityError as e:
+                raise EventIdCollision(str(e.orig)) from None
+            self._open = False
 
 
-def append_transaction(engine: Engine):
-    """A new append transaction (a context manager) for the engine's backend."""
+def appender_for(engine: Engine):
+    """The appender for the engine's backend."""
     if engine.dialect.name == "sqlite":
-        return SqliteAppendTransaction(engine)
+        return SqliteAppender(engine)
     if engine.dialect.name == "postgresql":
-        return PostgresAppendTransaction(engine)
+        return PostgresAppender(engine)
     raise ValueError(f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL")

@@ -17,7 +17,9 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "es_events",
-        sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+        # SQLite: INTEGER PRIMARY KEY, the rowid itself (one index fewer per insert).
+        sa.Column("position", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+                  autoincrement=False),
         sa.Column("tenant_id", sa.String(64), nullable=False),
         sa.Column("stream_id", sa.String(200), nullable=False),
         sa.Column("stream_version", sa.Integer, nullable=False),
