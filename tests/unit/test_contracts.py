@@ -42,6 +42,8 @@ EVENTS_OF_THE_ISSUE = [
     "okr.v1.CheckInRecorded",
     "okr.v1.CheckInCorrected",
 ]
+# Added later, additively (the domain issue: restating an objective while planning).
+LATER_EVENTS = ["okr.v1.ObjectiveRestated"]
 
 F = FieldDescriptor
 ENVELOPE_FIELDS = {
@@ -127,7 +129,7 @@ def test_every_event_of_the_issue_is_a_generated_message_in_the_registry(event_t
 
 
 def test_the_registry_holds_exactly_the_domain_events():
-    assert sorted(contracts.EVENT_TYPES) == sorted(EVENTS_OF_THE_ISSUE)
+    assert sorted(contracts.EVENT_TYPES) == sorted(EVENTS_OF_THE_ISSUE + LATER_EVENTS)
     assert "okr.v1.EventEnvelope" not in contracts.EVENT_TYPES
 
 

@@ -1,0 +1,1 @@
+"""The OKR services (nameko), one subpackage each: goal, progress, reporting, notification."""

@@ -1,0 +1,1 @@
+"""goal service: cycles, objectives, key results and initiatives."""

@@ -1,0 +1,1 @@
+"""progress service: check-ins and their corrections."""
