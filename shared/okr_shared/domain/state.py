@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass, field, fields
 from datetime import date
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 #: Bump when a fold changes meaning: stored snapshots of older versions are ignored.
 SNAPSHOT_VERSION = 1
@@ -90,9 +90,9 @@ class Objective(_State):
         return bool(self.parent_objective_id or self.parent_key_result_id)
 
 
-@dataclass(frozen=True, slots=True)
-class CheckIn:
-    """One recorded check-in or correction (``corrects`` names the check-in replaced)."""
+class CheckIn(NamedTuple):
+    """One recorded check-in or correction (``corrects`` names the check-in replaced).
+    A named tuple: a key result's stream may hold thousands, folded on every load."""
 
     check_in_id: str
     value: float
@@ -104,7 +104,7 @@ class CheckIn:
     reason: str = ""
 
     def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d = self._asdict()
         d["effective_date"] = self.effective_date.isoformat()
         return d
 
