@@ -155,6 +155,28 @@ class KeyResult(_State):
         effective = self.effective_check_ins()
         return effective[-1].value if effective else None
 
+    def scorecard(self, cycle_start: date, today: date, thresholds=None) -> dict:
+        """Computed figures of the key result as of ``today`` (see docs/scoring.md):
+        current value, progress, score, expected progress, status and grade."""
+        from . import scoring  # stdlib-only module; imported late to keep folds lean
+
+        thresholds = thresholds or scoring.DEFAULT_THRESHOLDS
+        effective = [c for c in self.effective_check_ins() if c.effective_date <= today]
+        current = effective[-1].value if effective else None
+        score = scoring.score(self.kind, self.start_value, self.target_value, [c.value for c in effective])
+        return {
+            "current_value": current,
+            "progress": scoring.progress(self.kind, self.start_value, self.target_value,
+                                         self.start_value if current is None else current),
+            "score": score,
+            "expected_progress": scoring.expected_progress(cycle_start, self.due_date, today),
+            "status": str(scoring.kr_status(self.kind, self.start_value, self.target_value, effective,
+                                            cycle_start, self.due_date, today, thresholds)),
+            "grade": str(scoring.grade(score)),
+            "confidence": effective[-1].confidence if effective else None,
+            "last_check_in": effective[-1].effective_date.isoformat() if effective else None,
+        }
+
     def to_dict(self) -> dict:
         d = _State.to_dict(self)
         d["check_ins"] = [c.to_dict() for c in self.check_ins]

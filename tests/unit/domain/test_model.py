@@ -383,3 +383,16 @@ def test_folding_a_commands_events_reproduces_the_state_it_saw_plus_its_effect(c
     stream = w.streams["kr-kr-arr"]
     k = len(stream) // 2
     assert fold(stream[k:], fold(stream[:k])) == fold(stream) == KeyResult.from_dict(fold(stream).to_dict())
+
+
+def test_a_key_result_reports_its_scorecard_as_of_a_day():
+    w = world()
+    w.run(c.RecordCheckIn("ci-1", "kr-arr", 2_300_000, 7, "2026-01-20"))
+    w.run(c.RecordCheckIn("ci-2", "kr-arr", 2_500_000, 8, "2026-02-09"))
+    card = w.get("kr-kr-arr").scorecard(date(2026, 1, 1), date(2026, 2, 10))
+    assert card["current_value"] == 2_500_000 and card["confidence"] == 8
+    assert card["progress"] == card["score"] == 0.5
+    assert round(card["expected_progress"], 2) == 0.45  # 40 of 89 days
+    assert card["status"] == "ON_TRACK" and card["last_check_in"] == "2026-02-09"
+    # as of an earlier day, later check-ins do not count yet
+    assert w.get("kr-kr-arr").scorecard(date(2026, 1, 1), date(2026, 1, 25))["current_value"] == 2_300_000
