@@ -55,3 +55,19 @@ chain_heads = Table(
     Column("last_hash", String(64), nullable=False),
     Column("event_count", BigInteger, nullable=False),
 )
+
+#: Derived data, not history: the folded state of one stream at ``version``, so a long
+#: stream loads from here plus the events after it. Written best-effort outside the
+#: append transaction; a row whose ``snapshot_version`` differs from the fold code's is
+#: ignored (and replaced on the next write). Deleting every row is always safe.
+snapshots = Table(
+    "es_snapshots",
+    metadata,
+    Column("stream_id", String(200), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("snapshot_version", Integer, nullable=False),
+    # JSON text of the state (``to_snapshot()``, else ``to_dict()``, of the aggregate).
+    Column("state", Text, nullable=False),
+    Column("taken_at_us", BigInteger, nullable=False),
+)

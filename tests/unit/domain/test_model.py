@@ -1,5 +1,6 @@
 """The OKR method's rules, as the domain model enforces them (no I/O)."""
 
+import json
 from datetime import date
 
 import pytest
@@ -355,6 +356,8 @@ def test_states_round_trip_through_their_snapshot_dicts():
     for stream in ("cycle-" + Q1, "objective-o-company", "kr-kr-arr", "initiative-i-1"):
         state = w.get(stream)
         assert type(state).from_dict(state.to_dict()) == state
+        if hasattr(state, "to_snapshot"):
+            assert type(state).from_snapshot(json.loads(json.dumps(state.to_snapshot()))) == state
 
 
 def test_evolve_leaves_the_given_state_untouched():

@@ -1,0 +1,176 @@
+"""Loading aggregates: a stream's state is the fold of its events on top of the newest
+state already known — a recently loaded state kept in this process, else the stream's
+snapshot, else nothing. Both are optimisations behind this one interface: a repository
+without them (``snapshots=None, cache_size=0``) returns the same states (ADR 0005).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, select
+
+from ..eventstore import schema
+from ..eventstore.canonical import loads
+from ..eventstore.snapshots import SnapshotStore
+
+_log = logging.getLogger(__name__)
+_E = schema.events
+
+#: A snapshot is written once this many events were folded on top of the last one.
+DEFAULT_SNAPSHOT_EVERY = 100
+#: Streams whose latest state this process keeps (least recently used dropped first).
+DEFAULT_CACHE_SIZE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A stream as loaded: its folded ``state`` (None when the stream does not exist),
+    its ``version`` (0 when it does not exist), the tenant owning it (None when it does
+    not exist) and how many events were folded since the last snapshot
+    (``since_snapshot``; all of them when there is none)."""
+
+    stream_id: str
+    state: Any
+    version: int
+    tenant_id: str | None
+    since_snapshot: int
+
+
+class Repository:
+    """Loads aggregate states from the event store.
+
+    ``domain`` supplies ``fold``, ``STATE_TYPES`` and ``SNAPSHOT_VERSION``
+    (``okr_shared.domain``). Every load asks the store for the events after the newest
+    state known (one narrow, indexed query: type and payload, in stream order), so a
+    state is never stale, whichever process appended: the events table is append-only
+    and a stream version is never reused.
+
+    A snapshot holds ``state.to_snapshot()`` (read back by ``from_snapshot``) when the
+    state type has those, else ``to_dict()`` / ``from_dict``.
+
+    With ``cache_size`` > 0 the latest state of that many recently used streams stays
+    in memory, so a hot stream loads with one query that returns nothing new. States
+    handed out are copies (``fold`` copies), so a caller cannot corrupt the cache.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        domain: ModuleType,
+        snapshots: SnapshotStore | None = None,
+        *,
+        snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
+        cache_size: int = 0,
+    ):
+        if snapshot_every < 1:
+            raise ValueError(f"snapshot_every must be >= 1, not {snapshot_every}")
+        self.engine = engine
+        self.domain = domain
+        self.snapshots = snapshots
+        self.snapshot_every = snapshot_every
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, Loaded] = OrderedDict()
+        self._cache_guard = threading.Lock()
+        self._events_after = (
+            select(_E.c.tenant_id, _E.c.stream_version, _E.c.event_type, _E.c.data)
+            .where(_E.c.stream_id == bindparam("stream_id"), _E.c.stream_version > bindparam("after"))
+            .order_by(_E.c.stream_version)
+        )
+
+    def load(self, stream_id: str) -> Loaded:
+        """The stream's current state and version, whoever owns it."""
+        with self.engine.connect() as conn:  # one connection for snapshot and events
+            known = self._cached(stream_id) or self._snapshot(stream_id, conn)
+            after = known.version if known else 0
+            rows = conn.execute(self._events_after, {"stream_id": stream_id, "after": after}).all()
+        if known is None:
+            if not rows:
+                return Loaded(stream_id, None, 0, None, 0)
+            known = Loaded(stream_id, None, 0, rows[0][0], 0)
+        # fold copies the state even with no events: the cached one stays untouched
+        state = self.domain.fold([(row[2], loads(row[3])) for row in rows], known.state)
+        loaded = Loaded(stream_id, state, rows[-1][1] if rows else known.version, known.tenant_id,
+                        known.since_snapshot + len(rows))
+        if loaded.since_snapshot >= self.snapshot_every and self.save_snapshot(loaded):
+            loaded = replace(loaded, since_snapshot=0)
+        if self.cache_size > 0:
+            self.remember(loaded)
+            loaded = replace(loaded, state=self.domain.fold((), state))  # the caller's own copy
+        return loaded
+
+    def get(self, stream_id: str, tenant_id: str):
+        """The state of ``stream_id`` if it exists and belongs to ``tenant_id``, else None
+        (another tenant's stream does not exist for this one)."""
+        loaded = self.load(stream_id)
+        return loaded.state if loaded.tenant_id == tenant_id else None
+
+    def remember(self, loaded: Loaded) -> None:
+        """Keep ``loaded`` as the newest known state of its stream (if the cache is on
+        and it is newer than what is kept). The caller must not change it afterwards."""
+        if self.cache_size <= 0 or loaded.state is None:
+            return
+        with self._cache_guard:
+            kept = self._cache.get(loaded.stream_id)
+            if kept is None or kept.version < loaded.version:
+                self._cache[loaded.stream_id] = loaded
+            self._cache.move_to_end(loaded.stream_id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def forget(self, stream_id: str | None = None) -> None:
+        """Drop one stream's cached state, or all (``None``)."""
+        with self._cache_guard:
+            if stream_id is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(stream_id, None)
+
+    def save_snapshot(self, loaded: Loaded) -> bool:
+        """Store ``loaded.state`` as the stream's snapshot. Best-effort: a failure is
+        logged and forgotten (the next load folds a few more events). True when a
+        snapshot at least as new is stored afterwards."""
+        if self.snapshots is None or loaded.state is None:
+            return False
+        try:
+            encode = getattr(loaded.state, "to_snapshot", None) or loaded.state.to_dict
+            self.snapshots.save(
+                loaded.stream_id, loaded.tenant_id, loaded.version, self.domain.SNAPSHOT_VERSION, encode(),
+            )
+            return True
+        except Exception:
+            _log.warning("could not save the snapshot of %s at version %s", loaded.stream_id,
+                         loaded.version, exc_info=True)
+            return False
+
+    def _cached(self, stream_id: str) -> Loaded | None:
+        if self.cache_size <= 0:
+            return None
+        with self._cache_guard:
+            loaded = self._cache.get(stream_id)
+            if loaded is not None:
+                self._cache.move_to_end(stream_id)
+            return loaded
+
+    def _snapshot(self, stream_id: str, connection) -> Loaded | None:
+        """The stream's usable snapshot as a Loaded, or None."""
+        if self.snapshots is None:
+            return None
+        snapshot = self.snapshots.load(stream_id, self.domain.SNAPSHOT_VERSION, connection=connection)
+        if snapshot is None:
+            return None
+        try:
+            state_type = self.domain.STATE_TYPES[stream_id.partition("-")[0]]
+            state = (getattr(state_type, "from_snapshot", None) or state_type.from_dict)(snapshot.state)
+        except Exception:
+            # Written by a fold whose shape changed without a SNAPSHOT_VERSION bump:
+            # ignore it (the next snapshot replaces it) rather than fail the load.
+            _log.warning("ignoring the unreadable snapshot of %s at version %s", stream_id,
+                         snapshot.version, exc_info=True)
+            return None
+        return Loaded(stream_id, state, snapshot.version, snapshot.tenant_id, 0)

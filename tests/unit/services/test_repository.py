@@ -1,0 +1,137 @@
+"""Loading aggregates: snapshots and the in-process cache are optimisations behind one
+interface — every way of loading gives the state of folding every event."""
+
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from okr_shared import domain
+from okr_shared.domain import commands as c
+from okr_shared.eventstore.snapshots import SnapshotStore
+from okr_shared.service_layer import Repository
+
+
+def record(executor, call, n, key_result_id="members"):
+    for i in range(n):
+        executor.run(c.RecordCheckIn, {"key_result_id": key_result_id, "value": 100 + i, "confidence": i % 11,
+                                       "comment": f"week {i}"}, call)
+
+
+def snapshot_versions(engine):
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT stream_id, version FROM es_snapshots ORDER BY stream_id").all()
+
+
+def test_every_way_of_loading_gives_the_state_of_folding_every_event(engine, executor, call, world):
+    record(executor, call, 250)
+    plain = Repository(engine, domain).load("kr-members")
+    through_snapshot = Repository(engine, domain, SnapshotStore(engine)).load("kr-members")
+    warm = executor.repository.load("kr-members")
+    assert plain.version == through_snapshot.version == warm.version == 251
+    assert plain.state == through_snapshot.state == warm.state
+    assert len(plain.state.check_ins) == 250
+    assert plain.tenant_id == through_snapshot.tenant_id == warm.tenant_id == "acme"
+
+
+def test_a_snapshot_is_taken_every_100_events(engine, executor, call, world):
+    record(executor, call, 98)
+    assert snapshot_versions(engine) == []
+    record(executor, call, 1)  # the stream's 100th event
+    assert snapshot_versions(engine) == [("kr-members", 100)]
+    record(executor, call, 101)
+    assert snapshot_versions(engine) == [("kr-members", 200)]
+
+
+def test_a_long_stream_without_snapshot_gets_one_when_loaded(engine, executor, call, world):
+    record(executor, call, 120)
+    SnapshotStore(engine).delete()
+    Repository(engine, domain, SnapshotStore(engine)).load("kr-members")
+    assert snapshot_versions(engine) == [("kr-members", 121)]
+
+
+def test_a_snapshot_of_another_fold_version_is_ignored(engine, executor, call, world):
+    record(executor, call, 3)
+    snapshots = SnapshotStore(engine)
+    bogus = {**Repository(engine, domain).load("kr-members").state.to_snapshot(), "target_value": 9999.0}
+    snapshots.save("kr-members", "acme", 4, domain.SNAPSHOT_VERSION + 1, bogus)
+    assert Repository(engine, domain, snapshots).load("kr-members").state.target_value == 500
+    newer_fold = SimpleNamespace(fold=domain.fold, STATE_TYPES=domain.STATE_TYPES,
+                                 SNAPSHOT_VERSION=domain.SNAPSHOT_VERSION + 1)
+    assert Repository(engine, newer_fold, snapshots).load("kr-members").state.target_value == 9999.0
+
+
+def test_an_unreadable_snapshot_is_ignored_with_a_warning(engine, executor, call, world, caplog):
+    record(executor, call, 3)
+    snapshots = SnapshotStore(engine)
+    snapshots.save("kr-members", "acme", 4, domain.SNAPSHOT_VERSION, {"not": "a key result"})
+    with caplog.at_level(logging.WARNING):
+        loaded = Repository(engine, domain, snapshots).load("kr-members")
+    assert loaded.version == 4 and len(loaded.state.check_ins) == 3
+    assert "unreadable snapshot of kr-members" in caplog.text
+
+
+def test_the_snapshot_store_keeps_the_newest_snapshot(engine):
+    snapshots = SnapshotStore(engine)
+    assert snapshots.save("kr-x", "acme", 200, 1, {"v": 200})
+    assert not snapshots.save("kr-x", "acme", 100, 1, {"v": 100})  # a slow writer loses
+    assert snapshots.load("kr-x", 1).state == {"v": 200}
+    assert snapshots.save("kr-x", "acme", 100, 2, {"v": "new fold"})  # another fold's row is replaced
+    assert snapshots.load("kr-x", 1) is None
+    assert snapshots.load("kr-x", 2).version == 100
+    assert snapshots.delete() == 1
+
+
+def test_a_failing_snapshot_write_does_not_fail_the_command(executor, call, world, caplog):
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    executor.repository.snapshots.save = broken
+    with caplog.at_level(logging.WARNING):
+        record(executor, call, 110)
+    assert executor.read("kr", "members", call)["version"] == 111
+    assert "could not save the snapshot of kr-members" in caplog.text
+
+
+def test_a_kept_state_still_sees_events_appended_by_another_process(executor, other_executor, call, world):
+    assert executor.repository.load("kr-members").version == 1  # now kept in executor's cache
+    record(other_executor, call, 2)
+    loaded = executor.repository.load("kr-members")
+    assert loaded.version == 3 and len(loaded.state.check_ins) == 2
+
+
+def test_states_handed_out_are_copies(executor, call, world):
+    record(executor, call, 1)
+    state = executor.repository.load("kr-members").state
+    state.check_ins.clear()
+    state.target_value = 0
+    again = executor.repository.load("kr-members").state
+    assert len(again.check_ins) == 1 and again.target_value == 500
+
+
+def test_the_cache_keeps_only_the_most_recently_used_streams(engine, executor, call, world):
+    repository = Repository(engine, domain, cache_size=2)
+    for stream_id in ("cycle-2026-q3", "objective-grow", "kr-members"):
+        repository.load(stream_id)
+    assert list(repository._cache) == ["objective-grow", "kr-members"]
+
+
+def test_a_stream_that_does_not_exist_loads_as_nothing(executor):
+    loaded = executor.repository.load("kr-nope")
+    assert (loaded.state, loaded.version, loaded.tenant_id) == (None, 0, None)
+
+
+@pytest.mark.parametrize("every", [0, -1])
+def test_snapshot_interval_must_be_positive(engine, every):
+    with pytest.raises(ValueError):
+        Repository(engine, domain, snapshot_every=every)
+
+
+def test_a_state_types_own_snapshot_codec_is_preferred(engine, executor, call, world, monkeypatch):
+    record(executor, call, 3)
+    monkeypatch.setattr(domain.KeyResult, "to_snapshot", lambda self: {"compact": self.to_dict()}, raising=False)
+    monkeypatch.setattr(domain.KeyResult, "from_snapshot", classmethod(lambda cls, d: cls.from_dict(d["compact"])),
+                        raising=False)
+    loaded = Repository(engine, domain, SnapshotStore(engine), snapshot_every=1).load("kr-members")
+    assert set(SnapshotStore(engine).load("kr-members", domain.SNAPSHOT_VERSION).state) == {"compact"}
+    assert Repository(engine, domain, SnapshotStore(engine)).load("kr-members").state == loaded.state
