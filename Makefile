@@ -13,7 +13,7 @@ PROTO_STAMP := $(PROTO_OUT)/.generated
 
 export OKR_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install proto run test test-unit migrate services bench bench-eventstore bench-kr-load clean
+.PHONY: install proto run test test-unit migrate services relay bench bench-eventstore bench-kr-load bench-bus clean
 
 ## install: create $(VENV) and install the pinned dependencies and the project
 install: $(STAMP) $(PROTO_STAMP)
@@ -62,7 +62,16 @@ bench-eventstore: install
 bench-kr-load: install
 	$(PY) bench/kr_load.py
 
-bench: bench-eventstore bench-kr-load
+## bench-bus: outbox relay throughput (SQLite, PostgreSQL) beside raw kombu / py-amqp publish loops, and latency
+bench-bus: install
+	$(PY) bench/bus.py
+
+## relay: run the outbox relay (one active per database; start several for a hot standby)
+relay: install
+	$(BIN)/okr migrate
+	$(PY) -m okr_services.relay
+
+bench: bench-eventstore bench-kr-load bench-bus
 
 clean:
 	rm -rf $(VENV) $(PROTO_STAMP) .pytest_cache
