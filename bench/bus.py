@@ -31,10 +31,12 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import amqp
 from kombu import Connection, Exchange, Producer
@@ -58,6 +60,20 @@ TARGET_RATIO_VS_KOMBU = 0.5
 
 # ------------------------------------------------------------------ fixtures
 
+
+
+def commit_to_consumer_latency(backend: str, rate: float, seconds: float) -> dict:
+    """bench/bus_latency.py in its own (eventlet-patched) process: appender → relay →
+    nameko consumer at ``rate`` events/s; its figures for ``backend``."""
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("bus_latency.py")), "--backends", backend,
+         "--rate", str(rate), "--seconds", str(seconds)],
+        capture_output=True, text=True, timeout=seconds * 10 + 120,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"bus_latency.py exited {proc.returncode}: {proc.stderr[-2000:]}")
+    return json.loads(lines[-1])["results"][backend]
 
 def check_in_events(n: int, stream_no: int) -> list[NewEvent]:
     """``n`` realistic check-ins for one key result (~300-byte envelopes)."""
@@ -273,7 +289,7 @@ def main(argv=None) -> int:
     print(f"bus benchmark: RabbitMQ {broker.version} at {AMQP_URI.split('@')[-1]}, Python "
           f"{platform.python_version()}, {os.cpu_count()} CPUs, sizes {sizes}, window {WINDOW}; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
-    results: dict = {"raw": {}, "relay": {}, "relay_idle_latency": {}}
+    results: dict = {"raw": {}, "relay": {}, "relay_idle_latency": {}, "commit_to_consumer": {}}
     failed: list[str] = []
     try:
         with tempfile.TemporaryDirectory(prefix="okr-bench-bus-") as tmp_dir:
@@ -298,6 +314,10 @@ def main(argv=None) -> int:
                         backend, broker, sizes["latency_samples"], tmp_dir)
                     print(f"  relay [{backend:<8}] idle commit-to-consumer latency p50 {lat['p50_ms']} ms, "
                           f"p95 {lat['p95_ms']} ms, max {lat['max_ms']} ms", flush=True)
+                    results["commit_to_consumer"][backend] = c2c = commit_to_consumer_latency(
+                        backend, rate=500, seconds=3 if args.quick else 10)
+                    print(f"  [{backend:<8}] commit-to-consumer at 500 events/s: p50 {c2c['p50_ms']} ms, "
+                          f"p99 {c2c['p99_ms']} ms (targets p50 <= 20, p99 <= 100)", flush=True)
                 except Exception as e:  # report, go on with the other backend, fail at the end
                     failed.append(backend)
                     results["relay"][backend] = {"error": f"{type(e).__name__}: {e}"}
@@ -317,6 +337,8 @@ def main(argv=None) -> int:
                 "relay_per_s_ge_2000": r["per_s"] >= TARGET_RELAY_PER_S,
                 "relay_ge_half_kombu_confirms": ratios[backend]["relay_vs_kombu_confirms"] >= TARGET_RATIO_VS_KOMBU,
                 "idle_latency_p50_le_50ms": results["relay_idle_latency"].get(backend, {}).get("p50_ms", 1e9) <= 50,
+                "commit_to_consumer_p50_le_20ms_p99_le_100ms": bool(
+                    results["commit_to_consumer"].get(backend, {}).get("targets_met")),
             }
             print(f"  [{backend}] relay / kombu confirm loop = {ratios[backend]['relay_vs_kombu_confirms']}x, "
                   f"relay / bare windowed loop = {ratios[backend]['relay_vs_amqp_windowed']}x; targets: "
