@@ -13,7 +13,7 @@ PROTO_STAMP := $(PROTO_OUT)/.generated
 
 export OKR_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install proto run test test-unit migrate services relay bench bench-eventstore bench-kr-load bench-bus clean
+.PHONY: install proto run test test-unit migrate services relay browser bench bench-eventstore bench-kr-load bench-bus clean
 
 ## install: create $(VENV) and install the pinned dependencies and the project
 install: $(STAMP) $(PROTO_STAMP)
@@ -36,6 +36,10 @@ $(PROTO_STAMP): $(PROTOS) $(STAMP)
 ## run: the main job — for now an end-to-end event store demonstration on SQLite
 run: install
 	$(BIN)/okr demo --data-dir $(OKR_DATA_DIR)
+
+## browser: Debian's Chromium for the kanban page tests (needs root; skipped when present)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 ## test: the whole test suite (needs RabbitMQ and PostgreSQL; `docker compose up -d` gives both)
 test: install
