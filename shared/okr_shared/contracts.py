@@ -27,6 +27,7 @@ __all__ = [
     "EventEnvelope",
     "UnknownEventType",
     "envelope_from_recorded",
+    "envelope_header",
     "event_type_of",
     "message_class",
     "payload_from_dict",
@@ -129,10 +130,10 @@ def payload_from_dict(event_type: str, data: Mapping[str, Any]) -> Message:
     return message
 
 
-def envelope_from_recorded(event: RecordedEvent) -> EventEnvelope:
-    """The EventEnvelope of a stored event: the row's fields, the metadata's actor,
-    correlation id, causation id and reason, and the payload packed into ``Any``.
-    Raises UnknownEventType when the event type is not a domain event."""
+def envelope_header(event: RecordedEvent) -> EventEnvelope:
+    """The EventEnvelope of a stored event without its payload: the row's fields and
+    the metadata's actor, correlation id, causation id and reason. (The relay sends
+    this for an event type outside the contracts rather than block the outbox.)"""
     metadata = event.metadata
     envelope = EventEnvelope(
         event_id=event.event_id,
@@ -146,6 +147,13 @@ def envelope_from_recorded(event: RecordedEvent) -> EventEnvelope:
         **{key: str(metadata.get(key) or "") for key in _METADATA_FIELDS},
     )
     envelope.recorded_at.FromMicroseconds(event.recorded_at_us)
+    return envelope
+
+
+def envelope_from_recorded(event: RecordedEvent) -> EventEnvelope:
+    """The EventEnvelope of a stored event: ``envelope_header`` plus the payload packed
+    into ``Any``. Raises UnknownEventType when the event type is not a domain event."""
+    envelope = envelope_header(event)
     envelope.payload.Pack(payload_from_dict(event.event_type, event.data), TYPE_URL_PREFIX)
     return envelope
 

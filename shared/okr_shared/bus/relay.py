@@ -99,24 +99,6 @@ class ReplayFailed(Exception):
 # ----------------------------------------------------------------------- encoding
 
 _warned_types: set[str] = set()
-_METADATA_FIELDS = ("actor", "correlation_id", "causation_id", "reason")
-
-
-def _envelope_without_payload(event: RecordedEvent) -> contracts.EventEnvelope:
-    metadata = event.metadata
-    envelope = contracts.EventEnvelope(
-        event_id=event.event_id,
-        event_type=event.event_type,
-        schema_version=event.schema_version,
-        tenant_id=event.tenant_id,
-        stream_id=event.stream_id,
-        stream_version=event.stream_version,
-        position=event.position,
-        hash=event.hash,
-        **{key: str(metadata.get(key) or "") for key in _METADATA_FIELDS},
-    )
-    envelope.recorded_at.FromMicroseconds(event.recorded_at_us)
-    return envelope
 
 
 def encode(event: RecordedEvent) -> Encoded:
@@ -126,7 +108,7 @@ def encode(event: RecordedEvent) -> Encoded:
     try:
         envelope = contracts.envelope_from_recorded(event)
     except (contracts.UnknownEventType, json_format.ParseError, ValueError, TypeError) as e:
-        envelope = _envelope_without_payload(event)
+        envelope = contracts.envelope_header(event)
         if event.event_type not in _warned_types:
             _warned_types.add(event.event_type)
             reason = (
