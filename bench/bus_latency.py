@@ -280,7 +280,7 @@ if __name__ == "__main__":
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")
         import eventlet
     eventlet.monkey_patch()  # before anything else: the consumer is a nameko container
     sys.exit(main())

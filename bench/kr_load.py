@@ -41,7 +41,7 @@ if "--no-eventlet" not in sys.argv:
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")
         import eventlet
     eventlet.monkey_patch()
 

@@ -3,7 +3,7 @@
 import warnings
 
 with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)  # "Eventlet is deprecated": known
+    warnings.simplefilter("ignore")  # "Eventlet is deprecated" (a plain Warning): known
     import eventlet
 
 eventlet.monkey_patch()

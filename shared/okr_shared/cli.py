@@ -4,6 +4,7 @@
     okr demo                    end-to-end event store demonstration on SQLite
     okr verify [--tenant T]     recompute the hash chain; exit 1 names the first bad event
     okr export TENANT FILE      write a tenant's history as verifiable JSON lines
+    okr projections rebuild     rebuild the reporting read models from the store
 """
 
 from __future__ import annotations
@@ -119,6 +120,23 @@ def demo(data_dir: Path):
     click.echo(f"re-verify it without the server: python examples/verify_export.py {export_path}")
     sys.exit(0 if result.ok else 1)
 
+
+class _ProjectionsGroup(click.Group):
+    """``okr projections``: the reporting service's commands, imported only when used
+    (they pull in nameko and eventlet, which the other commands do not need)."""
+
+    def list_commands(self, ctx):
+        return ["rebuild"]
+
+    def get_command(self, ctx, name):
+        if name != "rebuild":
+            return None
+        from okr_services.reporting.rebuild import rebuild_command
+
+        return rebuild_command
+
+
+main.add_command(_ProjectionsGroup("projections", help="The reporting read models (projections)."))
 
 if __name__ == "__main__":
     main()

@@ -86,9 +86,13 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-import eventlet
-import eventlet.event
-import eventlet.queue
+import warnings
+
+with warnings.catch_warnings():  # "Eventlet is deprecated": nameko 3 runs on it (NAMEKO-NOTES.md)
+    warnings.simplefilter("ignore")  # EventletDeprecationWarning is a plain Warning
+    import eventlet
+    import eventlet.event
+    import eventlet.queue
 from kombu import Connection, Exchange, Queue, binding
 from nameko import config as nameko_config
 from nameko.amqp.consume import Consumer as NamekoConsumer

@@ -1,0 +1,427 @@
+"""The reporting service: the read models of ``projections.py`` kept in its own
+database from the bus, queried over RPC (for the gateway) and HTTP (JSON and a kanban
+board page).
+
+    nameko run --config services/config.yaml okr_services.reporting.service
+
+- **Incremental**: ``@okr_event_handler("reporting.read-models", ordered=True)`` on every
+  okr.v1 event: the rows the event touches are loaded, projected and written in the
+  consumer layer's transaction (with its offset). A new, empty database catches up on
+  the whole history from the store (the layer's gap filling).
+- **Rebuild**: ``okr projections rebuild`` (``rebuild.py``, ``storage.rebuild``).
+- **As-of**: ``as_of(read_model, position=…|time=…)`` folds the store's prefix into a
+  fresh model; the live tables are never touched.
+- **Clock**: ``Clock`` gives ``today`` in ``OKR_TIMEZONE``; tests pass a fixed day. A
+  ``@timer`` (every ``refresh_interval`` s) refreshes the cached board per tenant; it
+  reads only and writes nothing to the event store.
+
+RPC queries take the tenant from the call's context data ``tenant_id`` (as the goal and
+progress services do; ``okr_services.common.Caller``).
+
+HTTP (``WEB_SERVER_ADDRESS``, nameko's default ``0.0.0.0:8000``):
+``GET /api/<tenant>/board?cycle=&team=&owner=``, ``GET /api/<tenant>/scorecard/<cycle>``,
+``GET /api/<tenant>/kr/<id>/history``, ``GET /board/<tenant>`` (HTML).
+TODO(issue 7): the HTTP face is NOT authenticated yet — the tenant comes from the URL.
+Issue 7 adds authentication (and must derive the tenant from the authenticated caller);
+until then, do not expose WEB_SERVER_ADDRESS beyond a trusted network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+from nameko.extensions import DependencyProvider
+from nameko.timer import timer
+from nameko.web.handlers import http
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from okr_shared.bus import wire
+from okr_shared.bus.consumer import ConsumerDatabase, okr_event_handler
+from okr_shared.config import Settings
+from okr_shared.contracts import payload_to_dict, unpack_payload
+from okr_shared.domain.errors import NotFound, ValidationError
+from okr_services.common import Caller, query
+
+from . import queries, storage
+from .html import render_board
+from .projections import TABLES, fold_as_of
+
+_log = logging.getLogger(__name__)
+
+ENTITY_TABLES = tuple(t for t in TABLES if t != "history")
+
+
+# ----------------------------------------------------------------------- events
+
+
+class BusEvent:
+    """An EventEnvelope seen as the fold's event: ``data`` is the payload exactly as the
+    store keeps it (``payload_to_dict``; the relay packed it from that JSON)."""
+
+    __slots__ = ("position", "tenant_id", "stream_id", "event_type", "data", "metadata", "recorded_at_us")
+
+    def __init__(self, envelope):
+        self.position = envelope.position
+        self.tenant_id = envelope.tenant_id
+        self.stream_id = envelope.stream_id
+        self.event_type = envelope.event_type
+        try:
+            self.data = payload_to_dict(unpack_payload(envelope)) if envelope.payload.type_url else {}
+        except Exception:  # noqa: BLE001 - a type outside the contracts: the fold ignores it
+            self.data = {}
+        self.metadata = {"actor": envelope.actor, "reason": envelope.reason,
+                         "correlation_id": envelope.correlation_id, "causation_id": envelope.causation_id}
+        self.recorded_at_us = envelope.recorded_at.ToMicroseconds()
+
+
+# ------------------------------------------------------------------ dependencies
+
+
+class ReportingDatabase(ConsumerDatabase):
+    """The consumer database (``OKR_REPORTING_DATABASE_URL``, default
+    ``sqlite:///$OKR_DATA_DIR/<service name>.db``) with the read-model tables created at
+    start. Workers get this provider itself: ``.engine``, ``.event_store`` (the store at
+    ``OKR_DATABASE_URL``, for as-of replays), ``.transaction()``."""
+
+    def setup(self):
+        super().setup()
+        storage.ensure_schema(self.engine)
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class Clock(DependencyProvider):
+    """What day it is in the organisation's calendar: ``today()`` in ``OKR_TIMEZONE``
+    (okr_shared.config.Settings), or the fixed ``today`` given (a ``date`` or a callable
+    returning one) — tests pass one, so status, pace and overdue are deterministic."""
+
+    def __init__(self, today=None):
+        self.fixed = today
+
+    def setup(self):
+        self.zone = ZoneInfo(Settings.from_env().timezone)
+
+    def today(self) -> date:
+        if self.fixed is not None:
+            return self.fixed() if callable(self.fixed) else self.fixed
+        return datetime.now(self.zone).date()
+
+    def day_of_us(self, us: int) -> date:
+        """The calendar day of an instant (microseconds since the epoch)."""
+        return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).astimezone(self.zone).date()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class BoardCache(DependencyProvider):
+    """The timer's derived, disposable cache: per tenant the board (no filters) and the
+    KR statuses of ``today``, valid while the consumer's offset and the day are those it
+    was computed at."""
+
+    def setup(self):
+        self.entries: dict[str, dict] = {}
+        self.refreshes = 0
+        self.lock = threading.Lock()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _parse_instant(value, zone) -> int:
+    """Microseconds since the epoch from an int or ``{"us": n}`` (µs), an ISO date (midnight at the start
+    of that day, in the organisation's time zone) or an ISO datetime (naive: that zone)."""
+    if isinstance(value, bool):
+        raise ValidationError("time", "must be an ISO date/datetime or microseconds")
+    if isinstance(value, dict) and isinstance(value.get("us"), int):
+        return value["us"]
+    if isinstance(value, int):
+        return value
+    try:
+        if len(value) == 10:
+            moment = datetime.combine(date.fromisoformat(value), datetime.min.time(), zone)
+        else:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=zone)
+    except (TypeError, ValueError) as e:
+        raise ValidationError("time", f"not an ISO date or datetime: {value!r}") from e
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _parse_day(value, field: str = "today") -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError) as e:
+        raise ValidationError(field, f"not an ISO date: {value!r}") from e
+
+
+#: The read models ``as_of`` replays: name -> f(model, tenant, today, **params).
+READ_MODELS = {
+    "board": lambda m, t, d, **p: queries.board(m, t, d, **p),
+    "team_dashboard": lambda m, t, d, **p: queries.team_dashboard(m, t, today=d, **p),
+    "person_dashboard": lambda m, t, d, **p: queries.person_dashboard(m, t, today=d, **p),
+    "scorecard": lambda m, t, d, **p: queries.scorecard(m, t, today=d, **p),
+    "kr_history": lambda m, t, d, **p: queries.kr_history(m, t, **p),
+    "key_result_status": lambda m, t, d, **p: queries.key_result_status(m, t, today=d, **p),
+    "key_result_statuses": lambda m, t, d, **p: queries.key_result_statuses(m, t, d, **p),
+    "objective_rollup": lambda m, t, d, **p: queries.objective_rollup(m, t, today=d, **p),
+    "alignment_tree": lambda m, t, d, **p: queries.alignment_tree(m, t, d, **p),
+    "model": lambda m, t, d, **p: m,
+}
+
+
+def _json_response(value, status: int = 200) -> Response:
+    return Response(json.dumps(value, sort_keys=True), status=status, mimetype="application/json")
+
+
+# ------------------------------------------------------------------------ service
+
+
+def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_url: str | None = None,
+                 event_store_url: str | None = None, today=None, refresh_interval: float = 60.0,
+                 **handler_options):
+    """The reporting service class. Production: ``ReportingService`` (this module's
+    defaults). Tests give their own name, queue, exchanges (``exchange=``,
+    ``dead_letter_exchange=``), databases and fixed ``today``."""
+
+    class ReportingService:
+        db = ReportingDatabase(db_url, url_env="OKR_REPORTING_DATABASE_URL", event_store_url=event_store_url)
+        clock = Clock(today)
+        cache = BoardCache()
+        caller = Caller()
+
+        # ------------------------------------------------------- incremental
+
+        @okr_event_handler(queue, event_types=wire.ALL_EVENTS, ordered=True, **handler_options)
+        def on_event(self, envelope, conn):
+            storage.apply_event(conn, BusEvent(envelope))
+
+        # ------------------------------------------------------------ models
+
+        def _tenant(self) -> str:
+            tenant = self.caller.tenant_id
+            if not tenant:
+                raise ValidationError("tenant_id", "the call's context data must carry tenant_id")
+            return tenant
+
+        def _model(self, tenant: str, history: bool = False):
+            with self.db.engine.connect() as conn:
+                return storage.load_model(conn, tenant, TABLES if history else ENTITY_TABLES)
+
+        def _position(self) -> int | None:
+            with self.db.engine.connect() as conn:
+                return storage.offset_of(conn, queue)
+
+        def _replay(self, tenant: str, position=None, time=None):
+            """(model of the store's prefix, the day of its last event or of ``time``)."""
+            if position is None and time is None:
+                raise ValidationError("position", "give a position or a time")
+            if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
+                raise ValidationError("position", "must be an integer")
+            before_us = None if time is None else _parse_instant(time, self.clock.zone)
+            seen = {"us": None}
+
+            def events():
+                for event in self.db.event_store.read_all(1, tenant_id=tenant):
+                    if position is not None and event.position > position:
+                        return
+                    if before_us is not None and event.recorded_at_us >= before_us:
+                        return
+                    seen["us"] = event.recorded_at_us
+                    yield event
+
+            model = fold_as_of(events(), position=position, recorded_before_us=before_us)
+            if before_us is not None:
+                day = self.clock.day_of_us(before_us - 1)
+            elif seen["us"] is not None:
+                day = self.clock.day_of_us(seen["us"])
+            else:
+                day = self.clock.today()
+            return model, day
+
+        def _board(self, tenant: str, today: date, cycle_id=None, team_id=None, owner=None) -> dict:
+            if cycle_id is None and team_id is None and owner is None:
+                entry = self.cache.entries.get(tenant)
+                if entry and entry["today"] == today and entry["position"] == self._position():
+                    return entry["board"]
+            return queries.board(self._model(tenant), tenant, today, cycle_id=cycle_id, team_id=team_id,
+                                 owner=owner)
+
+        # -------------------------------------------------------------- timer
+
+        @timer(interval=refresh_interval)
+        def refresh(self):
+            """Re-read each tenant's board and KR statuses on today's date into the cache.
+            Reads the read-model tables only: nothing is written to the event store (nor
+            to any table)."""
+            today = self.clock.today()
+            position = self._position()
+            with self.db.engine.connect() as conn:
+                t = storage.LIVE["key_results"]
+                tenants = [r[0] for r in conn.execute(select(t.c.tenant).distinct().order_by(t.c.tenant))]
+            entries = {}
+            for tenant in tenants:
+                model = self._model(tenant)
+                entries[tenant] = {"today": today, "position": position,
+                                   "board": queries.board(model, tenant, today),
+                                   "statuses": queries.key_result_statuses(model, tenant, today)}
+            with self.cache.lock:
+                self.cache.entries = entries
+                self.cache.refreshes += 1
+            return len(entries)
+
+        # ---------------------------------------------------------------- rpc
+
+        @query
+        def board(self, cycle_id=None, team_id=None, owner=None, today=None):
+            """The kanban board of the caller's tenant (``today``: the clock's by default)."""
+            tenant = self._tenant()
+            return self._board(tenant, _parse_day(today) or self.clock.today(), cycle_id, team_id, owner)
+
+        @query
+        def team_dashboard(self, team_id, cycle_id=None, today=None):
+            tenant = self._tenant()
+            return queries.team_dashboard(self._model(tenant), tenant, team_id,
+                                          _parse_day(today) or self.clock.today(), cycle_id=cycle_id)
+
+        @query
+        def person_dashboard(self, person, cycle_id=None, today=None):
+            tenant = self._tenant()
+            return queries.person_dashboard(self._model(tenant), tenant, person,
+                                            _parse_day(today) or self.clock.today(), cycle_id=cycle_id)
+
+        @query
+        def scorecard(self, cycle_id, today=None):
+            tenant = self._tenant()
+            result = queries.scorecard(self._model(tenant), tenant, cycle_id, _parse_day(today) or self.clock.today())
+            if result is None:
+                raise NotFound("cycle", cycle_id)
+            return result
+
+        @query
+        def kr_history(self, key_result_id):
+            tenant = self._tenant()
+            result = queries.kr_history(self._model(tenant, history=True), tenant, key_result_id)
+            if result is None:
+                raise NotFound("key result", key_result_id)
+            return result
+
+        @query
+        def key_result_status(self, key_result_id, today=None):
+            tenant = self._tenant()
+            result = queries.key_result_status(self._model(tenant), tenant, key_result_id,
+                                               _parse_day(today) or self.clock.today())
+            if result is None:
+                raise NotFound("key result", key_result_id)
+            return result
+
+        @query
+        def key_result_statuses(self, cycle_id=None, today=None):
+            tenant = self._tenant()
+            return queries.key_result_statuses(self._model(tenant), tenant, _parse_day(today) or self.clock.today(),
+                                               cycle_id=cycle_id)
+
+        @query
+        def objective_rollup(self, objective_id, include_children=False, child_weight=1.0, today=None):
+            tenant = self._tenant()
+            result = queries.objective_rollup(self._model(tenant), tenant, objective_id,
+                                              _parse_day(today) or self.clock.today(),
+                                              include_children=include_children, child_weight=child_weight)
+            if result is None:
+                raise NotFound("objective", objective_id)
+            return result
+
+        @query
+        def alignment_tree(self, cycle_id=None, today=None):
+            tenant = self._tenant()
+            return queries.alignment_tree(self._model(tenant), tenant, _parse_day(today) or self.clock.today(),
+                                          cycle_id=cycle_id)
+
+        @query
+        def diff(self, since, until=None):
+            """The weekly-review diff between two instants of the caller's tenant: each a
+            position (int) or a time (ISO date = start of that day, ISO datetime, or µs as
+            ``{"us": n}``); ``until`` None: the live model on the clock's today."""
+            tenant = self._tenant()
+            before, day_before = self._replay(tenant, **_instant(since, "since"))
+            if until is None:
+                after, day_after = self._model(tenant, history=True), self.clock.today()
+            else:
+                after, day_after = self._replay(tenant, **_instant(until, "until"))
+            return queries.diff(before, after, tenant, day_before, day_after)
+
+        @query
+        def as_of(self, read_model, position=None, time=None, today=None, **params):
+            """Any read model (``READ_MODELS``: board, scorecard, kr_history, …, or the raw
+            ``model``) of the caller's tenant as of ``position`` (inclusive) or ``time``
+            (exclusive; ISO date/datetime, µs or ``{"us": µs}``), replayed from the store into a fresh
+            model; read on ``today`` (default: the day of the instant). ``params``: the
+            query's own arguments (``cycle_id``, ``key_result_id``, …)."""
+            tenant = self._tenant()
+            function = READ_MODELS.get(read_model)
+            if function is None:
+                raise ValidationError("read_model", f"one of {', '.join(sorted(READ_MODELS))}")
+            model, day = self._replay(tenant, position=position, time=time)
+            return function(model, tenant, _parse_day(today) or day, **params)
+
+        # --------------------------------------------------------------- http
+        # TODO(issue 7): authenticate these routes; the tenant must come from the caller,
+        # not from the URL. Until then the HTTP face is for a trusted network only.
+
+        @http("GET", "/api/<tenant>/board")
+        def http_board(self, request, tenant):
+            args = request.args
+            board = self._board(tenant, self.clock.today(), args.get("cycle") or None, args.get("team") or None,
+                                args.get("owner") or None)
+            return _json_response(board)
+
+        @http("GET", "/api/<tenant>/scorecard/<cycle_id>")
+        def http_scorecard(self, request, tenant, cycle_id):
+            result = queries.scorecard(self._model(tenant), tenant, cycle_id, self.clock.today())
+            if result is None:
+                return _json_response({"error": "not_found", "cycle_id": cycle_id}, 404)
+            return _json_response(result)
+
+        @http("GET", "/api/<tenant>/kr/<key_result_id>/history")
+        def http_kr_history(self, request, tenant, key_result_id):
+            result = queries.kr_history(self._model(tenant, history=True), tenant, key_result_id)
+            if result is None:
+                return _json_response({"error": "not_found", "key_result_id": key_result_id}, 404)
+            return _json_response(result)
+
+        @http("GET", "/board/<tenant>")
+        def http_board_page(self, request, tenant):
+            args = request.args
+            board = self._board(tenant, self.clock.today(), args.get("cycle") or None, args.get("team") or None,
+                                args.get("owner") or None)
+            return Response(render_board(board), mimetype="text/html")
+
+    ReportingService.name = name
+    ReportingService.__qualname__ = ReportingService.__name__ = "ReportingService"
+    return ReportingService
+
+
+def _instant(value, field: str) -> dict:
+    if isinstance(value, dict) and "us" in value:
+        return {"time": int(value["us"])}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"position": value}
+    if isinstance(value, str):
+        return {"time": value}
+    raise ValidationError(field, "a position (int), an ISO date/datetime, or {'us': microseconds}")
+
+
+#: The production service (``nameko run okr_services.reporting.service``).
+ReportingService = make_service()
