@@ -13,7 +13,7 @@ PROTO_STAMP := $(PROTO_OUT)/.generated
 
 export OKR_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install proto run test test-unit migrate services relay browser bench bench-eventstore bench-kr-load bench-bus clean
+.PHONY: install proto run test test-unit migrate services relay browser bench bench-eventstore bench-kr-load bench-bus bench-reporting clean
 
 ## install: create $(VENV) and install the pinned dependencies and the project
 install: $(STAMP) $(PROTO_STAMP)
@@ -77,7 +77,11 @@ relay: install
 	$(BIN)/okr migrate
 	$(PY) -m okr_services.relay
 
-bench: bench-eventstore bench-kr-load bench-bus
+## bench-reporting: read-model rebuild over 1,000,000 events (SQLite, PostgreSQL) beside a raw scan; as-of board; board p50/p99
+bench-reporting: install
+	$(PY) bench/reporting.py
+
+bench: bench-eventstore bench-kr-load bench-bus bench-reporting
 
 clean:
 	rm -rf $(VENV) $(PROTO_STAMP) .pytest_cache
