@@ -20,7 +20,12 @@ progress services do; ``okr_services.common.Caller``).
 
 HTTP (``WEB_SERVER_ADDRESS``, nameko's default ``0.0.0.0:8000``):
 ``GET /api/<tenant>/board?cycle=&team=&owner=``, ``GET /api/<tenant>/scorecard/<cycle>``,
-``GET /api/<tenant>/kr/<id>/history``, ``GET /board/<tenant>`` (HTML).
+``GET /api/<tenant>/kr/<id>/history``, ``GET /board/<tenant>`` (HTML). Bad input gets a JSON
+error, never a 500: an unknown, repeated, empty or malformed query parameter → 400
+``{"error": "invalid_argument", "field": …, "message": …}``; an unknown cycle or key result
+→ 404 ``{"error": "not_found", "kind": …, "id": …, "message": …}``; only a genuine bug → 500
+(logged; the body holds no traceback). RPC ``as_of``/``diff`` refuse (ValidationError naming
+the field) an instant before the tenant's first event, in the future or beyond the head.
 TODO(issue 7): the HTTP face is NOT authenticated yet — the tenant comes from the URL.
 Issue 7 adds authentication (and must derive the tenant from the authenticated caller);
 until then, do not expose WEB_SERVER_ADDRESS beyond a trusted network.
@@ -28,10 +33,13 @@ until then, do not expose WEB_SERVER_ADDRESS beyond a trusted network.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 import threading
 from datetime import date, datetime, timezone
+from urllib.parse import unquote, unquote_to_bytes
 from zoneinfo import ZoneInfo
 
 from nameko.extensions import DependencyProvider
@@ -44,7 +52,7 @@ from okr_shared.bus import wire
 from okr_shared.bus.consumer import ConsumerDatabase, okr_event_handler
 from okr_shared.config import Settings
 from okr_shared.contracts import payload_to_dict, unpack_payload
-from okr_shared.domain.errors import NotFound, ValidationError
+from okr_shared.domain.errors import DomainError, NotFound, ValidationError
 from okr_services.common import Caller, query
 
 from . import queries, storage
@@ -137,11 +145,11 @@ class BoardCache(DependencyProvider):
 # ------------------------------------------------------------------------ helpers
 
 
-def _parse_instant(value, zone) -> int:
+def _parse_instant(value, zone, field: str = "time") -> int:
     """Microseconds since the epoch from an int or ``{"us": n}`` (µs), an ISO date (midnight at the start
     of that day, in the organisation's time zone) or an ISO datetime (naive: that zone)."""
     if isinstance(value, bool):
-        raise ValidationError("time", "must be an ISO date/datetime or microseconds")
+        raise ValidationError(field, "must be an ISO date/datetime or microseconds")
     if isinstance(value, dict) and isinstance(value.get("us"), int):
         return value["us"]
     if isinstance(value, int):
@@ -154,7 +162,7 @@ def _parse_instant(value, zone) -> int:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=zone)
     except (TypeError, ValueError) as e:
-        raise ValidationError("time", f"not an ISO date or datetime: {value!r}") from e
+        raise ValidationError(field, f"not an ISO date or datetime: {value!r}") from e
     return int(moment.timestamp() * 1_000_000)
 
 
@@ -184,6 +192,81 @@ READ_MODELS = {
 
 def _json_response(value, status: int = 200) -> Response:
     return Response(json.dumps(value, sort_keys=True), status=status, mimetype="application/json")
+
+
+def _error_response(error: DomainError) -> Response:
+    """A DomainError as JSON: ValidationError → 400 (``field``), NotFound → 404 (``kind``,
+    ``id``), any other refusal → 400 with its code."""
+    body = {"error": error.code, "message": str(error)}
+    if isinstance(error, ValidationError):
+        body["field"] = error.field
+        return _json_response(body, 400)
+    if isinstance(error, NotFound):
+        body.update(kind=error.kind, id=error.id)
+        return _json_response(body, 404)
+    return _json_response(body, 400)
+
+
+def _http_errors(handler):
+    """Wrap an HTTP entrypoint: DomainErrors become their JSON status (``_error_response``);
+    anything else is a bug — logged with its traceback, answered with a bare 500 JSON body
+    (no traceback leaks)."""
+
+    @functools.wraps(handler)
+    def wrapper(self, request, *args, **kwargs):
+        try:
+            return handler(self, request, *args, **kwargs)
+        except DomainError as e:
+            return _error_response(e)
+        except Exception:  # noqa: BLE001 - a genuine bug: logged, never leaked
+            _log.exception("reporting HTTP %s %s failed", request.method, request.path)
+            return _json_response({"error": "internal", "message": "internal error"}, 500)
+
+    return wrapper
+
+
+#: The query parameters of the board (JSON and page): name -> the query's argument.
+BOARD_FILTERS = {"cycle": "cycle_id", "team": "team_id", "owner": "owner"}
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _check_query_string(raw: bytes) -> None:
+    """Refuse a malformed query string (ValidationError naming the parameter): a ``%`` not
+    followed by two hex digits, or an escape that does not decode to UTF-8 text (werkzeug
+    would pass both on as literal text)."""
+    text = raw.decode("latin-1")
+    for part in filter(None, text.split("&")):
+        name = part.split("=", 1)[0]
+        shown = unquote(name.replace("+", " "), errors="replace") or name
+        if _BAD_ESCAPE.search(part):
+            raise ValidationError(shown, "malformed query string: '%' must start an escape of two hex digits")
+        try:
+            unquote_to_bytes(part.replace("+", " ")).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValidationError(shown, "malformed query string: not UTF-8 once unescaped") from e
+
+
+def _query_args(request, allowed: dict[str, str]) -> dict:
+    """The request's query string as the query's keyword arguments. Refused (ValidationError
+    naming the parameter): a parameter not in ``allowed``, one given twice, an empty value,
+    a value that is not valid UTF-8 or holds control characters."""
+    _check_query_string(request.query_string)
+    result = {}
+    for name, values in request.args.lists():
+        if name not in allowed:
+            expected = ", ".join(sorted(allowed)) or "none"
+            raise ValidationError(name, f"unknown query parameter (expected: {expected})")
+        if len(values) != 1:
+            raise ValidationError(name, "given more than once")
+        (value,) = values
+        if not value.strip():
+            raise ValidationError(name, "must not be empty (leave the parameter out for no filter)")
+        if "\ufffd" in value or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValidationError(name, "malformed value (not UTF-8 text or control characters)")
+        result[allowed[name]] = value
+    return result
 
 
 # ------------------------------------------------------------------------ service
@@ -224,13 +307,35 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
             with self.db.engine.connect() as conn:
                 return storage.offset_of(conn, queue)
 
-        def _replay(self, tenant: str, position=None, time=None):
-            """(model of the store's prefix, the day of its last event or of ``time``)."""
+        def _replay(self, tenant: str, position=None, time=None, field: str | None = None):
+            """(model of the store's prefix, the day of its last event or of ``time``).
+            Refused (ValidationError naming ``field``, else ``position``/``time``): a
+            position that is not an integer, before the tenant's first event or beyond the
+            store's head; a time that is malformed, at or before the tenant's first event,
+            or in the future."""
             if position is None and time is None:
-                raise ValidationError("position", "give a position or a time")
+                raise ValidationError(field or "position", "give a position or a time")
             if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
-                raise ValidationError("position", "must be an integer")
-            before_us = None if time is None else _parse_instant(time, self.clock.zone)
+                raise ValidationError(field or "position", "must be an integer")
+            before_us = None if time is None else _parse_instant(time, self.clock.zone, field or "time")
+            if position is not None:
+                head = self.db.event_store.head_position()
+                if position > head:
+                    raise ValidationError(field or "position", f"{position} is beyond the head of the store ({head})")
+            if before_us is not None:
+                now_us = int(datetime.now(timezone.utc).timestamp() * 1_000_000)
+                if before_us > now_us:
+                    raise ValidationError(field or "time", f"{_us_text(before_us)} is in the future")
+            first = next(iter(self.db.event_store.read_all(1, tenant_id=tenant, batch_size=1)), None)
+            if first is None:
+                raise ValidationError(field or ("position" if position is not None else "time"),
+                                      "before the first event: the tenant has no events")
+            if position is not None and position < first.position:
+                raise ValidationError(field or "position",
+                                      f"{position} is before the first event of the tenant (position {first.position})")
+            if before_us is not None and before_us <= first.recorded_at_us:
+                raise ValidationError(field or "time", f"{_us_text(before_us)} is before the first event of the "
+                                                       f"tenant (recorded {_us_text(first.recorded_at_us)})")
             seen = {"us": None}
 
             def events():
@@ -355,11 +460,11 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
             position (int) or a time (ISO date = start of that day, ISO datetime, or µs as
             ``{"us": n}``); ``until`` None: the live model on the clock's today."""
             tenant = self._tenant()
-            before, day_before = self._replay(tenant, **_instant(since, "since"))
+            before, day_before = self._replay(tenant, **_instant(since, "since"), field="since")
             if until is None:
                 after, day_after = self._model(tenant, history=True), self.clock.today()
             else:
-                after, day_after = self._replay(tenant, **_instant(until, "until"))
+                after, day_after = self._replay(tenant, **_instant(until, "until"), field="until")
             return queries.diff(before, after, tenant, day_before, day_after)
 
         @query
@@ -380,42 +485,64 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         # TODO(issue 7): authenticate these routes; the tenant must come from the caller,
         # not from the URL. Until then the HTTP face is for a trusted network only.
 
+        def _http_board(self, request, tenant: str) -> dict:
+            """The board of the HTTP faces: filters from ``BOARD_FILTERS`` (``_query_args``);
+            a cycle that the tenant does not have → NotFound."""
+            filters = _query_args(request, BOARD_FILTERS)
+            cycle_id = filters.get("cycle_id")
+            if cycle_id is not None:
+                model = self._model(tenant)
+                if not any(doc["tenant"] == tenant and doc["cycle_id"] == cycle_id
+                           for doc in model["cycles"].values()):
+                    raise NotFound("cycle", cycle_id)
+                return queries.board(model, tenant, self.clock.today(), **filters)
+            return self._board(tenant, self.clock.today(), **filters)
+
         @http("GET", "/api/<tenant>/board")
+        @_http_errors
         def http_board(self, request, tenant):
-            args = request.args
-            board = self._board(tenant, self.clock.today(), args.get("cycle") or None, args.get("team") or None,
-                                args.get("owner") or None)
-            return _json_response(board)
+            return _json_response(self._http_board(request, tenant))
 
         @http("GET", "/api/<tenant>/scorecard/<cycle_id>")
+        @_http_errors
         def http_scorecard(self, request, tenant, cycle_id):
+            _query_args(request, {})
             result = queries.scorecard(self._model(tenant), tenant, cycle_id, self.clock.today())
             if result is None:
-                return _json_response({"error": "not_found", "cycle_id": cycle_id}, 404)
+                raise NotFound("cycle", cycle_id)
             return _json_response(result)
 
         @http("GET", "/api/<tenant>/kr/<key_result_id>/history")
+        @_http_errors
         def http_kr_history(self, request, tenant, key_result_id):
+            _query_args(request, {})
             result = queries.kr_history(self._model(tenant, history=True), tenant, key_result_id)
             if result is None:
-                return _json_response({"error": "not_found", "key_result_id": key_result_id}, 404)
+                raise NotFound("key result", key_result_id)
             return _json_response(result)
 
         @http("GET", "/board/<tenant>")
+        @_http_errors
         def http_board_page(self, request, tenant):
-            args = request.args
-            board = self._board(tenant, self.clock.today(), args.get("cycle") or None, args.get("team") or None,
-                                args.get("owner") or None)
-            return Response(render_board(board), mimetype="text/html")
+            return Response(render_board(self._http_board(request, tenant)), mimetype="text/html")
 
     ReportingService.name = name
     ReportingService.__qualname__ = ReportingService.__name__ = "ReportingService"
     return ReportingService
 
 
+def _us_text(us: int) -> str:
+    try:
+        return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{us} µs"
+
+
 def _instant(value, field: str) -> dict:
     if isinstance(value, dict) and "us" in value:
-        return {"time": int(value["us"])}
+        if isinstance(value["us"], bool) or not isinstance(value["us"], int):
+            raise ValidationError(field, "{'us': …} must hold an integer number of microseconds")
+        return {"time": value["us"]}
     if isinstance(value, int) and not isinstance(value, bool):
         return {"position": value}
     if isinstance(value, str):
