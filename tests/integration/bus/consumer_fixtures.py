@@ -29,6 +29,7 @@ from okr_shared.bus import wire
 from okr_shared.bus.consumer import ConsumerDatabase, PoisonEvent, dead_letter_queue_name, okr_event_handler
 from okr_shared.contracts import envelope_from_recorded
 from okr_shared.eventstore import ANY, NewEvent, make_engine
+from waiting import wait_until  # noqa: F401 - re-exported to the tests
 
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get("OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -311,17 +312,6 @@ def run_consumer(bus):
 def entrypoint(container):
     (ep,) = container.entrypoints
     return ep
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.02, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
 
 
 # ----------------------------------------------------------- a private RabbitMQ node

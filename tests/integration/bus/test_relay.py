@@ -23,6 +23,7 @@ from okr_shared.bus.lease import Lease, LeaseLost
 from okr_shared.bus.relay import Relay, encode, load_checkpoint, replay
 from okr_shared.contracts import envelope_from_recorded, payload_to_dict
 from okr_shared.eventstore import NO_STREAM, NewEvent
+from waiting import wait_until
 
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -42,14 +43,6 @@ def append_check_ins(store, count: int, stream: str = "kr-kr-1", tenant: str = "
     version = store.stream_version(stream)
     result = store.append(stream, version or NO_STREAM, [check_in(version + i, tenant) for i in range(count)])
     return list(range(result.first_position, result.last_position + 1))
-
-
-def wait_until(condition, timeout: float = 10.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message} not reached within {timeout} s")
-        time.sleep(0.02)
 
 
 # ------------------------------------------------------------------ what goes out

@@ -12,8 +12,6 @@ process — caught up: the service's offset is the store's head.
 from __future__ import annotations
 
 import os
-import socket
-import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -35,6 +33,7 @@ from okr_shared.bus.relay import Relay
 from okr_shared.eventstore import ANY, EventStore, NewEvent, make_engine, migrate
 from okr_services.reporting import storage
 from okr_services.reporting.service import make_service
+from waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
 
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get("OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -62,25 +61,6 @@ def globex() -> Script:
         if week <= 5:
             s.run(day, "gwen", c.RecordCheckIn(f"gx-ci2-{week}", "gx-kr-2", 5 - 0.3 * week, 5, day.isoformat()))
     return s
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.02, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Databases:

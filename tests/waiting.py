@@ -1,0 +1,27 @@
+"""Small helpers the integration and browser tests share (importable as ``waiting``:
+pytest puts tests/ on the path for the top conftest.py)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.02, message: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy (returned), or fail naming
+    ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
