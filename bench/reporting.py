@@ -20,22 +20,26 @@ Measured per backend, each phase in a fresh subprocess (its peak RSS is its own)
 
 * raw scan, SQL: ``SELECT <columns> FROM es_events ORDER BY position`` on a bare DBAPI
   cursor with ``fetchmany(1000)`` (PostgreSQL: a server-side cursor, itersize 1000, so
-  memory stays flat as ``read_all``'s does) — the physical limit;
-* raw scan, store: iterate ``EventStore.read_all()`` (pages of 1000, RecordedEvents);
-* fold: ``projections.fold(store.read_all())`` — the in-memory rebuild, every row kept
-  (history rows included); again with ``gc.disable()`` (fold_nogc): the cyclic GC's
-  full collections re-scan the growing model, which is what slows the fold down as
-  the store grows;
-* full rebuild: ``storage.rebuild(engine, store)`` into the reporting tables of a
-  separate database (history rows written and evicted per chunk, entity rows at the
-  end, the swap and the consumer offset) — when ``storage.rebuild`` exists.
+  memory stays flat) — the physical limit;
+* raw scan, store: ``EventStore.scan()`` pages (what the rebuild reads) and
+  ``EventStore.read_all()`` (RecordedEvents);
+* scan + decode: ``scan()`` plus orjson parsing of every payload and metadata — what any
+  fold must at least do;
+* fold: ``projections.fold_rows`` over ``scan()`` into one in-memory model (history rows
+  included), the cyclic GC on;
+* full rebuild: ``storage.rebuild(engine, store, workers=1)`` and with one worker process
+  per CPU (at most 4) into the reporting tables of a separate database (history rows
+  written per page, entity rows at the end, indexes, the swap and the consumer offset).
 
-Ratios rebuild/raw are throughput ratios (fold events/s ÷ scan events/s).
+Ratios are throughput ratios (events/s ÷ scan events/s).
 
-As-of board: a separate store of --asof-events (100,000) events; ``fold_as_of(
-store.read_all(), position=<middle>)`` + ``queries.board`` of one tenant on the day of
-that position; p50/p99 over --asof-reps. Also the same from the tenant's events only
-(``read_all(tenant_id=)``, as the service's ``as_of`` reads), checked to give the same board.
+As-of board: a separate store of --asof-events (100,000) events; ``fold_rows`` over
+``rows_as_of(store.scan(), position=p)`` into a model without the history table (what the
+service's ``as_of`` does for a board) + ``queries.board`` of one tenant on the day of that
+position, for p = the head (every event folded) and the middle; p50/p99 over
+--asof-reps; and the same from the tenant's events only (``scan(tenant_id=)``, as the
+service reads), checked to give the same board; the middle board is also checked
+against the generic path (``fold_as_of(store.read_all())``).
 
 Board latency: ``queries.board`` on the folded model of the generated company (one
 tenant, the quarter's last day), p50/p99 over --board-reps (>= 200) runs; and, after the
@@ -289,31 +293,37 @@ def _phase(name: str, url: str, rm_url: str | None) -> dict:
         raw.close()
     elif name == "scan_store":
         n = 0
+        for page in store.scan():
+            n += len(page)
+    elif name == "scan_read_all":
+        n = 0
         for _ in store.read_all():
             n += 1
-    elif name in ("fold", "fold_nogc"):
-        import gc
+    elif name == "scan_decode":
+        from orjson import loads
 
-        from okr_services.reporting.projections import fold
+        n = 0
+        for page in store.scan():
+            for row in page:
+                loads(row[4])
+                loads(row[5])
+            n += len(page)
+    elif name == "fold":
+        from okr_services.reporting.projections import fold_rows, new_model
 
-        if name == "fold_nogc":
-            gc.disable()  # what the fold costs without the cyclic GC re-scanning the growing model
-
-        counter = [0]
-
-        def counted(events):
-            for e in events:
-                counter[0] += 1
-                yield e
-
-        model = fold(counted(store.read_all()))
-        n = counter[0]
+        model = new_model()
+        n = 0
+        for page in store.scan():
+            fold_rows(model, page)
+            n += len(page)
         extra["rows"] = {t: len(r) for t, r in model.items()}
-    elif name == "rebuild":
+    elif name.startswith("rebuild"):
         from okr_services.reporting import storage
 
         rm = make_engine(rm_url)
-        n = storage.rebuild(rm, store)
+        workers = 1 if name == "rebuild" else min(os.cpu_count() or 1, 4)
+        extra["workers"] = workers
+        n = storage.rebuild(rm, store, workers=workers)
         with rm.connect() as conn:
             extra["rows"] = {t: conn.execute(text(f"SELECT count(*) FROM {storage.table_name(t)}")).scalar()
                              for t in ("cycles", "objectives", "key_results", "initiatives", "history")}
@@ -385,40 +395,51 @@ def _day_of(us: int) -> date:
 
 
 def measure_asof(url: str, reps: int) -> dict:
+    """The as-of board as the service's ``as_of`` computes it (``store.scan`` pages,
+    ``rows_as_of``, ``fold_rows`` into a model without the history table, ``board``), over
+    the whole store (every tenant's events: the worst case of one tenant holding them
+    all) to its head and to its middle; then from the tenant's events only."""
     from okr_services.reporting import queries
-    from okr_services.reporting.projections import fold_as_of
+    from okr_services.reporting.projections import fold_as_of, fold_rows, new_model, rows_as_of
 
     engine = make_engine(url)
     store = EventStore(engine)
     head = store.head_position()
-    middle = head // 2
-    at = next(iter(store.read_all(middle, to_position=middle)))
-    today = _day_of(at.recorded_at_us)
-    times, cards = [], 0
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        model = fold_as_of(store.read_all(), position=middle)
-        b = queries.board(model, "t0000", today)
-        times.append(time.perf_counter() - t0)
-        cards = sum(len(c["cards"]) for c in b["key_results"])
-        del model
-    b2 = None
-    # The service's as_of: only the tenant's events (index on tenant, position), same stop.
-    tenant_times, tenant_events = [], 0
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        model = fold_as_of(store.read_all(1, tenant_id="t0000"), position=middle)
-        b2 = queries.board(model, "t0000", today)
-        tenant_times.append(time.perf_counter() - t0)
-        tenant_events = sum(1 for e in store.read_all(1, tenant_id="t0000", to_position=middle))
-    assert b2 == b, "the tenant's replay must give the same board as the whole store's"
+    out = {"store_events": head, "tenant": "t0000", "reps": reps}
+    boards = {}
+    for label, position in (("head", head), ("middle", head // 2)):
+        at = next(iter(store.read_all(position, to_position=position)))
+        today = _day_of(at.recorded_at_us)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            model = new_model(history=False)
+            fold_rows(model, rows_as_of(store.scan(1, to_position=position), position=position))
+            b = queries.board(model, "t0000", today)
+            times.append(time.perf_counter() - t0)
+            del model
+        tenant_times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            model = new_model(history=False)
+            fold_rows(model, rows_as_of(store.scan(1, tenant_id="t0000", to_position=position), position=position))
+            b2 = queries.board(model, "t0000", today)
+            tenant_times.append(time.perf_counter() - t0)
+        assert b2 == b, "the tenant's replay must give the same board as the whole store's"
+        boards[label] = b
+        out[label] = {"position": position, "events_folded": position, "today": today.isoformat(),
+                      "kr_cards": sum(len(c["cards"]) for c in b["key_results"]),
+                      "p50_ms": round(statistics.median(times) * 1000, 1), "p99_ms": round(pct(times, 99) * 1000, 1),
+                      "events_per_s_p50": round(position / statistics.median(times)),
+                      "tenant_only": {"events": sum(len(p) for p in store.scan(1, tenant_id="t0000",
+                                                                              to_position=position)),
+                                      "p50_ms": round(statistics.median(tenant_times) * 1000, 1),
+                                      "p99_ms": round(pct(tenant_times, 99) * 1000, 1)}}
+    # the same board from the slower generic path (RecordedEvents, the full model): a cross-check
+    reference = fold_as_of(store.read_all(), position=head // 2)
+    assert queries.board(reference, "t0000", date.fromisoformat(out["middle"]["today"])) == boards["middle"]
     engine.dispose()
-    return {"store_events": head, "position": middle, "today": today.isoformat(), "tenant": "t0000",
-            "kr_cards": cards, "reps": reps, "p50_ms": round(statistics.median(times) * 1000, 1),
-            "p99_ms": round(pct(times, 99) * 1000, 1),
-            "events_per_s_p50": round(middle / statistics.median(times)),
-            "tenant_only": {"events": tenant_events, "p50_ms": round(statistics.median(tenant_times) * 1000, 1),
-                            "p99_ms": round(pct(tenant_times, 99) * 1000, 1)}}
+    return out
 
 
 def measure_board_tables(rm_url: str, reps: int) -> dict:
@@ -485,17 +506,20 @@ def run_backend(backend: str, args, sizes, templates) -> dict:
     engine.dispose()
 
     reps = sizes["scan_reps"]
-    for name, label in (("scan_sql", "raw scan, bare SQL cursor"), ("scan_store", "raw scan, store.read_all"),
-                        ("fold", "fold (read_all + fold, in memory)"),
-                        ("fold_nogc", "fold, cyclic GC disabled")):
+    for name, label in (("scan_sql", "raw scan, bare SQL cursor"), ("scan_store", "raw scan, store.scan pages"),
+                        ("scan_read_all", "raw scan, store.read_all events"),
+                        ("scan_decode", "scan + parse payload and metadata"),
+                        ("fold", "fold_rows over store.scan, in memory")):
         r = out[name] = _median_phase(name, url, reps)
         print(f"  {label:<36} {r['events_per_s']:>10,} events/s  {r['seconds']:>7.2f} s  "
               f"peak RSS {r['peak_rss_mb']:,.0f} MB", flush=True)
     if _has_rebuild() and not args.no_rebuild:
-        rm_url = urls_for(backend, args, "readmodel")
-        r = out["rebuild"] = run_phase("rebuild", url, rm_url)
-        print(f"  {'full rebuild (storage.rebuild)':<36} {r['events_per_s']:>10,} events/s  {r['seconds']:>7.2f} s  "
-              f"peak RSS {r['peak_rss_mb']:,.0f} MB  rows {r['rows']}", flush=True)
+        for name in ("rebuild", "rebuild_workers"):
+            rm_url = urls_for(backend, args, "readmodel")
+            r = out[name] = run_phase(name, url, rm_url)
+            label = f"full rebuild, {r['workers']} worker" + ("s" if r["workers"] > 1 else "")
+            print(f"  {label:<36} {r['events_per_s']:>10,} events/s  {r['seconds']:>7.2f} s  "
+                  f"peak RSS {r['peak_rss_mb']:,.0f} MB (parent)  rows {r['rows']}", flush=True)
         b = out["board_from_tables"] = measure_board_tables(rm_url, sizes["board_reps"])
         print(f"  board from tables (load_model t0000 + board): p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms "
               f"({b['reps']} runs)", flush=True)
@@ -506,9 +530,9 @@ def run_backend(backend: str, args, sizes, templates) -> dict:
         print("  full rebuild: skipped (" + ("--no-rebuild" if args.no_rebuild else "storage.rebuild not available")
               + ")", flush=True)
     ratios = {}
-    for num in ("fold", "fold_nogc", "rebuild"):
+    for num in ("scan_decode", "fold", "rebuild", "rebuild_workers"):
         if out.get(num):
-            for den in ("scan_sql", "scan_store"):
+            for den in ("scan_sql", "scan_store", "scan_read_all"):
                 ratios[f"{num}/{den}"] = round(out[num]["events_per_s"] / out[den]["events_per_s"], 3)
     out["ratios"] = ratios
     print("  ratios (throughput): " + ", ".join(f"{k} {v}" for k, v in ratios.items()), flush=True)
@@ -519,10 +543,12 @@ def run_backend(backend: str, args, sizes, templates) -> dict:
     seed({backend: e2}, sizes["asof_events"], templates)
     e2.dispose()
     a = out["asof_board"] = measure_asof(asof_url, sizes["asof_reps"])
-    print(f"  as-of board (fold_as_of to position {a['position']:,} of {a['store_events']:,} + board): "
-          f"p50 {a['p50_ms']} ms, p99 {a['p99_ms']} ms ({a['reps']} runs); the tenant's events only "
-          f"({a['tenant_only']['events']} events, as the service's as_of reads): p50 {a['tenant_only']['p50_ms']} ms, "
-          f"p99 {a['tenant_only']['p99_ms']} ms", flush=True)
+    for label in ("head", "middle"):
+        r = a[label]
+        print(f"  as-of board at the {label} ({r['events_folded']:,} of {a['store_events']:,} events folded + board): "
+              f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms ({a['reps']} runs); the tenant's events only "
+              f"({r['tenant_only']['events']} events): p50 {r['tenant_only']['p50_ms']} ms, "
+              f"p99 {r['tenant_only']['p99_ms']} ms", flush=True)
     if backend == "postgres" and not args.keep:
         drop_pg_database(asof_url)
         drop_pg_database(url)

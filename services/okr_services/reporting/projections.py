@@ -4,6 +4,7 @@
     touched = project(model, event)        # one event; the rows it changed
     model = fold(events)                   # full rebuild (events in position order)
     model = fold_as_of(events, position=p) # as-of replay: the prefix, never the live model
+    fold_rows(model, rows)                 # the same fold over EventStore.scan() pages (bulk)
 
 The model is a plain mapping ``table -> {key: document}``; documents are JSON-safe dicts
 holding only facts derived from events (nothing depends on "today": status, pace and
@@ -31,6 +32,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
+from orjson import loads as _loads
+
 #: The tables of the model, in the order the service creates them.
 TABLES = ("cycles", "objectives", "key_results", "initiatives", "history")
 
@@ -40,9 +43,10 @@ Touched = set[tuple[str, str]]
 _NOTHING: frozenset = frozenset()
 
 
-def new_model() -> Model:
-    """An empty model: every table, no rows."""
-    return {table: {} for table in TABLES}
+def new_model(history: bool = True) -> Model:
+    """An empty model: every table, no rows. ``history=False``: without the history
+    table, which the fold then skips building (an as-of board needs no audit trail)."""
+    return {table: {} for table in TABLES if history or table != "history"}
 
 
 def row_key(tenant_id: str, entity_id: str) -> str:
@@ -72,6 +76,55 @@ def fold(events: Iterable, model: Model | None = None) -> Model:
         if apply is not None:
             apply(model, event.tenant_id, event.data, event)
     return model
+
+
+class RowEvent:
+    """An event read as a plain ``EventStore.scan`` row (``position, tenant_id,
+    stream_id, event_type, data, metadata, recorded_at_us``): the payload is parsed once
+    (orjson: okr.v1 payloads are protobuf messages, whose integers fit in 64 bits, so it
+    gives exactly the standard library's values), the metadata only when a history row
+    asks for it."""
+
+    __slots__ = ("position", "tenant_id", "stream_id", "event_type", "data", "metadata_json", "recorded_at_us")
+
+    def __init__(self, row):
+        (self.position, self.tenant_id, self.stream_id, self.event_type, data_json,
+         self.metadata_json, self.recorded_at_us) = row
+        self.data = _loads(data_json)
+
+    @property
+    def metadata(self) -> dict:
+        return _loads(self.metadata_json)
+
+
+def fold_rows(model: Model, rows: Iterable[tuple]) -> int:
+    """``fold`` over raw ``EventStore.scan`` rows (the bulk path of rebuilds and as-of
+    replays): rows of event types the fold does not know are skipped before their
+    payload is parsed. Changes ``model`` in place; returns the last position seen (0 if
+    none)."""
+    get = _APPLY.get
+    position = 0
+    for row in rows:
+        apply = get(row[3])
+        if apply is not None:
+            event = RowEvent(row)
+            apply(model, event.tenant_id, event.data, event)
+        position = row[0]
+    return position
+
+
+def rows_as_of(pages: Iterable[Iterable[tuple]], position: int | None = None,
+               recorded_before_us: int | None = None) -> Iterable[tuple]:
+    """The prefix of ``EventStore.scan`` pages for an as-of replay (the rows up to and
+    including ``position`` and recorded before ``recorded_before_us``), flattened, for
+    ``fold_rows``; stops reading at the first row past either limit."""
+    for page in pages:
+        for row in page:
+            if position is not None and row[0] > position:
+                return
+            if recorded_before_us is not None and row[6] >= recorded_before_us:
+                return
+            yield row
 
 
 def fold_as_of(events: Iterable, position: int | None = None, recorded_before_us: int | None = None) -> Model:
@@ -104,8 +157,11 @@ def _enum(value: str, prefix: str) -> str:
 def _history(model: Model, tenant: str, event, data: dict, what: str) -> tuple[str, str]:
     """One row of the audit trail of a key result or initiative: who, when, why, what."""
     key = f"{tenant}/{event.stream_id}/{event.position}"
+    history = model.get("history")
+    if history is None:  # a model built without its history table
+        return "history", key
     metadata = event.metadata
-    model["history"][key] = {
+    history[key] = {
         "tenant": tenant,
         "stream_id": event.stream_id,
         "position": event.position,
@@ -116,7 +172,7 @@ def _history(model: Model, tenant: str, event, data: dict, what: str) -> tuple[s
         "key_result_id": data.get("key_result_id", ""),
         "initiative_id": data.get("initiative_id", ""),
         "objective_id": data.get("objective_id", ""),
-        "data": dict(data),  # shallow copy: the row never shares a dict with the caller's event
+        "data": data,  # the event's parsed payload: the fold never changes it
     }
     return "history", key
 
@@ -301,20 +357,24 @@ def _check_in(what: str):
                     seq = old["seq"]
                     del points[i]
                     break
+        effective_date = d["effective_date"]
         point = {
             "check_in_id": root,
             "latest_id": check_in_id,
-            "effective_date": d["effective_date"],
+            "effective_date": effective_date,
             "value": float(d.get("value", 0.0)),
             "confidence": int(d.get("confidence", 0)),
             "author": d.get("author", ""),
             "seq": seq,
         }
-        order = (point["effective_date"], seq)
-        i = len(points)
-        while i and (points[i - 1]["effective_date"], points[i - 1]["seq"]) > order:
-            i -= 1
-        points.insert(i, point)
+        if not points or (points[-1]["effective_date"], points[-1]["seq"]) <= (effective_date, seq):
+            points.append(point)  # the usual case: check-ins arrive in date order
+        else:
+            order = (effective_date, seq)
+            i = len(points) - 1
+            while i and (points[i - 1]["effective_date"], points[i - 1]["seq"]) > order:
+                i -= 1
+            points.insert(i, point)
         kr["position"] = event.position
         return ("key_results", key), _history(model, tenant, event, d, what)
 

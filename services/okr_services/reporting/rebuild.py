@@ -26,10 +26,14 @@ from . import storage
               help="The event store (default: OKR_DATABASE_URL, else SQLite under OKR_DATA_DIR).")
 @click.option("--reporting-database-url", envvar="OKR_REPORTING_DATABASE_URL", default=None,
               help="The reporting service's database (default: sqlite:///$OKR_DATA_DIR/reporting.db).")
-@click.option("--chunk", default=2000, show_default=True, help="Events per chunk (history rows written per chunk).")
+@click.option("--chunk", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Events per page of the scan (history rows written per page).")
 @click.option("--consumer", default=storage.CONSUMER, show_default=True,
               help="The consumer whose offset is set to the rebuilt position.")
-def rebuild_command(database_url, reporting_database_url, chunk, consumer):
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes folding tenant partitions in parallel (default: OKR_REBUILD_WORKERS, else one "
+                   f"per CPU up to 4 from {storage.PARALLEL_FROM:,} events on, else 1).")
+def rebuild_command(database_url, reporting_database_url, chunk, consumer, workers):
     """Rebuild the reporting read models from the event store; the live tables are
     replaced in one transaction only when the new ones are complete."""
     settings = Settings.from_env()
@@ -49,7 +53,7 @@ def rebuild_command(database_url, reporting_database_url, chunk, consumer):
                 state["done"] = done
 
             position = storage.rebuild(engine, store, progress=progress, chunk=chunk, consumer=consumer,
-                                       to_position=head)
+                                       to_position=head, workers=workers)
     except storage.RebuildFailed as e:
         click.echo(str(e), err=True)
         sys.exit(1)

@@ -57,7 +57,7 @@ from okr_services.common import Caller, query
 
 from . import queries, storage
 from .html import render_board
-from .projections import TABLES, fold_as_of
+from .projections import TABLES, fold_rows, new_model, rows_as_of
 
 _log = logging.getLogger(__name__)
 
@@ -190,6 +190,10 @@ READ_MODELS = {
 }
 
 
+#: The read models that read the history table (the others replay without building it).
+HISTORY_READ_MODELS = frozenset({"kr_history", "model"})
+
+
 def _json_response(value, status: int = 200) -> Response:
     return Response(json.dumps(value, sort_keys=True), status=status, mimetype="application/json")
 
@@ -307,12 +311,12 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
             with self.db.engine.connect() as conn:
                 return storage.offset_of(conn, queue)
 
-        def _replay(self, tenant: str, position=None, time=None, field: str | None = None):
+        def _replay(self, tenant: str, position=None, time=None, field: str | None = None, history: bool = True):
             """(model of the store's prefix, the day of its last event or of ``time``).
             Refused (ValidationError naming ``field``, else ``position``/``time``): a
             position that is not an integer, before the tenant's first event or beyond the
             store's head; a time that is malformed, at or before the tenant's first event,
-            or in the future."""
+            or in the future. ``history=False``: the model without its history table."""
             if position is None and time is None:
                 raise ValidationError(field or "position", "give a position or a time")
             if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
@@ -338,16 +342,14 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
                                                        f"tenant (recorded {_us_text(first.recorded_at_us)})")
             seen = {"us": None}
 
-            def events():
-                for event in self.db.event_store.read_all(1, tenant_id=tenant):
-                    if position is not None and event.position > position:
-                        return
-                    if before_us is not None and event.recorded_at_us >= before_us:
-                        return
-                    seen["us"] = event.recorded_at_us
-                    yield event
+            def rows():
+                pages = self.db.event_store.scan(first.position, to_position=position, tenant_id=tenant)
+                for row in rows_as_of(pages, position=position, recorded_before_us=before_us):
+                    seen["us"] = row[6]
+                    yield row
 
-            model = fold_as_of(events(), position=position, recorded_before_us=before_us)
+            model = new_model(history=history)
+            fold_rows(model, rows())
             if before_us is not None:
                 day = self.clock.day_of_us(before_us - 1)
             elif seen["us"] is not None:
@@ -478,7 +480,8 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
             function = READ_MODELS.get(read_model)
             if function is None:
                 raise ValidationError("read_model", f"one of {', '.join(sorted(READ_MODELS))}")
-            model, day = self._replay(tenant, position=position, time=time)
+            model, day = self._replay(tenant, position=position, time=time,
+                                      history=read_model in HISTORY_READ_MODELS)
             return function(model, tenant, _parse_day(today) or day, **params)
 
         # --------------------------------------------------------------- http

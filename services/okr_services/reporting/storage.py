@@ -1,11 +1,11 @@
 """The reporting service's own tables: the read models of ``projections.py`` persisted
 row by row, loaded back, and rebuilt from the event store.
 
-Schema (docs/adr/0009-reporting-storage-and-rebuild.md): one table per read-model table,
-``reporting_<table>`` (``reporting_cycles``, ``reporting_objectives``,
+Schema (docs/adr/0009-reporting-storage-and-rebuild.md, 0010): one table per read-model
+table, ``reporting_<table>`` (``reporting_cycles``, ``reporting_objectives``,
 ``reporting_key_results``, ``reporting_initiatives``, ``reporting_history``), each with
 the columns ``tenant``, ``key`` (the model's row key ``"<tenant>/<id>"``) and ``doc`` (the
-document as JSON text, ``json.dumps(doc, sort_keys=True)``); primary key
+document as JSON text, ``dumps``: orjson, sorted keys, compact) and a unique index on
 ``(tenant, key)``. They live in the consumer's database (``OKR_REPORTING_DATABASE_URL``)
 next to the consumer layer's offset tables; ``ensure_schema`` creates them (idempotent)
 when the service starts, the rebuild creates them too.
@@ -15,33 +15,44 @@ when the service starts, the rebuild creates them too.
   ``project`` and writes exactly the touched rows, in the caller's transaction (the
   consumer layer's: it commits with the offset);
 - ``load_model(conn, tenant=None)``: the model (one tenant's rows, or all) from the tables;
-- ``rebuild(engine, store, ...)``: fold the whole store into NEW tables
-  (``reporting_<table>_next``) in chunks with a progress callback, then in ONE
+- ``rebuild(engine, store, ...)``: fold the whole store (raw ``scan`` pages, in-process or
+  in tenant-partitioned worker processes) into NEW tables (``reporting_<table>_next``)
+  with a progress callback, index them, then in ONE
   transaction (holding the consumer's offset row, so the running consumer waits) apply
   to the new tables whatever the consumer applied past the rebuilt position meanwhile,
   rename the live tables away and the new ones in, drop the old and set the consumer's
   offset to the position the new tables hold: the incremental consumer continues from
   there seamlessly. A rebuild that fails leaves the live tables and the offset untouched.
 
-Primary-key constraints get a name unique to their build (PostgreSQL keeps an index's
-name when its table is renamed; a fixed name would clash with the next rebuild).
+Unique indexes get a name unique to their build (PostgreSQL keeps an index's name when
+its table is renamed; a fixed name would clash with the next rebuild).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
+import io
 import json
+import os
+import queue
+import subprocess
+import sys
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from orjson import OPT_SORT_KEYS
+from orjson import dumps as _orjson_dumps
+from orjson import loads as _orjson_loads
 from sqlalchemy import (
     Column,
     Engine,
+    Index,
     MetaData,
-    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -56,7 +67,7 @@ from sqlalchemy import (
 from okr_shared.bus.consumer import ensure_schema as ensure_consumer_schema
 from okr_shared.bus.consumer import offsets
 
-from .projections import TABLES, Model, new_model, project
+from .projections import TABLES, Model, fold_rows, new_model, project
 
 #: The ordered consumer's queue (and its name in okr_consumer_offsets).
 CONSUMER = "reporting.read-models"
@@ -69,15 +80,23 @@ def table_name(table: str, suffix: str = "") -> str:
     return f"{PREFIX}{table}{suffix}"
 
 
-def _table(metadata: MetaData, table: str, suffix: str = "", token: str = "live") -> Table:
-    return Table(
+def _table(metadata: MetaData, table: str, suffix: str = "", token: str = "live", indexed: bool = True) -> Table:
+    """A read-model table; ``indexed``: with its unique ``(tenant, key)`` index (a
+    rebuild loads its new tables without it and builds it once at the end)."""
+    t = Table(
         table_name(table, suffix),
         metadata,
         Column("tenant", String(64), nullable=False),
         Column("key", String(400), nullable=False),
         Column("doc", Text, nullable=False),
-        PrimaryKeyConstraint("tenant", "key", name=f"pk_{PREFIX}{table}_{token}"),
     )
+    if indexed:
+        _index(t, table, token)
+    return t
+
+
+def _index(t: Table, table: str, token: str) -> Index:
+    return Index(f"ux_{PREFIX}{table}_{token}", t.c.tenant, t.c.key, unique=True)
 
 
 _metadata = MetaData()
@@ -86,8 +105,16 @@ LIVE: dict[str, Table] = {t: _table(_metadata, t) for t in TABLES}
 
 
 def dumps(doc: dict) -> str:
-    """How a document is written: sorted keys (rows compare byte for byte)."""
-    return json.dumps(doc, sort_keys=True)
+    """How a document is written, the one way every path writes it: orjson with sorted
+    keys, compact (rows compare byte for byte). What orjson refuses (an integer beyond
+    64 bits) falls back to the standard library."""
+    try:
+        return _orjson_dumps(doc, option=OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+loads = _orjson_loads
 
 
 def ensure_schema(engine: Engine) -> None:
@@ -118,7 +145,7 @@ def load_model(conn, tenant: str | None = None, tables: Iterable[str] = TABLES) 
         query = select(t.c.key, t.c.doc)
         if tenant is not None:
             query = query.where(t.c.tenant == tenant)
-        model[name] = {key: json.loads(doc) for key, doc in conn.execute(query)}
+        model[name] = {key: loads(doc) for key, doc in conn.execute(query)}
     return model
 
 
@@ -154,7 +181,7 @@ class _RowsOnDemand(dict):
             doc = self._conn.execute(select(t.c.doc).where(t.c.tenant == key.split("/", 1)[0], t.c.key == key)).scalar()
             if doc is None:
                 return default
-            self[key] = json.loads(doc)
+            self[key] = loads(doc)
         return dict.get(self, key, default)
 
 
@@ -191,48 +218,51 @@ def _drop(conn, names: Iterable[str]) -> None:
 
 
 def rebuild(engine: Engine, store, *, progress: Callable[[int, int], None] | None = None,
-            chunk: int = 2000, consumer: str = CONSUMER, to_position: int | None = None,
-            before_swap: Callable[[], None] | None = None) -> int:
+            chunk: int = 5000, consumer: str = CONSUMER, to_position: int | None = None,
+            before_swap: Callable[[], None] | None = None, workers: int | None = None) -> int:
     """Fold the whole store (up to its head now, or ``to_position``) into new tables and
     swap them in; returns the position the swapped-in tables hold (the rebuilt position,
     or the consumer's offset if it had got further meanwhile).
 
-    ``progress(done, total)`` is called after each chunk of events (``total``: the
-    position reached at the end). History rows are written and evicted per chunk; the
-    entity rows stay in memory until the end. Any exception before or during the swap
-    (including one raised by ``progress`` or ``before_swap``) drops the new tables and
-    leaves the live ones and the offset as they were.
+    The bulk path: the store's raw ``scan`` pages (``chunk`` events each) go through
+    ``projections.fold_rows`` — the same fold as the incremental consumer's — with the
+    cyclic GC paused (the model is acyclic; its growing row count is what made full
+    collections the fold's main cost); each page's history rows are handed to a writer
+    thread on its own connection (SQLite: ``executemany`` under the file's write lock;
+    PostgreSQL: ``COPY``); entity rows are written at the end; the new tables are loaded
+    without their unique index, built once before the swap.
+
+    ``workers`` > 1 folds in that many processes (``python -m
+    okr_services.reporting.rebuild_worker``), each taking the tenants whose CRC-32 falls
+    in its partition (tenants share no row, so the partitions' rows are exactly the
+    single fold's). Default: ``OKR_REBUILD_WORKERS``, else one per CPU (at most 4) when
+    the store holds at least ``PARALLEL_FROM`` events, else 1.
+
+    ``progress(done, total)`` is called after each page (``total``: the position reached
+    at the end; with workers, ``done`` is the slowest worker's position). Any exception
+    before or during the swap (including one raised by ``progress`` or ``before_swap``,
+    or a failed worker) drops the new tables and leaves the live ones and the offset as
+    they were.
     """
     ensure_schema(engine)
     head = store.head_position() if to_position is None else to_position
+    workers = default_workers(head) if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, not {workers!r}")
     token = uuid.uuid4().hex[:8]
     md = MetaData()
-    nxt = {t: _table(md, t, NEXT, token) for t in TABLES}
+    nxt = {t: _table(md, t, NEXT, token, indexed=False) for t in TABLES}
     with _write_transaction(engine) as conn:
         _drop(conn, [table_name(t, NEXT) for t in TABLES])
         md.create_all(conn)
     try:
-        model = new_model()
-        done = 0
-        if head > 0:
-            events = store.read_all(1, to_position=head, batch_size=chunk)
-            batch: list = []
-            for event in events:
-                batch.append(event)
-                if len(batch) >= chunk:
-                    done = _fold_chunk(engine, model, batch, nxt["history"])
-                    batch = []
-                    if progress:
-                        progress(done, head)
-            if batch:
-                done = _fold_chunk(engine, model, batch, nxt["history"])
+        if head > 0 and workers > 1:
+            _fold_in_workers(engine, store, head, workers, chunk, progress)
+        elif head > 0:
+            fold_partition(engine, store, head, chunk=chunk, progress=progress)
         with _write_transaction(engine) as conn:
-            for name in TABLES:
-                if name == "history":
-                    continue
-                rows = [{"tenant": doc["tenant"], "key": key, "doc": dumps(doc)} for key, doc in model[name].items()]
-                for i in range(0, len(rows), 1000):
-                    conn.execute(insert(nxt[name]), rows[i:i + 1000])
+            for name, t in nxt.items():
+                _index(t, name, token).create(conn)
         if progress:
             progress(head, head)
         if before_swap:
@@ -248,15 +278,223 @@ def rebuild(engine: Engine, store, *, progress: Callable[[int, int], None] | Non
             raise
 
 
-def _fold_chunk(engine: Engine, model: Model, batch: list, history: Table) -> int:
-    for event in batch:
-        project(model, event)
-    rows = [{"tenant": doc["tenant"], "key": key, "doc": dumps(doc)} for key, doc in model["history"].items()]
-    if rows:
-        with _write_transaction(engine) as conn:
-            conn.execute(insert(history), rows)
-    model["history"].clear()  # never read by the fold: evicted once written
-    return batch[-1].position
+#: Below this many events a rebuild folds in-process (starting workers costs ~0.5 s).
+PARALLEL_FROM = 100_000
+
+
+def default_workers(events: int) -> int:
+    configured = os.environ.get("OKR_REBUILD_WORKERS", "").strip()
+    if configured:
+        if not configured.isdigit() or int(configured) < 1:
+            raise ValueError(f"OKR_REBUILD_WORKERS must be a positive integer, not {configured!r}")
+        return int(configured)
+    return min(os.cpu_count() or 1, 4) if events >= PARALLEL_FROM else 1
+
+
+def partition_of(tenant: str, partitions: int) -> int:
+    """The partition a tenant's rows are folded in (stable across processes)."""
+    return zlib.crc32(tenant.encode()) % partitions
+
+
+def fold_partition(engine: Engine, store, head: int, *, partition: int = 0, partitions: int = 1,
+                   chunk: int = 5000, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Fold the events up to ``head`` of the tenants in ``partition`` (of ``partitions``)
+    into the ``_next`` tables; returns the rows written per table."""
+    nxt = {t: table_name(t, NEXT) for t in TABLES}
+    counts = dict.fromkeys(TABLES, 0)
+    gc_enabled = gc.isenabled()
+    gc.disable()
+    writer = _BulkWriter(engine)
+    try:
+        model = new_model()
+        history = model["history"]
+        mine: dict[str, bool] = {}
+
+        def rows_of_mine(page):
+            for row in page:
+                tenant = row[1]
+                take = mine.get(tenant)
+                if take is None:
+                    take = mine[tenant] = partition_of(tenant, partitions) == partition
+                if take:
+                    yield row
+
+        for page in store.scan(1, to_position=head, batch_size=chunk):
+            fold_rows(model, page if partitions == 1 else rows_of_mine(page))
+            if history:  # never read by the fold: written, then evicted
+                counts["history"] += len(history)
+                writer.write(nxt["history"], [(doc["tenant"], key, dumps(doc)) for key, doc in history.items()])
+                history.clear()
+            if progress:
+                progress(page[-1][0], head)
+        for name in TABLES:
+            rows = list(model[name].items())
+            model[name] = {}
+            counts[name] += len(rows)
+            for i in range(0, len(rows), 20_000):
+                writer.write(nxt[name], [(doc["tenant"], key, dumps(doc)) for key, doc in rows[i:i + 20_000]])
+            del rows
+        writer.close()
+        return counts
+    finally:
+        writer.close(raise_error=False)
+        if gc_enabled:
+            gc.enable()
+
+
+#: How a rebuild worker is started (its arguments follow: partition, partitions, head, chunk).
+WORKER_COMMAND = [sys.executable, "-m", "okr_services.reporting.rebuild_worker"]
+
+
+def _fold_in_workers(engine: Engine, store, head: int, workers: int, chunk: int,
+                     progress: Callable[[int, int], None] | None) -> None:
+    """Run ``workers`` rebuild_worker processes (URLs passed in their environment, never
+    on the command line); relay their progress; raise if any fails (the others are
+    killed). The workers connect with the engines' URLs: options given to an engine
+    outside its URL (``connect_args``) do not reach them — put them in the URL (e.g.
+    PostgreSQL's ``?options=-csearch_path=...``)."""
+    env = dict(os.environ,
+               OKR_REBUILD_STORE_URL=store.engine.url.render_as_string(hide_password=False),
+               OKR_REBUILD_TARGET_URL=engine.url.render_as_string(hide_password=False))
+    env.pop("OKR_REBUILD_WORKERS", None)
+    procs = [subprocess.Popen([*WORKER_COMMAND, str(i), str(workers), str(head), str(chunk)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(workers)]
+    positions = [0] * workers
+    errors: list[str] = [""] * workers
+    lock = threading.Lock()
+
+    def follow(i: int, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            if line.startswith("progress "):
+                with lock:
+                    positions[i] = int(line.split()[1])
+        errors[i] = proc.stderr.read()
+
+    readers = [threading.Thread(target=follow, args=(i, p), daemon=True) for i, p in enumerate(procs)]
+    for r in readers:
+        r.start()
+    try:
+        reported = 0
+        while any(p.poll() is None for p in procs):
+            failed = [i for i, p in enumerate(procs) if p.returncode not in (None, 0)]
+            if failed:
+                break
+            with lock:
+                done = min(positions)
+            if progress and done > reported:
+                progress(done, head)
+                reported = done
+            time.sleep(0.05)
+        for r in readers:
+            r.join(timeout=5)
+        failed = [i for i, p in enumerate(procs) if p.poll() not in (None, 0)]
+        if failed:
+            i = failed[0]
+            tail = errors[i].strip().splitlines()[-1:] or ["no message"]
+            raise RuntimeError(f"rebuild worker {i} of {workers} exited with {procs[i].returncode}: {tail[0]}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+class _BulkWriter:
+    """Inserts batches of ``(tenant, key, doc)`` rows into tables from a background
+    thread on its own connection, each batch in its own transaction, so the database's
+    work (SQLite's B-tree and file writes run without the GIL; PostgreSQL's on the
+    server) overlaps the fold. ``write`` blocks while a few batches are queued (bounded
+    memory) and re-raises the thread's first error; ``close`` waits for the queue."""
+
+    def __init__(self, engine: Engine, depth: int = 4):
+        self._engine = engine
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="okr-rebuild-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, table: str, rows: list[tuple[str, str, str]]) -> None:
+        if self._error is not None:
+            raise self._error
+        if rows:
+            self._queue.put((table, rows))
+
+    def close(self, raise_error: bool = True) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+        if raise_error and self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            raw = self._engine.raw_connection()
+        except BaseException as e:  # noqa: BLE001 - handed to the fold's thread
+            self._error = e
+            raw = None
+        try:
+            insert_rows = _copy_rows if self._engine.dialect.name == "postgresql" else self._sqlite_rows
+            while (item := self._queue.get()) is not None:
+                if self._error is None:
+                    try:
+                        insert_rows(raw, *item)
+                    except BaseException as e:  # noqa: BLE001
+                        self._error = e
+                        with contextlib.suppress(Exception):
+                            raw.rollback()
+        finally:
+            if raw is not None:
+                raw.close()
+
+    def _sqlite_rows(self, raw, name: str, rows: list) -> None:
+        with _sqlite_lock(self._engine):
+            cursor = raw.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                cursor.executemany(f'INSERT INTO "{name}" (tenant, key, doc) VALUES (?, ?, ?)', rows)
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_rows(raw, name: str, rows: list) -> None:
+    """PostgreSQL: one ``COPY ... FROM STDIN`` (text format) of the rows, committed.
+    In an eventlet-patched process psycopg2 refuses COPY (its green wait callback), so
+    there the rows go as multi-row INSERTs."""
+    import psycopg2.extensions
+    import psycopg2.extras
+
+    if psycopg2.extensions.get_wait_callback() is not None:
+        cursor = raw.cursor()
+        try:
+            psycopg2.extras.execute_values(cursor, f'INSERT INTO "{name}" (tenant, key, doc) VALUES %s', rows,
+                                           page_size=1000)
+            raw.commit()
+        finally:
+            cursor.close()
+        return
+    buffer = io.StringIO()
+    write = buffer.write
+    for tenant, key, doc in rows:
+        # tenants are [A-Za-z0-9_.-]; JSON text holds no raw control characters, only
+        # backslash escapes; keys are ids (escaped in full, they are short)
+        write(f"{tenant}\t{key.translate(_COPY_ESCAPES)}\t{doc.replace(chr(92), chr(92) * 2)}\n")
+    buffer.seek(0)
+    cursor = raw.cursor()
+    try:
+        cursor.copy_expert(f'COPY "{name}" (tenant, key, doc) FROM STDIN', buffer)
+        raw.commit()
+    finally:
+        cursor.close()
 
 
 def _swap(engine: Engine, store, consumer: str, head: int, nxt: dict[str, Table]) -> int:
@@ -295,12 +533,16 @@ def _write_transaction(engine: Engine):
         with engine.begin() as conn:
             yield conn
         return
+    with _sqlite_lock(engine), engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+        yield conn
+
+
+def _sqlite_lock(engine: Engine) -> threading.Lock:
+    """The consumer layer's in-process write lock of this SQLite file."""
     from okr_shared.bus import consumer as layer
 
     with layer._sqlite_locks_guard:
-        lock = layer._sqlite_locks.setdefault(str(engine.url.database), threading.Lock())
-    with lock, engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
-        yield conn
+        return layer._sqlite_locks.setdefault(str(engine.url.database), threading.Lock())
 
 
 def offset_of(conn, consumer: str = CONSUMER) -> int | None:

@@ -362,6 +362,58 @@ class EventStore:
             conditions.append(_E.c.position <= to_position)
         return self._pages(select(*_COLUMNS), conditions, from_position, batch_size, RecordedEvent._make)
 
+    #: The columns of ``scan`` rows, in order.
+    SCAN_COLUMNS = ("position", "tenant_id", "stream_id", "event_type", "data", "metadata", "recorded_at_us")
+
+    def scan(
+        self,
+        from_position: int = 1,
+        *,
+        to_position: int | None = None,
+        tenant_id: str | None = None,
+        batch_size: int = 5000,
+    ) -> Iterator[list[tuple]]:
+        """The log as pages (lists) of plain tuples ``SCAN_COLUMNS``, in position order,
+        from ``from_position`` up to ``to_position`` (inclusive), optionally one tenant's.
+
+        For bulk readers (projection rebuilds, as-of replays): one query on a bare DBAPI
+        cursor (PostgreSQL: a server-side cursor, so memory stays flat), no row objects
+        and no JSON parsing — about twice as fast as ``read_all``. The query runs in one
+        read transaction: the pages are one consistent snapshot.
+        """
+        if isinstance(from_position, bool) or not isinstance(from_position, int) or from_position < 1:
+            raise ValueError(f"from_position must be an integer >= 1, not {from_position!r}")
+        postgres = self.engine.dialect.name == "postgresql"
+        mark = "%s" if postgres else "?"
+        where, params = [f"position >= {mark}"], [from_position]
+        if to_position is not None:
+            where.append(f"position <= {mark}")
+            params.append(to_position)
+        if tenant_id is not None:
+            where.append(f"tenant_id = {mark}")
+            params.append(tenant_id)
+        sql = (f"SELECT {', '.join(self.SCAN_COLUMNS)} FROM {_E.name} "
+               f"WHERE {' AND '.join(where)} ORDER BY position")
+        raw = self.engine.raw_connection()
+        try:
+            if postgres:
+                cursor = raw.cursor(name=f"okr_scan_{uuid.uuid4().hex[:12]}")
+                cursor.itersize = batch_size
+            else:
+                cursor = raw.cursor()
+            cursor.execute(sql, params)
+            while True:
+                rows = cursor.fetchmany(batch_size)
+                if not rows:
+                    break
+                yield rows
+            cursor.close()
+        finally:
+            try:
+                raw.rollback()  # end the read transaction before the connection goes back
+            finally:
+                raw.close()
+
     def _pages(self, base, conditions, from_position, batch_size, make):
         base = base.order_by(_E.c.position).limit(batch_size)
         position = from_position

@@ -228,6 +228,29 @@ def test_read_all_from_a_position_with_tenant_and_type_filters(store):
     assert list(store.read_all(event_types=[])) == []
 
 
+def test_scan_pages_plain_rows_of_the_log(store):
+    store.append("a-1", NO_STREAM, [ev(1, event_type="okr.v1.CheckInRecorded")])
+    store.append("g-1", NO_STREAM, [ev(2, tenant="globex")])
+    store.append("a-2", NO_STREAM, [ev(3, event_type="okr.v1.KeyResultDefined"), ev(4)])
+    store.append("a-1", 1, [ev(5, event_type="okr.v1.CheckInRecorded")])
+
+    def rows(*args, **kwargs):
+        pages = list(store.scan(*args, **kwargs))
+        assert all(isinstance(page, list) and page for page in pages)
+        return [row for page in pages for row in page]
+
+    expected = [(e.position, e.tenant_id, e.stream_id, e.event_type, e.data_json, e.metadata_json, e.recorded_at_us)
+                for e in store.read_all()]
+    assert [tuple(r) for r in rows()] == expected
+    assert [len(page) for page in store.scan(batch_size=2)] == [2, 2, 1]
+    assert [r[0] for r in rows(3)] == [3, 4, 5]
+    assert [r[0] for r in rows(2, to_position=4, batch_size=1)] == [2, 3, 4]
+    assert [r[0] for r in rows(tenant_id="acme")] == [1, 3, 4, 5]
+    assert rows(6) == [] and rows(tenant_id="nobody") == []
+    with pytest.raises(ValueError, match="from_position must be an integer >= 1"):
+        next(store.scan(0))
+
+
 def test_recorded_events_carry_metadata_and_recording_time(store):
     before_us = time.time_ns() // 1000
     store.append("kr-1", NO_STREAM, [ev(1, metadata={"actor": "ana", "correlation_id": "c-1", "reason": "why"})])

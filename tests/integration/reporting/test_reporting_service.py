@@ -247,6 +247,102 @@ def test_the_cli_command_rebuilds_with_a_progress_bar(world):
         other.dispose()
 
 
+def test_a_rebuild_in_worker_processes_equals_the_incremental_tables(world):
+    """Three workers: acme and globex fall in different partitions and one is empty; the
+    workers run unpatched, so on PostgreSQL they load with COPY."""
+    assert len({storage.partition_of(t, 3) for t in ("acme", "globex")}) == 2
+    other_url = world.databases.new("workers")
+    other = make_engine(other_url)
+    try:
+        done = []
+        position = storage.rebuild(other, world.store, chunk=97, consumer=world.queue, workers=3,
+                                   progress=lambda n, total: done.append(n))
+        assert position == len(world.events)
+        assert done == sorted(done) and done[-1] == position
+        with other.connect() as conn:
+            assert storage.dump_tables(conn) == world.dump()[0]
+            assert storage.offset_of(conn, world.queue) == position
+        names = inspect(other).get_table_names()
+        assert not [n for n in names if n.endswith(storage.NEXT) or n.endswith(storage.OLD)]
+    finally:
+        other.dispose()
+
+
+def test_a_failed_worker_fails_the_rebuild_and_leaves_the_live_tables(world, monkeypatch):
+    import sys
+
+    before = world.dump()
+    monkeypatch.setattr(storage, "WORKER_COMMAND",
+                        [sys.executable, "-c", "import sys; sys.exit('worker says: disk full')"])
+    with pytest.raises(storage.RebuildFailed, match="worker 0 of 2 exited with 1: worker says: disk full"):
+        storage.rebuild(world.reporting_engine, world.store, consumer=world.queue, workers=2)
+    assert world.dump() == before
+    names = inspect(world.reporting_engine).get_table_names()
+    assert not [n for n in names if n.endswith(storage.NEXT) or n.endswith(storage.OLD)]
+
+
+def test_the_rebuild_worker_explains_what_it_needs():
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("OKR_REBUILD_")}
+    run = [sys.executable, "-m", "okr_services.reporting.rebuild_worker"]
+    missing = subprocess.run([*run, "0", "2", "10", "100"], env=env, capture_output=True, text=True)
+    assert missing.returncode == 2
+    assert "OKR_REBUILD_STORE_URL and OKR_REBUILD_TARGET_URL not set" in missing.stderr
+    wrong = subprocess.run([*run, "2", "2", "10", "100"], env=env, capture_output=True, text=True)
+    assert wrong.returncode == 2 and "0 <= PARTITION < PARTITIONS" in wrong.stderr
+
+
+def test_the_bulk_fold_over_raw_rows_is_the_fold(world):
+    from okr_services.reporting.projections import fold_rows, new_model, rows_as_of
+
+    rows = [row for page in world.store.scan(batch_size=50) for row in page]
+    assert [r[0] for r in rows] == list(range(1, len(world.events) + 1))
+    model = new_model()
+    assert fold_rows(model, rows) == len(world.events)
+    assert storage.model_dumps(model) == storage.model_dumps(fold(world.events))
+    # as-of over raw rows, with and without the history table
+    middle = world.events[len(world.events) // 2]
+    for cut in ({"position": middle.position}, {"recorded_before_us": middle.recorded_at_us}):
+        expected = fold_as_of(world.events, **cut)
+        full, lean = new_model(), new_model(history=False)
+        fold_rows(full, rows_as_of(world.store.scan(batch_size=64), **cut))
+        fold_rows(lean, rows_as_of(world.store.scan(batch_size=64), **cut))
+        assert storage.model_dumps(full) == storage.model_dumps(expected)
+        assert "history" not in lean
+        assert storage.model_dumps(lean) == storage.model_dumps({k: v for k, v in expected.items() if k != "history"})
+
+
+def test_copy_loads_any_text_exactly(world):
+    """The COPY path (unpatched processes) escapes backslashes, tabs, newlines and
+    carriage returns in keys and documents."""
+    if world.backend != "postgres":
+        pytest.skip("COPY is PostgreSQL's")
+    import psycopg2.extensions
+
+    tricky = [("acme", "acme/k\\1\t\n\r", storage.dumps({"tenant": "acme", "t": "a\\b\tc\nd\re \"q\" é ✓ \\N"})),
+              ("acme", "acme/\\N", storage.dumps({"tenant": "acme", "t": "\\N"}))]
+    engine = world.reporting_engine
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE copy_probe (tenant varchar(64), key varchar(400), doc text)")
+    raw = engine.raw_connection()
+    callback = psycopg2.extensions.get_wait_callback()
+    psycopg2.extensions.set_wait_callback(None)
+    try:
+        storage._copy_rows(raw.driver_connection, "copy_probe", tricky)
+    finally:
+        psycopg2.extensions.set_wait_callback(callback)
+        raw.close()
+    try:
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.exec_driver_sql("SELECT tenant, key, doc FROM copy_probe ORDER BY key")] \
+                == sorted(tricky, key=lambda r: r[1])
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE copy_probe")
+
+
 def test_rebuild_swaps_in_and_the_consumer_continues_after_it(world):
     position = storage.rebuild(world.reporting_engine, world.store, chunk=500, consumer=world.queue)
     assert position == world.store.head_position() == world.offset()
