@@ -22,9 +22,9 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
+from infra import AMQP_URI, delete_bus_objects
 from waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
 
-AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 CHROMIUM = os.environ.get("OKR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -163,15 +163,5 @@ def stack(tmp_path, monkeypatch):
         reporting_engine.dispose()
         store.close()
         es_engine.dispose()
-        with Connection(AMQP_URI) as c:
-            channel = c.default_channel
-            for q in (queue, dead_letter_queue_name(queue), f"rpc-{goal}", f"rpc-{progress}", f"rpc-{reporting}"):
-                try:
-                    channel.queue_delete(q)
-                except Exception:  # noqa: BLE001 - already gone
-                    channel = c.channel()
-            for ex in (exchange, dlx):
-                try:
-                    channel.exchange_delete(ex)
-                except Exception:  # noqa: BLE001
-                    channel = c.channel()
+        delete_bus_objects((queue, dead_letter_queue_name(queue), f"rpc-{goal}", f"rpc-{progress}",
+                            f"rpc-{reporting}"), (exchange, dlx))

@@ -65,7 +65,7 @@ from sqlalchemy import (
 )
 
 from okr_shared.bus.consumer import ensure_schema as ensure_consumer_schema
-from okr_shared.bus.consumer import offsets
+from okr_shared.bus.consumer import offsets, sqlite_write_lock, write_transaction
 
 from .projections import TABLES, Model, fold_rows, new_model, project
 
@@ -76,27 +76,36 @@ NEXT = "_next"
 OLD = "_old"
 
 
-def table_name(table: str, suffix: str = "") -> str:
-    return f"{PREFIX}{table}{suffix}"
+def table_name(table: str, suffix: str = "", prefix: str = PREFIX) -> str:
+    return f"{prefix}{table}{suffix}"
 
 
-def _table(metadata: MetaData, table: str, suffix: str = "", token: str = "live", indexed: bool = True) -> Table:
+def _table(metadata: MetaData, table: str, suffix: str = "", token: str = "live", indexed: bool = True,
+           prefix: str = PREFIX) -> Table:
     """A read-model table; ``indexed``: with its unique ``(tenant, key)`` index (a
     rebuild loads its new tables without it and builds it once at the end)."""
     t = Table(
-        table_name(table, suffix),
+        table_name(table, suffix, prefix),
         metadata,
         Column("tenant", String(64), nullable=False),
         Column("key", String(400), nullable=False),
         Column("doc", Text, nullable=False),
     )
     if indexed:
-        _index(t, table, token)
+        _index(t, table, token, prefix)
     return t
 
 
-def _index(t: Table, table: str, token: str) -> Index:
-    return Index(f"ux_{PREFIX}{table}_{token}", t.c.tenant, t.c.key, unique=True)
+def _index(t: Table, table: str, token: str, prefix: str = PREFIX) -> Index:
+    return Index(f"ux_{prefix}{table}_{token}", t.c.tenant, t.c.key, unique=True)
+
+
+def tables_for(prefix: str, names: Iterable[str] = TABLES) -> dict[str, Table]:
+    """Read-model tables of the same shape under another prefix: another service that
+    keeps its own copy of (some of) these read models with the same fold (the
+    notification service: ``notification_rm_``), never reading this service's tables."""
+    md = MetaData()
+    return {t: _table(md, t, prefix=prefix) for t in names}
 
 
 _metadata = MetaData()
@@ -117,13 +126,16 @@ def dumps(doc: dict) -> str:
 loads = _orjson_loads
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Create the consumer layer's tables and the live read-model tables if missing."""
+def ensure_schema(engine: Engine, tables: dict[str, Table] | None = None) -> None:
+    """Create the consumer layer's tables and the live read-model tables (or ``tables``,
+    from ``tables_for``) if missing."""
     ensure_consumer_schema(engine)
     existing = set(inspect(engine).get_table_names())
     token = uuid.uuid4().hex[:8]
     md = MetaData()
-    missing = [_table(md, t, token=token) for t in TABLES if table_name(t) not in existing]
+    wanted = LIVE if tables is None else tables
+    missing = [_table(md, name, token=token, prefix=t.name[:-len(name)])
+               for name, t in wanted.items() if t.name not in existing]
     for attempt in range(3):
         try:
             md.create_all(engine, tables=missing, checkfirst=True)
@@ -137,11 +149,13 @@ def ensure_schema(engine: Engine) -> None:
 # ---------------------------------------------------------------------- loading
 
 
-def load_model(conn, tenant: str | None = None, tables: Iterable[str] = TABLES) -> Model:
-    """The model held by the live tables: every row, or one tenant's."""
+def load_model(conn, tenant: str | None = None, tables: Iterable[str] = TABLES,
+               live: dict[str, Table] | None = None) -> Model:
+    """The model held by the live tables (or ``live``): every row, or one tenant's."""
     model = new_model()
+    live = LIVE if live is None else live
     for name in tables:
-        t = LIVE[name]
+        t = live[name]
         query = select(t.c.key, t.c.doc)
         if tenant is not None:
             query = query.where(t.c.tenant == tenant)
@@ -190,8 +204,8 @@ def apply_event(conn, event, tables: dict[str, Table] | None = None) -> set[tupl
     load the rows it reads, ``project``, write the touched rows (update, else insert).
     Returns them."""
     tables = LIVE if tables is None else tables
-    model = {name: _RowsOnDemand(conn, tables[name]) for name in TABLES}
-    touched = project(model, event)
+    model = {name: _RowsOnDemand(conn, tables[name]) for name in TABLES if name in tables}
+    touched = {(name, key) for name, key in project(model, event) if name in model}
     for name, key in sorted(touched):
         write_row(conn, tables[name], key, model[name][key])
     return touched
@@ -524,25 +538,8 @@ def _swap(engine: Engine, store, consumer: str, head: int, nxt: dict[str, Table]
     return position
 
 
-@contextlib.contextmanager
-def _write_transaction(engine: Engine):
-    """A write transaction; on SQLite ``BEGIN IMMEDIATE`` under the consumer layer's
-    per-file lock of this process (a consumer in the same process must not busy-wait on
-    the file while we hold it: NAMEKO-NOTES.md)."""
-    if engine.dialect.name != "sqlite":
-        with engine.begin() as conn:
-            yield conn
-        return
-    with _sqlite_lock(engine), engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
-        yield conn
-
-
-def _sqlite_lock(engine: Engine) -> threading.Lock:
-    """The consumer layer's in-process write lock of this SQLite file."""
-    from okr_shared.bus import consumer as layer
-
-    with layer._sqlite_locks_guard:
-        return layer._sqlite_locks.setdefault(str(engine.url.database), threading.Lock())
+_write_transaction = write_transaction
+_sqlite_lock = sqlite_write_lock
 
 
 def offset_of(conn, consumer: str = CONSUMER) -> int | None:

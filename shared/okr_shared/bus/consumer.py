@@ -272,6 +272,26 @@ _sqlite_locks: dict[str, threading.Lock] = {}
 _sqlite_locks_guard = threading.Lock()
 
 
+def sqlite_write_lock(engine: Engine) -> threading.Lock:
+    """This process's write lock of a SQLite file (one per file, shared by the consumer
+    layer and every service table writer: green threads wait on it instead of
+    busy-waiting on SQLite's file lock, NAMEKO-NOTES.md)."""
+    with _sqlite_locks_guard:
+        return _sqlite_locks.setdefault(str(engine.url.database), threading.Lock())
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator:
+    """A short write transaction on a consumer's database (commits on leaving); on SQLite
+    ``BEGIN IMMEDIATE`` under ``sqlite_write_lock``."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with sqlite_write_lock(engine), engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
+        yield conn
+
+
 class ConsumerDatabase(DependencyProvider):
     """The consumer's own database (its projections and the layer's tables), and a
     reader of the event store for filling gaps.
@@ -304,8 +324,7 @@ class ConsumerDatabase(DependencyProvider):
         self._store_url = self.event_store_url or settings.database_url
         self._sqlite = self.engine.dialect.name == "sqlite"
         if self._sqlite:
-            with _sqlite_locks_guard:
-                self._lock = _sqlite_locks.setdefault(str(self.engine.url.database), threading.Lock())
+            self._lock = sqlite_write_lock(self.engine)
             self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         else:
             self._lock = contextlib.nullcontext()

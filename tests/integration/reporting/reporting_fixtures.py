@@ -11,32 +11,27 @@ process — caught up: the service's offset is the store's head.
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass, field
 
 import nameko
 import pytest
-from kombu import Connection, Exchange, Producer
+from kombu import Connection
 from nameko.containers import get_container_cls
 from nameko.standalone.rpc import ClusterRpcClient
-from sqlalchemy import make_url, text
 
 from datetime import date, timedelta
 
 from fixtures.company_history import LAST_DAY, Script, drafts, record
 from okr_shared.domain import commands as c
-from okr_shared.bus import wire
 from okr_shared.bus.consumer import dead_letter_queue_name
-from okr_shared.contracts import envelope_from_recorded
 from okr_shared.bus.relay import Relay
 from okr_shared.eventstore import ANY, EventStore, NewEvent, make_engine, migrate
 from okr_services.reporting import storage
 from okr_services.reporting.service import make_service
+from infra import AMQP_URI, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
 from waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
 
-AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
-POSTGRES_URL = os.environ.get("OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 TODAY = LAST_DAY
 
 
@@ -61,40 +56,6 @@ def globex() -> Script:
         if week <= 5:
             s.run(day, "gwen", c.RecordCheckIn(f"gx-ci2-{week}", "gx-kr-2", 5 - 0.3 * week, 5, day.isoformat()))
     return s
-
-
-class Databases:
-    """Fresh databases of one backend: SQLite files, or PostgreSQL schemas (search_path)."""
-
-    def __init__(self, backend: str, tmp_dir):
-        self.backend = backend
-        self.tmp_dir = tmp_dir
-        self.schemas: list[str] = []
-
-    def new(self, label: str) -> str:
-        if self.backend == "sqlite":
-            return f"sqlite:///{self.tmp_dir}/{label}-{uuid.uuid4().hex[:6]}.db"
-        schema = f"rep_test_{uuid.uuid4().hex[:12]}"
-        admin = make_engine(POSTGRES_URL)
-        try:
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        except Exception as e:  # pragma: no cover - environment problem
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is needed (OKR_TEST_POSTGRES_URL): {e}")
-        finally:
-            admin.dispose()
-        self.schemas.append(schema)
-        url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        return url.render_as_string(hide_password=False)
-
-    def drop(self) -> None:
-        if not self.schemas:
-            return
-        admin = make_engine(POSTGRES_URL)
-        with admin.begin() as conn:
-            for schema in self.schemas:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def append_recorded(engine, events) -> EventStore:
@@ -161,15 +122,7 @@ class World:
         return proxy[self.service_name]
 
     def publish_again(self, *recorded) -> None:
-        """Publish stored events to the service's exchange once more (as a relay that
-        crashed before its checkpoint would)."""
-        with Connection(AMQP_URI) as conn:
-            producer = Producer(conn.default_channel, exchange=Exchange(self.exchange, type="topic", durable=True))
-            for event in recorded:
-                envelope = envelope_from_recorded(event)
-                props = wire.message_properties(envelope)
-                producer.publish(envelope.SerializeToString(), routing_key=wire.routing_key(envelope.event_type),
-                                 headers=props.pop("application_headers"), **props)
+        publish_again(self.exchange, *recorded)
 
     def entrypoint(self):
         (ep,) = [e for e in self.container.entrypoints if e.method_name == "on_event"]
@@ -187,7 +140,7 @@ def world(request, tmp_path_factory):
             c.ensure_connection(max_retries=1)
     except Exception as e:  # pragma: no cover - environment problem
         pytest.fail(f"RabbitMQ at {AMQP_URI} is needed (OKR_TEST_AMQP_URI): {e}")
-    databases = Databases(request.param, tmp_path_factory.mktemp("reporting"))
+    databases = Databases(request.param, tmp_path_factory.mktemp("reporting"), prefix="rep_test")
     events = record(drafts("acme") + globex().drafts)
     es_url, reporting_url = databases.new("eventstore"), databases.new("reporting")
     es_engine = make_engine(es_url)
@@ -220,16 +173,5 @@ def world(request, tmp_path_factory):
         reporting_engine.dispose()
         store.close()
         es_engine.dispose()
-        with Connection(AMQP_URI) as c:
-            channel = c.default_channel
-            for q in (queue, dead_letter_queue_name(queue), f"rpc-{name}"):
-                try:
-                    channel.queue_delete(q)
-                except Exception:  # noqa: BLE001 - already gone
-                    channel = c.channel()
-            for ex in (exchange, dlx):
-                try:
-                    channel.exchange_delete(ex)
-                except Exception:  # noqa: BLE001
-                    channel = c.channel()
+        delete_bus_objects((queue, dead_letter_queue_name(queue), f"rpc-{name}"), (exchange, dlx))
         databases.drop()

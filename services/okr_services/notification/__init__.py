@@ -1,0 +1,1 @@
+"""The notification service: reminders, alerts and digests on email and chat (issue 6)."""
