@@ -5,6 +5,7 @@
     okr verify [--tenant T]     recompute the hash chain; exit 1 names the first bad event
     okr export TENANT FILE      write a tenant's history as verifiable JSON lines
     okr projections rebuild     rebuild the reporting read models from the store
+    okr keys create|list|revoke API keys of the gRPC gateway (only their hash is stored)
 """
 
 from __future__ import annotations
@@ -140,3 +141,22 @@ main.add_command(_ProjectionsGroup("projections", help="The reporting read model
 
 if __name__ == "__main__":
     main()
+
+
+class _KeysGroup(click.Group):
+    """``okr keys``: the gateway's API keys, imported only when used."""
+
+    _commands = ("create", "list", "revoke")
+
+    def list_commands(self, ctx):
+        return list(self._commands)
+
+    def get_command(self, ctx, name):
+        if name not in self._commands:
+            return None
+        from okr_services.gateway.keys_cli import keys_group
+
+        return keys_group.get_command(ctx, name)
+
+
+main.add_command(_KeysGroup("keys", help="API keys of the gRPC gateway: create (shown once), list, revoke."))
