@@ -13,7 +13,7 @@ PROTO_STAMP := $(PROTO_OUT)/.generated
 
 export OKR_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install proto run test test-unit migrate services relay browser bench bench-eventstore bench-kr-load bench-bus bench-reporting clean
+.PHONY: install proto run test test-unit migrate services relay gateway browser bench bench-eventstore bench-kr-load bench-bus bench-reporting bench-e2e clean
 
 ## install: create $(VENV) and install the pinned dependencies and the project
 install: $(STAMP) $(PROTO_STAMP)
@@ -56,6 +56,10 @@ services: install
 	$(BIN)/nameko run --config services/config.yaml okr_services.goal.service okr_services.progress.service \
 		okr_services.reporting.service okr_services.notification.service
 
+## gateway: the public gRPC API (OKR_GATEWAY_ADDRESS, default 0.0.0.0:50051) in front of the services
+gateway: install
+	$(BIN)/python -m okr_services.gateway
+
 ## migrate: create or upgrade the event store schema at OKR_DATABASE_URL
 migrate: install
 	$(BIN)/okr migrate
@@ -81,7 +85,11 @@ relay: install
 bench-reporting: install
 	$(PY) bench/reporting.py
 
-bench: bench-eventstore bench-kr-load bench-bus bench-reporting
+## bench-e2e: check-ins through the gRPC gateway until visible on the board, 200/s for 60 s, every service on this machine; vs a bare grpcio echo server
+bench-e2e: install
+	$(PY) bench/e2e.py
+
+bench: bench-eventstore bench-kr-load bench-bus bench-reporting bench-e2e
 
 clean:
 	rm -rf $(VENV) $(PROTO_STAMP) .pytest_cache

@@ -143,7 +143,8 @@ def test_create_validates(db, kwargs, message):
 
 def _claims(**overrides):
     now = int(time.time())
-    claims = {"iss": "https://id.example", "aud": "okr-api", "sub": "alice", "exp": now + 300,
+    # expires in a day: parametrized claims are built when the suite is collected, minutes before use
+    claims = {"iss": "https://id.example", "aud": "okr-api", "sub": "alice", "exp": now + 86_400,
               "iat": now, "tenant": "acme", "role": "member"}
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}

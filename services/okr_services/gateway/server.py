@@ -1,0 +1,550 @@
+"""The gRPC gateway: the one public face of the suite (protos/okr/v1/*.proto, docs/api.md).
+
+    python -m okr_services.gateway            # or: make gateway
+
+A plain grpcio server in its own process (grpcio does not serve inside an
+eventlet-patched process: NAMEKO-NOTES.md) with a thread pool. Every call is
+
+1. **authenticated** (``authorization: ApiKey <key>`` or ``Bearer <jwt>``: auth.py);
+2. **authorised** for its action on the resource it touches (policy.py; the facts —
+   the objective's team, the key result's owner — come from the goal service, which reads
+   the event store: consistent with the command that follows);
+3. **forwarded** over nameko RPC with one long-lived client (rpc_client.py) carrying the
+   caller's tenant, principal and correlation id as context data; the tenant is always
+   the caller's, never taken from the request;
+4. **answered** with the typed response, or a status code: INVALID_ARGUMENT
+   (``okr-field``), NOT_FOUND (``okr-kind``, ``okr-id``), FAILED_PRECONDITION
+   (``okr-rule``), ABORTED, PERMISSION_DENIED, UNAUTHENTICATED, UNAVAILABLE (a service
+   that does not answer), DEADLINE_EXCEEDED (the caller's deadline, which every RPC
+   honours).
+
+Audit reads (history, verify, export) and event streams read the event store directly
+(read-only, ``OKR_DATABASE_URL``), always for the caller's tenant. gRPC health checking
+(``grpc.health.v1.Health``) and server reflection are on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+import uuid
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import grpc
+from google.protobuf import json_format
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
+from okr_shared.eventstore import EventStore, make_engine
+from okr_shared.eventstore.export import export_jsonl
+
+from . import auth, convert, policy
+from .rpc_client import RemoteError, RpcClient, RpcTimeout, ServiceUnavailable
+
+_log = logging.getLogger(__name__)
+
+#: The proto services whose commands go to which nameko service.
+COMMAND_TARGETS = {"okr.v1.GoalService": "goal", "okr.v1.ProgressService": "progress"}
+
+#: Reads: (proto service, method) -> (nameko service, method).
+READS = {
+    ("okr.v1.GoalService", "GetCycle"): ("goal", "get_cycle"),
+    ("okr.v1.GoalService", "GetObjective"): ("goal", "get_objective"),
+    ("okr.v1.GoalService", "GetKeyResult"): ("goal", "get_key_result"),
+    ("okr.v1.GoalService", "GetInitiative"): ("goal", "get_initiative"),
+    ("okr.v1.ProgressService", "GetKeyResult"): ("progress", "get_key_result"),
+    ("okr.v1.ReportingService", "GetBoard"): ("reporting", "board"),
+    ("okr.v1.ReportingService", "GetTeamDashboard"): ("reporting", "team_dashboard"),
+    ("okr.v1.ReportingService", "GetPersonDashboard"): ("reporting", "person_dashboard"),
+    ("okr.v1.ReportingService", "GetScorecard"): ("reporting", "scorecard"),
+    ("okr.v1.ReportingService", "GetKeyResultStatus"): ("reporting", "key_result_status"),
+    ("okr.v1.ReportingService", "ListKeyResultStatuses"): ("reporting", "key_result_statuses"),
+    ("okr.v1.ReportingService", "GetObjectiveRollup"): ("reporting", "objective_rollup"),
+    ("okr.v1.ReportingService", "GetAlignmentTree"): ("reporting", "alignment_tree"),
+    ("okr.v1.ReportingService", "GetDiff"): ("reporting", "diff"),
+}
+
+#: Reads whose "nothing there" answer (None) is NOT_FOUND, with the kind and the id field.
+_NOT_FOUND_WHEN_NONE = {
+    "GetCycle": ("cycle", "cycle_id"), "GetObjective": ("objective", "objective_id"),
+    "GetKeyResult": ("key result", "key_result_id"), "GetInitiative": ("initiative", "initiative_id"),
+    "GetScorecard": ("cycle", "cycle_id"), "GetKeyResultStatus": ("key result", "key_result_id"),
+    "GetObjectiveRollup": ("objective", "objective_id"), "GetTeamDashboard": ("team", "team_id"),
+}
+
+_SERVICE_MODULES = (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2)
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    address: str = "0.0.0.0:50051"
+    amqp_uri: str = "amqp://guest:guest@localhost:5672/"
+    keys_url: str = ""
+    store_url: str = ""
+    workers: int = 32
+    rpc_timeout: float = 10.0
+    key_cache_s: float = 5.0
+    #: Logical service name -> the nameko service's name, when they differ
+    #: (``OKR_GATEWAY_SERVICES="goal=goal-eu,progress=progress-eu"``).
+    service_names: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> "GatewayConfig":
+        from okr_shared.config import Settings
+
+        from .keys_cli import gateway_database_url
+
+        settings = Settings.from_env()
+        return cls(address=environ.get("OKR_GATEWAY_ADDRESS", cls.address),
+                   amqp_uri=settings.amqp_uri, keys_url=gateway_database_url(),
+                   store_url=settings.database_url,
+                   workers=int(environ.get("OKR_GATEWAY_WORKERS", cls.workers)),
+                   rpc_timeout=float(environ.get("OKR_GATEWAY_RPC_TIMEOUT", cls.rpc_timeout)),
+                   key_cache_s=float(environ.get("OKR_GATEWAY_KEY_CACHE_S", cls.key_cache_s)),
+                   service_names=_service_names(environ.get("OKR_GATEWAY_SERVICES", "")))
+
+
+def _service_names(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        logical, sep, actual = part.partition("=")
+        if not sep or logical not in ("goal", "progress", "reporting") or not actual.strip():
+            raise ValueError(f"OKR_GATEWAY_SERVICES: expected goal=<name>,progress=<name>,reporting=<name>, "
+                             f"got {part!r}")
+        pairs.append((logical, actual.strip()))
+    return tuple(pairs)
+
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str, **details: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = {k: v for k, v in details.items() if v}
+
+
+_NOT_FOUND_TEXT = re.compile(r"^(?P<kind>.+?) '(?P<id>.*)' not found")
+
+
+def _remote(e: RemoteError) -> _Abort:
+    """A service's refusal as a status with details."""
+    value = str(getattr(e, "value", "") or e)
+    kind = getattr(e, "exc_type", "")
+    field, _, message = value.partition(": ")
+    if kind == "ValidationError":
+        return _Abort(grpc.StatusCode.INVALID_ARGUMENT, value, **{"okr-field": field if message else ""})
+    if kind == "NotFound":
+        m = _NOT_FOUND_TEXT.match(value)
+        return _Abort(grpc.StatusCode.NOT_FOUND, value,
+                      **({"okr-kind": m["kind"], "okr-id": m["id"]} if m else {}))
+    if kind == "PreconditionFailed":
+        return _Abort(grpc.StatusCode.FAILED_PRECONDITION, value, **{"okr-rule": field if message else ""})
+    if kind == "ConcurrencyConflict":
+        return _Abort(grpc.StatusCode.ABORTED, value)
+    if kind == "IncorrectSignature":  # a required argument left out of the request
+        m = re.search(r"argument: '(\w+)'", value)
+        return _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{m[1] if m else 'argument'}: required" if m else value,
+                      **{"okr-field": m[1] if m else ""})
+    if kind in ("TenantMismatch", "PermissionDenied"):
+        return _Abort(grpc.StatusCode.PERMISSION_DENIED, value)
+    _log.error("service error %s: %s", kind, value)
+    return _Abort(grpc.StatusCode.INTERNAL, f"internal error ({kind}); the service logged it")
+
+
+class Gateway:
+    """The servicers of every okr.v1 service on one grpcio server."""
+
+    def __init__(self, config: GatewayConfig, rpc: RpcClient | None = None,
+                 jwt_config: auth.JwtConfig | None = None, keys_engine=None, store: EventStore | None = None):
+        self.config = config
+        self.rpc = rpc or RpcClient(config.amqp_uri, default_timeout=config.rpc_timeout)
+        self.jwt_config = jwt_config if jwt_config is not None else auth.JwtConfig.from_env()
+        self.keys_engine = keys_engine if keys_engine is not None else (
+            make_engine(config.keys_url) if config.keys_url else None)
+        if self.keys_engine is not None:
+            auth.ensure_schema(self.keys_engine)
+        self._store_engine = None
+        self.store = store
+        if self.store is None and config.store_url:
+            self._store_engine = make_engine(config.store_url)
+            self.store = EventStore(self._store_engine)
+        self._names = dict(config.service_names)
+        self._keys: dict[str, tuple[float, auth.Principal]] = {}
+        self._keys_lock = threading.Lock()
+        self.server: grpc.Server | None = None
+        self.health = health.HealthServicer()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _principal(self, context) -> auth.Principal:
+        metadata = context.invocation_metadata()
+        header = next((v for k, v in metadata if k == "authorization"), None)
+        if header and header.lower().startswith("apikey ") and self.config.key_cache_s > 0:
+            now = time.monotonic()
+            with self._keys_lock:
+                hit = self._keys.get(header)
+            if hit and now - hit[0] < self.config.key_cache_s:
+                return hit[1]
+            principal = auth.authenticate(metadata, self.keys_engine, self.jwt_config)
+            with self._keys_lock:
+                if len(self._keys) > 10_000:
+                    self._keys.clear()
+                self._keys[header] = (now, principal)
+            return principal
+        return auth.authenticate(metadata, self.keys_engine, self.jwt_config)
+
+    def _context_data(self, principal: auth.Principal, context) -> dict:
+        metadata = dict(context.invocation_metadata())
+        return {"tenant_id": principal.tenant, "actor": principal.subject,
+                "correlation_id": metadata.get("x-correlation-id") or str(uuid.uuid4()),
+                "role": principal.role}
+
+    def _timeout(self, context) -> float:
+        remaining = context.time_remaining()
+        if remaining is None:
+            return self.config.rpc_timeout
+        if remaining <= 0:
+            raise _Abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call was forwarded")
+        return min(remaining, self.config.rpc_timeout)
+
+    def call(self, service: str, method: str, kwargs: dict, data: dict, context) -> Any:
+        target = self._names.get(service, service)
+        try:
+            return self.rpc.call(target, method, kwargs, context_data=data, timeout=self._timeout(context))
+        except RemoteError as e:
+            raise _remote(e) from None
+        except RpcTimeout:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0.05:
+                raise _Abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"{service}.{method} did not answer before the "
+                                                                 "deadline") from None
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, f"the {service} service did not answer in time") from None
+        except ServiceUnavailable as e:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, f"the {service} service is unavailable: {e}") from None
+
+    def _guard(self, action: str, fn: Callable, streaming: bool = False):
+        """Wrap a handler: authenticate, run, map every refusal to its status."""
+
+        def handler(request, context):
+            try:
+                principal = self._principal(context)
+                return fn(request, context, principal)
+            except _Abort as e:
+                _abort(context, e)
+            except auth.Unauthenticated as e:
+                _abort(context, _Abort(grpc.StatusCode.UNAUTHENTICATED, str(e)))
+            except auth.PermissionDenied as e:
+                _abort(context, _Abort(grpc.StatusCode.PERMISSION_DENIED, str(e)))
+
+        def stream_handler(request, context):
+            try:
+                principal = self._principal(context)
+                yield from fn(request, context, principal)
+            except _Abort as e:
+                _abort(context, e)
+            except auth.Unauthenticated as e:
+                _abort(context, _Abort(grpc.StatusCode.UNAUTHENTICATED, str(e)))
+            except auth.PermissionDenied as e:
+                _abort(context, _Abort(grpc.StatusCode.PERMISSION_DENIED, str(e)))
+
+        return stream_handler if streaming else handler
+
+    # ------------------------------------------------------------ authorisation
+
+    def _get(self, service: str, method: str, kwargs: dict, data: dict, context) -> dict:
+        found = self.call(service, method, kwargs, data, context)
+        if not found:
+            kind, field = {"get_objective": ("objective", "objective_id"),
+                           "get_key_result": ("key result", "key_result_id"),
+                           "get_initiative": ("initiative", "initiative_id")}[method]
+            raise _Abort(grpc.StatusCode.NOT_FOUND, f"{kind} {kwargs.get(field)!r} not found",
+                         **{"okr-kind": kind, "okr-id": kwargs.get(field, "")})
+        return found
+
+    def resource(self, principal: auth.Principal, action: str, kwargs: dict, data: dict, context) -> policy.Resource:
+        """What the command writes to, looked up only when the role's rules need it."""
+        tenant = principal.tenant
+        if action not in policy.COMMANDS or principal.role in ("admin", "viewer", "auditor"):
+            return policy.Resource(tenant, key_result_id=kwargs.get("key_result_id"))
+        if principal.role == "service":
+            return policy.Resource(tenant, key_result_id=kwargs.get("key_result_id"))
+        if action in policy.CYCLE_COMMANDS:
+            return policy.Resource(tenant)
+        if action == "CreateObjective":
+            return policy.Resource(tenant, team_id=kwargs.get("team_id") or None, owner=kwargs.get("owner"))
+        if action in policy.OBJECTIVE_COMMANDS or action == "DefineKeyResult":
+            o = self._get("goal", "get_objective", {"objective_id": kwargs.get("objective_id", "")}, data, context)
+            return policy.Resource(tenant, team_id=o.get("team_id") or None, owner=o.get("owner"))
+        if action in policy.KEY_RESULT_COMMANDS or action in policy.CHECK_IN_COMMANDS \
+                or action == "CreateInitiative":
+            kr_id = kwargs.get("key_result_id", "")
+            kr = self._get("goal", "get_key_result", {"key_result_id": kr_id}, data, context)
+            o = self._get("goal", "get_objective", {"objective_id": kr.get("objective_id", "")}, data, context)
+            return policy.Resource(tenant, team_id=o.get("team_id") or None, owner=kr.get("owner"),
+                                   key_result_id=kr_id)
+        if action in policy.INITIATIVE_COMMANDS:
+            i = self._get("goal", "get_initiative", {"initiative_id": kwargs.get("initiative_id", "")}, data, context)
+            o = self._get("goal", "get_objective", {"objective_id": i.get("objective_id", "")}, data, context)
+            return policy.Resource(tenant, team_id=o.get("team_id") or None, owner=i.get("assignee"),
+                                   key_result_id=i.get("key_result_id"))
+        return policy.Resource(tenant)
+
+    # ----------------------------------------------------------------- handlers
+
+    def _command(self, service: str, method: str, action: str):
+        def run(request, context, principal):
+            kwargs = convert.to_kwargs(request, every_field=True)
+            if not kwargs.get("command_id"):
+                kwargs.pop("command_id", None)
+            data = self._context_data(principal, context)
+            policy.authorize(principal, action, self.resource(principal, action, kwargs, data, context))
+            return convert.command_result(self.call(service, method, kwargs, data, context))
+
+        return run
+
+    def _read(self, service: str, method: str, action: str, response_cls):
+        def run(request, context, principal):
+            policy.authorize(principal, action, policy.Resource(principal.tenant))
+            kwargs = convert.to_kwargs(request)
+            data = self._context_data(principal, context)
+            result = self.call(service, method, kwargs, data, context)
+            if result is None and action in _NOT_FOUND_WHEN_NONE:
+                kind, field = _NOT_FOUND_WHEN_NONE[action]
+                raise _Abort(grpc.StatusCode.NOT_FOUND, f"{kind} {kwargs.get(field, '')!r} not found",
+                             **{"okr-kind": kind, "okr-id": str(kwargs.get(field, ""))})
+            if action == "ListKeyResultStatuses":
+                result = {"statuses": list((result or {}).values())}
+            if action == "GetKeyResult" and isinstance(result, dict):
+                result = dict(result, check_ins=result.get("check_ins") or [])
+            return convert.to_message(result, response_cls)
+
+        return run
+
+    # -------------------------------------------------------------------- audit
+
+    def _history(self, request, context, principal):
+        policy.authorize(principal, "GetHistory", policy.Resource(principal.tenant))
+        stream_id = request.stream_id or (f"kr-{request.key_result_id}" if request.key_result_id else "")
+        if not stream_id:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "key_result_id or stream_id: give one",
+                         **{"okr-field": "key_result_id"})
+        page_size = request.page_size or 100
+        if page_size > 1000:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size: at most 1000", **{"okr-field": "page_size"})
+        start = 1
+        if request.page_token:
+            if not request.page_token.isdigit():
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token: not a token this server gave",
+                             **{"okr-field": "page_token"})
+            start = int(request.page_token)
+        store = self._store()
+        from okr_shared.eventstore.errors import StreamNotFound
+
+        try:
+            events = []
+            for event in store.read_stream(stream_id, start, batch_size=page_size + 1):
+                if event.tenant_id != principal.tenant:  # another tenant's stream: as if absent
+                    raise StreamNotFound(stream_id)
+                events.append(event)
+                if len(events) > page_size:
+                    break
+        except StreamNotFound:
+            raise _Abort(grpc.StatusCode.NOT_FOUND, f"stream {stream_id!r} not found",
+                         **{"okr-kind": "stream", "okr-id": stream_id}) from None
+        except ValueError as e:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
+        more = len(events) > page_size
+        events = events[:page_size]
+        response = audit_pb2.GetHistoryResponse(stream_id=stream_id)
+        for e in events:
+            metadata, payload = e.metadata, e.data
+            entry = response.entries.add(
+                position=e.position, stream_version=e.stream_version, event_id=e.event_id, event_type=e.event_type,
+                actor=metadata.get("actor", ""), reason=payload.get("reason") or metadata.get("reason", ""),
+                what=e.event_type.rpartition(".")[2], correlation_id=metadata.get("correlation_id", ""),
+                causation_id=metadata.get("causation_id", ""), hash=e.hash)
+            entry.recorded_at.FromMicroseconds(e.recorded_at_us)
+            entry.payload.update(payload)
+        if more:
+            response.next_page_token = str(events[-1].stream_version + 1)
+        return response
+
+    def _replay(self, request, context, principal):
+        policy.authorize(principal, "ReplayAsOf", policy.Resource(principal.tenant))
+        read_model = convert.enum_short(request.DESCRIPTOR.fields_by_name["read_model"].enum_type,
+                                        request.read_model)
+        if read_model is None:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "read_model: required", **{"okr-field": "read_model"})
+        at = convert.instant(request.at)
+        if at is None:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "at: a position, a time or a date",
+                         **{"okr-field": "at"})
+        kwargs = {"read_model": read_model.lower(), **({"position": at} if isinstance(at, int) else {"time": at})}
+        if request.today:
+            kwargs["today"] = request.today
+        if request.HasField("params"):
+            kwargs.update(json_format.MessageToDict(request.params))
+        data = self._context_data(principal, context)
+        result = self.call("reporting", "as_of", kwargs, data, context)
+        response = audit_pb2.ReplayAsOfResponse(read_model=request.read_model, today=request.today)
+        if isinstance(at, int):
+            response.position = at
+        json_format.ParseDict(result, response.result)
+        return response
+
+    def _verify(self, request, context, principal):
+        policy.authorize(principal, "VerifyChain", policy.Resource(principal.tenant))
+        store = self._store()
+        result = store.verify(principal.tenant)
+        head = store.chain_head(principal.tenant) or {}
+        response = audit_pb2.VerifyChainResponse(
+            ok=result.ok, events_checked=result.events_checked, first_bad_position=result.position or 0,
+            first_bad_event_id=result.event_id or "", reason=result.problem or "")
+        convert.fill(response.chain_head, head)
+        if request.expected_head and head.get("last_hash") != request.expected_head:
+            response.ok = False
+            response.reason = response.reason or "the chain head differs from the expected head"
+        return response
+
+    def _export(self, request, context, principal):
+        policy.authorize(principal, "ExportBundle", policy.Resource(principal.tenant))
+        size = request.max_chunk_bytes or 1 << 20
+        if size < 1024 or size > 4 << 20:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "max_chunk_bytes: 1024 .. 4194304 (or 0 for 1 MiB)",
+                         **{"okr-field": "max_chunk_bytes"})
+        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as out:
+            head = export_jsonl(self._store(), principal.tenant, out)
+            out.seek(0)
+            pending: list[str] = []
+            pending_bytes = sequence = 0
+            for line in out:
+                n = len(line.encode())
+                if pending and pending_bytes + n > size:
+                    yield audit_pb2.ExportChunk(data="".join(pending).encode(), sequence=sequence)
+                    sequence += 1
+                    pending, pending_bytes = [], 0
+                pending.append(line)
+                pending_bytes += n
+            last = audit_pb2.ExportChunk(data="".join(pending).encode(), sequence=sequence)
+            convert.fill(last.chain_head, head)
+            yield last
+
+    def _store(self) -> EventStore:
+        if self.store is None:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, "this gateway has no event store configured (OKR_DATABASE_URL)")
+        return self.store
+
+    # ------------------------------------------------------------------- stream
+
+    def _stream(self, request, context, principal):
+        policy.authorize(principal, "StreamEvents", policy.Resource(principal.tenant))
+        from .streaming import StreamOverflow, StreamUnavailable, stream_events
+
+        stop = threading.Event()
+        context.add_callback(stop.set)
+        try:
+            events = stream_events(self._store(), self.config.amqp_uri, tenant=principal.tenant,
+                                   from_position=request.from_position or 1,
+                                   event_types=list(request.event_types) or None, follow=request.follow, stop=stop)
+            for envelope in events:
+                if stop.is_set():
+                    return
+                if envelope is not None:
+                    yield envelope
+        except ValueError as e:
+            field, _, _ = str(e).partition(":")
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(e), **{"okr-field": field}) from None
+        except StreamOverflow as e:
+            raise _Abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{e}; resume from your last position + 1") from None
+        except StreamUnavailable as e:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, f"{e}; resume from your last position + 1") from None
+
+    # ------------------------------------------------------------------- server
+
+    def handlers(self) -> list:
+        out = []
+        for module in _SERVICE_MODULES:
+            for service in module.DESCRIPTOR.services_by_name.values():
+                methods = {}
+                for method in service.methods:
+                    request_cls = _message_class(method.input_type)
+                    response_cls = _message_class(method.output_type)
+                    action = method.name
+                    key = (service.full_name, method.name)
+                    if method.output_type.full_name == "okr.v1.CommandResult":
+                        fn = self._guard(action, self._command(COMMAND_TARGETS[service.full_name], snake(action),
+                                                               action))
+                    elif key in READS:
+                        fn = self._guard(action, self._read(*READS[key], action, response_cls))
+                    elif action == "GetHistory":
+                        fn = self._guard(action, self._history)
+                    elif action == "ReplayAsOf":
+                        fn = self._guard(action, self._replay)
+                    elif action == "VerifyChain":
+                        fn = self._guard(action, self._verify)
+                    elif action == "ExportBundle":
+                        fn = self._guard(action, self._export, streaming=True)
+                    elif action == "StreamEvents":
+                        fn = self._guard(action, self._stream, streaming=True)
+                    else:  # pragma: no cover - a new RPC without a handler fails the start
+                        raise RuntimeError(f"no handler for {service.full_name}/{method.name}")
+                    make = grpc.unary_stream_rpc_method_handler if method.server_streaming \
+                        else grpc.unary_unary_rpc_method_handler
+                    methods[method.name] = make(fn, request_deserializer=request_cls.FromString,
+                                                response_serializer=response_cls.SerializeToString)
+                out.append(grpc.method_handlers_generic_handler(service.full_name, methods))
+        return out
+
+    def service_names(self) -> list[str]:
+        return [s.full_name for m in _SERVICE_MODULES for s in m.DESCRIPTOR.services_by_name.values()]
+
+    def start(self) -> int:
+        """Start serving; returns the bound port."""
+        self.rpc.start()
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.config.workers,
+                                                             thread_name_prefix="okr-gateway"))
+        self.server.add_generic_rpc_handlers(self.handlers())
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = self.service_names()
+        for name in names + [""]:
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection(names + [health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
+        port = self.server.add_insecure_port(self.config.address)
+        if port == 0:
+            raise RuntimeError(f"cannot listen on {self.config.address}")
+        self.server.start()
+        return port
+
+    def stop(self, grace: float = 2.0) -> None:
+        if self.server is not None:
+            for name in self.service_names() + [""]:
+                self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            self.server.stop(grace).wait()
+        self.rpc.stop()
+        if self._store_engine is not None:
+            self.store.close()
+            self._store_engine.dispose()
+
+
+def _message_class(descriptor):
+    from google.protobuf import message_factory
+
+    return message_factory.GetMessageClass(descriptor)
+
+
+def _abort(context, e: _Abort) -> None:
+    if e.details:
+        context.set_trailing_metadata(tuple((k, str(v)) for k, v in e.details.items()))
+    context.abort(e.code, e.message)
+

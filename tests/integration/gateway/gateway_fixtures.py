@@ -1,0 +1,246 @@
+"""The gateway for real: an event store (SQLite or PostgreSQL), the outbox relay, the
+goal, progress and reporting services (nameko containers in this process, names of the
+test's own) and the gRPC gateway in its own plain process (grpcio does not serve in an
+eventlet-patched process), API keys for every role in two tenants.
+
+The test process is eventlet-patched: every grpc client call goes through
+``eventlet.tpool`` (a blocking grpc call on the hub would freeze the services that live
+in this process; NAMEKO-NOTES.md). ``World.call(stub_method, request, role=…)`` does it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import eventlet.tpool
+import grpc
+import nameko
+import pytest
+from kombu import Connection
+from nameko.containers import get_container_cls
+
+from infra import AMQP_URI, Databases, delete_bus_objects
+from okr.v1 import audit_pb2_grpc, goal_pb2_grpc, progress_pb2_grpc, reporting_pb2_grpc, stream_pb2_grpc
+from okr_shared.bus.consumer import dead_letter_queue_name
+from okr_shared.bus.relay import Relay
+from okr_shared.eventstore import EventStore, make_engine, migrate
+from okr_services.gateway import auth
+from okr_services.goal.service import GoalService
+from okr_services.progress.service import ProgressService
+from okr_services.reporting.service import make_service as make_reporting
+from waiting import free_port, wait_until
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+#: The principals of the tests, per tenant: name -> (subject, role, teams, delegated KRs).
+PRINCIPALS = {
+    "admin": ("ada", "admin", (), ()),
+    "lead": ("lena", "lead", ("growth",), ()),
+    "member": ("max", "member", (), ()),
+    "viewer": ("vic", "viewer", (), ()),
+    "auditor": ("aud", "auditor", (), ()),
+    "service": ("svc-crm", "service", (), ("kr-delegated",)),
+}
+
+
+@dataclass
+class StreamError:
+    """A streaming call's failure, shaped like grpc.RpcError for the tests."""
+
+    status: grpc.StatusCode
+    text: str
+    metadata: dict
+
+    def code(self):
+        return self.status
+
+    def details(self):
+        return self.text
+
+    def trailing_metadata(self):
+        return tuple(self.metadata.items())
+
+
+@dataclass
+class World:
+    backend: str
+    store: EventStore
+    address: str
+    keys: dict  # (tenant, name) -> key string
+    process: subprocess.Popen
+    containers: dict
+    reporting_queue: str
+    reporting_engine: object
+    channel: grpc.Channel = None
+    stubs: dict = field(default_factory=dict)
+
+    def stub(self, name: str):
+        return self.stubs[name]
+
+    def call(self, method, request, *, tenant: str = "acme", role: str = "admin", key: str | None = None,
+             timeout: float = 10.0, metadata=()):
+        """Call a unary RPC in a real thread; returns (response, None) or (None, RpcError)."""
+        credentials = (("authorization", f"ApiKey {key or self.keys[(tenant, role)]}"),) if key != "" else ()
+
+        def run():
+            try:
+                return method(request, metadata=credentials + tuple(metadata), timeout=timeout), None
+            except grpc.RpcError as e:
+                return None, e
+
+        return eventlet.tpool.execute(run)
+
+    def stream(self, method: str, request, *, tenant: str = "acme", role: str = "admin", limit: int | None = None,
+               timeout: float = 10.0, response_cls=None):
+        """Read a server-streaming RPC (``method``: "/okr.v1.EventStream/StreamEvents") in a
+        plain subprocess (stream_driver.py); returns (messages, None) or (messages, StreamError)."""
+        job = {"method": method, "request_b64": base64.b64encode(request.SerializeToString()).decode(),
+               "authorization": f"ApiKey {self.keys[(tenant, role)]}", "limit": limit, "timeout": timeout}
+        done = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), "stream_driver.py"),
+                               self.address], input=json.dumps(job), capture_output=True, text=True,
+                              timeout=timeout + 30)
+        if done.returncode != 0:
+            raise AssertionError(f"stream driver failed: {done.stderr[-2000:]}")
+        out = json.loads(done.stdout.strip().splitlines()[-1])
+        messages = [base64.b64decode(m) for m in out["messages"]]
+        if response_cls is not None:
+            messages = [response_cls.FromString(m) for m in messages]
+        error = None if out["code"] == "OK" else StreamError(getattr(grpc.StatusCode, out["code"]), out["details"],
+                                                               out["trailing"])
+        return messages, error
+
+    def reporting_caught_up(self, timeout: float = 20.0) -> None:
+        from okr_services.reporting import storage
+
+        head = self.store.head_position()
+
+        def offset():
+            with self.reporting_engine.connect() as conn:
+                return (storage.offset_of(conn, self.reporting_queue) or 0) >= head
+
+        wait_until(offset, timeout=timeout, message=f"reporting at {head}")
+
+
+def _serving(channel) -> bool:
+    """The gateway answers its health check (asked in a real thread, never on the hub;
+    grpc.channel_ready_future would start a connectivity thread that, green in this
+    process, blocks the channel's close)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    def check():
+        try:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return response.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.RpcError:
+            return False
+
+    return eventlet.tpool.execute(check)
+
+
+def _gateway_env(store_url: str, keys_url: str, port: int, names: dict) -> dict:
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith(("OKR_JWT_", "OKR_GATEWAY_")):
+            env.pop(k)
+    env.update(OKR_GATEWAY_ADDRESS=f"127.0.0.1:{port}", AMQP_URI=AMQP_URI, OKR_DATABASE_URL=store_url,
+               OKR_GATEWAY_DATABASE_URL=keys_url, OKR_GATEWAY_RPC_TIMEOUT="5", OKR_GATEWAY_KEY_CACHE_S="0",
+               OKR_GATEWAY_SERVICES=",".join(f"{k}={v}" for k, v in names.items()),
+               PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "shared"), os.path.join(ROOT, "services")]))
+    return env
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def world(request, tmp_path_factory):
+    try:
+        with Connection(AMQP_URI, connect_timeout=5) as c:
+            c.ensure_connection(max_retries=1)
+    except Exception as e:  # pragma: no cover - environment problem
+        pytest.fail(f"RabbitMQ at {AMQP_URI} is needed (OKR_TEST_AMQP_URI): {e}")
+    databases = Databases(request.param, tmp_path_factory.mktemp("gateway"), prefix="gw_test")
+    store_url, reporting_url, keys_url = databases.new("store"), databases.new("reporting"), databases.new("keys")
+    es_engine = make_engine(store_url)
+    migrate(es_engine)
+    store = EventStore(es_engine)
+    keys_engine = make_engine(keys_url)
+    auth.ensure_schema(keys_engine)
+    keys = {}
+    for tenant in ("acme", "globex"):
+        for name, (subject, role, teams, delegated) in PRINCIPALS.items():
+            keys[(tenant, name)], _ = auth.create_key(keys_engine, tenant, subject, role, teams=teams,
+                                                      delegated_key_results=delegated)
+    keys_engine.dispose()
+
+    suffix = uuid.uuid4().hex[:10]
+    exchange, dlx = f"okr.events.gw-{suffix}", f"okr.events.dlx.gw-{suffix}"
+    names = {"goal": f"goal-{suffix}", "progress": f"progress-{suffix}", "reporting": f"reporting-{suffix}"}
+    queue = f"reporting.read-models-{suffix}"
+    old_env = os.environ.get("OKR_DATABASE_URL")
+    os.environ["OKR_DATABASE_URL"] = store_url  # the goal and progress services' store
+    containers = {}
+    relay = process = channel = log = None
+    reporting_engine = make_engine(reporting_url)
+    try:
+        with nameko.config.patch({"AMQP_URI": AMQP_URI, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}):
+            for logical, cls in (("goal", type("GoalService", (GoalService,), {"name": names["goal"]})),
+                                 ("progress", type("ProgressService", (ProgressService,), {"name": names["progress"]})),
+                                 ("reporting", make_reporting(names["reporting"], queue=queue, db_url=reporting_url,
+                                                              event_store_url=store_url, refresh_interval=3600,
+                                                              exchange=exchange, dead_letter_exchange=dlx,
+                                                              retry_delay=0.01, retry_max_delay=0.1))):
+                container = get_container_cls()(cls)
+                container.start()
+                containers[logical] = container
+        relay = Relay(es_engine, AMQP_URI, exchange=exchange, poll_interval=0.01, backoff=(0.05, 0.5))
+        relay.start()
+        port = free_port()
+        log_path = tmp_path_factory.mktemp("gateway-log") / "gateway.log"
+        log = open(log_path, "w")  # a file, not a pipe nobody reads while the tests run (it would fill and block)
+        process = subprocess.Popen([sys.executable, "-m", "okr_services.gateway"],
+                                   env=_gateway_env(store_url, keys_url, port, names),
+                                   stdout=log, stderr=subprocess.STDOUT, text=True)
+        address = f"127.0.0.1:{port}"
+        channel = eventlet.tpool.execute(grpc.insecure_channel, address)
+        wait_until(lambda: _serving(channel), timeout=30, interval=0.2, message=f"the gateway on {address}")
+        w = World(request.param, store, address, keys, process, containers, queue, reporting_engine, channel)
+        w.stubs = {"goal": goal_pb2_grpc.GoalServiceStub(channel),
+                   "progress": progress_pb2_grpc.ProgressServiceStub(channel),
+                   "reporting": reporting_pb2_grpc.ReportingServiceStub(channel),
+                   "audit": audit_pb2_grpc.AuditServiceStub(channel),
+                   "stream": stream_pb2_grpc.EventStreamStub(channel)}
+        yield w
+    finally:
+        if channel is not None:
+            eventlet.tpool.execute(channel.close)  # grpc's own threads: never on the hub
+        if process is not None:
+            process.terminate()
+            for _ in range(100):  # up to 10 s (polling: eventlet's green communicate(timeout=) is not relied on)
+                if process.poll() is not None:
+                    break
+                time.sleep(0.1)
+            else:
+                process.kill()
+                process.wait()
+            log.close()
+            if request.node.session.testsfailed:
+                print("gateway output:\n" + log_path.read_text()[-4000:])
+        if relay is not None:
+            relay.stop()
+        for container in containers.values():
+            container.stop()
+        reporting_engine.dispose()
+        store.close()
+        es_engine.dispose()
+        if old_env is None:
+            os.environ.pop("OKR_DATABASE_URL", None)
+        else:
+            os.environ["OKR_DATABASE_URL"] = old_env
+        delete_bus_objects([queue, dead_letter_queue_name(queue)] + [f"rpc-{n}" for n in names.values()],
+                           (exchange, dlx))
+        databases.drop()
