@@ -127,11 +127,14 @@ def _service_names(text: str) -> tuple[tuple[str, str], ...]:
 
 
 class _Abort(Exception):
+    """A refusal: the status, its message and the ``okr-*`` trailing metadata
+    (docs/api.md); ``okr-kind`` is always the code's name in lower case."""
+
     def __init__(self, code: grpc.StatusCode, message: str, **details: str):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.details = {k: v for k, v in details.items() if v}
+        self.details = {"okr-kind": code.name.lower(), **{k: v for k, v in details.items() if v}}
 
 
 _NOT_FOUND_TEXT = re.compile(r"^(?P<kind>.+?) '(?P<id>.*)' not found")
@@ -147,11 +150,12 @@ def _remote(e: RemoteError) -> _Abort:
     if kind == "NotFound":
         m = _NOT_FOUND_TEXT.match(value)
         return _Abort(grpc.StatusCode.NOT_FOUND, value,
-                      **({"okr-kind": m["kind"], "okr-id": m["id"]} if m else {}))
+                      **({"okr-entity": m["kind"], "okr-id": m["id"]} if m else {}))
     if kind == "PreconditionFailed":
         return _Abort(grpc.StatusCode.FAILED_PRECONDITION, value, **{"okr-rule": field if message else ""})
     if kind == "ConcurrencyConflict":
-        return _Abort(grpc.StatusCode.ABORTED, value)
+        m = re.match(r"stream '(?P<stream>[^']*)'", value)
+        return _Abort(grpc.StatusCode.ABORTED, value, **{"okr-stream": m["stream"] if m else ""})
     if kind == "IncorrectSignature":  # a required argument left out of the request
         m = re.search(r"argument: '(\w+)'", value)
         return _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{m[1] if m else 'argument'}: required" if m else value,
@@ -207,7 +211,7 @@ class Gateway:
     def _context_data(self, principal: auth.Principal, context) -> dict:
         metadata = dict(context.invocation_metadata())
         return {"tenant_id": principal.tenant, "actor": principal.subject,
-                "correlation_id": metadata.get("x-correlation-id") or str(uuid.uuid4()),
+                "correlation_id": metadata.get("okr-correlation-id") or str(uuid.uuid4()),
                 "role": principal.role}
 
     def _timeout(self, context) -> float:
@@ -269,7 +273,7 @@ class Gateway:
                            "get_key_result": ("key result", "key_result_id"),
                            "get_initiative": ("initiative", "initiative_id")}[method]
             raise _Abort(grpc.StatusCode.NOT_FOUND, f"{kind} {kwargs.get(field)!r} not found",
-                         **{"okr-kind": kind, "okr-id": kwargs.get(field, "")})
+                         **{"okr-entity": kind, "okr-id": kwargs.get(field, "")})
         return found
 
     def resource(self, principal: auth.Principal, action: str, kwargs: dict, data: dict, context) -> policy.Resource:
@@ -322,7 +326,7 @@ class Gateway:
             if result is None and action in _NOT_FOUND_WHEN_NONE:
                 kind, field = _NOT_FOUND_WHEN_NONE[action]
                 raise _Abort(grpc.StatusCode.NOT_FOUND, f"{kind} {kwargs.get(field, '')!r} not found",
-                             **{"okr-kind": kind, "okr-id": str(kwargs.get(field, ""))})
+                             **{"okr-entity": kind, "okr-id": str(kwargs.get(field, ""))})
             if action == "ListKeyResultStatuses":
                 result = {"statuses": list((result or {}).values())}
             if action == "GetKeyResult" and isinstance(result, dict):
@@ -361,7 +365,7 @@ class Gateway:
                     break
         except StreamNotFound:
             raise _Abort(grpc.StatusCode.NOT_FOUND, f"stream {stream_id!r} not found",
-                         **{"okr-kind": "stream", "okr-id": stream_id}) from None
+                         **{"okr-entity": "stream", "okr-id": stream_id}) from None
         except ValueError as e:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None
         more = len(events) > page_size
@@ -543,8 +547,17 @@ def _message_class(descriptor):
     return message_factory.GetMessageClass(descriptor)
 
 
+def _metadata_value(value: Any, limit: int = 256) -> str:
+    """A trailing metadata value as gRPC accepts it: printable ASCII only (a caller's id
+    may hold any character; grpc refuses the whole answer with INTERNAL otherwise), other
+    characters escaped as in a Python literal, at most ``limit`` characters."""
+    text = "".join(c if " " <= c <= "~" and c != "\\" else c.encode("unicode_escape").decode("ascii")
+                   for c in str(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _abort(context, e: _Abort) -> None:
     if e.details:
-        context.set_trailing_metadata(tuple((k, str(v)) for k, v in e.details.items()))
+        context.set_trailing_metadata(tuple((k, _metadata_value(v)) for k, v in e.details.items()))
     context.abort(e.code, e.message)
 

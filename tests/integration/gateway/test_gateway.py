@@ -96,6 +96,15 @@ def test_commands_and_reads_round_trip_typed(seeded):
     assert {s.key_result_id for s in statuses.statuses} == set(cards)
 
 
+def test_the_correlation_id_travels_from_the_call_to_the_events(seeded):
+    w = seeded
+    result = ok(w.call(w.stub("progress").RecordCheckIn, progress_pb2.RecordCheckInRequest(
+        key_result_id="kr-max", value=22, confidence=7, effective_date="2026-01-22"), role="member",
+        metadata=(("okr-correlation-id", "corr-123"),)))
+    (event,) = list(w.store.read_all(result.first_position, to_position=result.first_position))
+    assert event.metadata["correlation_id"] == "corr-123" and event.metadata["actor"] == "max"
+
+
 def test_idempotent_retry_with_a_command_id(seeded):
     w = seeded
     request = progress_pb2.RecordCheckInRequest(key_result_id="kr-max", value=25, confidence=7,
@@ -116,12 +125,13 @@ def test_domain_refusals_map_to_status_codes_with_details(seeded):
         end_date="2026-03-01")), S.INVALID_ARGUMENT)
     assert trailing(e).get("okr-field") in ("end_date", "start_date")
     e = refused(w.call(g.GetObjective, goal_pb2.GetObjectiveRequest(objective_id="nope")), S.NOT_FOUND)
+    assert trailing(e)["okr-kind"] == "not_found" and trailing(e).get("okr-id") == "nope"
     e = refused(w.call(g.RestateObjective, goal_pb2.RestateObjectiveRequest(
         objective_id="o-growth", title="Grow more")), S.FAILED_PRECONDITION)
     assert trailing(e).get("okr-rule")
     e = refused(w.call(g.PlanCycle, goal_pb2.PlanCycleRequest(cycle_id="x2", name="x", start_date="2026-04-01",
                                                               end_date="2026-06-30")), S.INVALID_ARGUMENT)
-    assert trailing(e).get("okr-field") == "cadence"
+    assert trailing(e).get("okr-field") == "cadence" and trailing(e)["okr-kind"] == "invalid_argument"
 
 
 def test_unauthenticated_calls_are_refused(seeded):
