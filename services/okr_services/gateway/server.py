@@ -398,7 +398,11 @@ class Gateway:
         if request.today:
             kwargs["today"] = request.today
         if request.HasField("params"):
-            kwargs.update(json_format.MessageToDict(request.params))
+            try:
+                params = json_format.MessageToDict(request.params)
+            except (ValueError, json_format.Error) as e:  # NaN or infinity: not JSON
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"params: {e}", **{"okr-field": "params"}) from None
+            kwargs.update(_replay_params(kwargs["read_model"], params))
         data = self._context_data(principal, context)
         result = self.call("reporting", "as_of", kwargs, data, context)
         response = audit_pb2.ReplayAsOfResponse(read_model=request.read_model, today=request.today)
@@ -539,6 +543,50 @@ class Gateway:
         if self._store_engine is not None:
             self.store.close()
             self._store_engine.dispose()
+
+
+#: ReplayAsOf params per read model (audit.proto ReadModel): name -> (type, required).
+_REPLAY_PARAMS: dict[str, dict[str, tuple[type, bool]]] = {
+    "board": {"cycle_id": (str, False), "team_id": (str, False), "owner": (str, False)},
+    "team_dashboard": {"team_id": (str, True), "cycle_id": (str, False)},
+    "person_dashboard": {"person": (str, True), "cycle_id": (str, False)},
+    "scorecard": {"cycle_id": (str, True)},
+    "kr_history": {"key_result_id": (str, True)},
+    "key_result_status": {"key_result_id": (str, True)},
+    "key_result_statuses": {"cycle_id": (str, False)},
+    "objective_rollup": {"objective_id": (str, True), "include_children": (bool, False),
+                         "child_weight": (float, False)},
+    "alignment_tree": {"cycle_id": (str, False)},
+    "model": {},
+}
+
+
+def _replay_params(read_model: str, params: dict) -> dict:
+    """ReplayAsOf's ``params`` checked against the read model's own arguments: an unknown
+    name, a value of the wrong JSON type or a missing required one is INVALID_ARGUMENT
+    (``params.<name>``), never a failure inside the reporting service."""
+    allowed = _REPLAY_PARAMS.get(read_model)
+    if allowed is None:  # a read model this gateway does not know: the service decides
+        return params
+    for name, value in params.items():
+        if name not in allowed:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                         f"params.{name}: not a parameter of {read_model} (one of: {', '.join(allowed) or 'none'})",
+                         **{"okr-field": f"params.{name}"})
+        kind, _ = allowed[name]
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, kind)
+        if not ok:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                         f"params.{name}: must be a JSON {'number' if kind is float else kind.__name__}",
+                         **{"okr-field": f"params.{name}"})
+    for name, (_, required) in allowed.items():
+        if required and name not in params:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"params.{name}: required for {read_model}",
+                         **{"okr-field": f"params.{name}"})
+    return params
 
 
 def _message_class(descriptor):

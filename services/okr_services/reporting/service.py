@@ -482,7 +482,13 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
                 raise ValidationError("read_model", f"one of {', '.join(sorted(READ_MODELS))}")
             model, day = self._replay(tenant, position=position, time=time,
                                       history=read_model in HISTORY_READ_MODELS)
-            return function(model, tenant, _parse_day(today) or day, **params)
+            for name, value in params.items():
+                if not isinstance(value, (str, int, float, bool)) or value is None:
+                    raise ValidationError(f"params.{name}", "must be a string, number or boolean")
+            try:
+                return function(model, tenant, _parse_day(today) or day, **params)
+            except TypeError as e:  # a parameter the read model does not take, or one left out
+                raise ValidationError("params", f"not the parameters of {read_model}: {e}") from None
 
         # --------------------------------------------------------------- http
         # TODO(issue 7): authenticate these routes; the tenant must come from the caller,

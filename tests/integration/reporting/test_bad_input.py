@@ -156,5 +156,9 @@ def test_rpc_as_of_and_diff_refuse_bad_instants_naming_the_field(world):
     # a tenant without events: every instant is before its first event
     nobody = world.rpc(tenant_id="initech")
     assert "before the first event" in refused(nobody.as_of, "board", time={"us": week_end_us(5)}).value
+    # parameters the read model does not take, lack, or cannot read: ValidationError naming params
+    for params, field in (({"owner": "x"}, "params: "), ({}, "params: "), ({"team_id": ["a"]}, "params.team_id: ")):
+        error = refused(acme.as_of, "team_dashboard", position=head, **params)
+        assert error.exc_type == "ValidationError" and error.value.startswith(field), (params, error.value)
     # and a good instant still answers
     assert acme.as_of("board", time={"us": first + 1})["tenant"] == "acme"
