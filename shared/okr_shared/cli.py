@@ -139,8 +139,10 @@ class _ProjectionsGroup(click.Group):
 
 main.add_command(_ProjectionsGroup("projections", help="The reporting read models (projections)."))
 
-if __name__ == "__main__":
-    main()
+from .api_cli import register_api_commands  # noqa: E402 - grpc and the stubs are imported only when one runs
+
+register_api_commands(main)  # board, checkin, history, replay, diff, audit verify|export, events tail
+
 
 
 class _KeysGroup(click.Group):
@@ -160,3 +162,7 @@ class _KeysGroup(click.Group):
 
 
 main.add_command(_KeysGroup("keys", help="API keys of the gRPC gateway: create (shown once), list, revoke."))
+
+
+if __name__ == "__main__":
+    main()

@@ -329,6 +329,9 @@ class Gateway:
                              **{"okr-entity": kind, "okr-id": str(kwargs.get(field, ""))})
             if action == "ListKeyResultStatuses":
                 result = {"statuses": list((result or {}).values())}
+            if action == "GetDiff" and isinstance(result, dict):
+                result = dict(result, status_changes=[
+                    dict(c, from_status=c.get("from"), to_status=c.get("to")) for c in result.get("status_changes", [])])
             if action == "GetKeyResult" and isinstance(result, dict):
                 result = dict(result, check_ins=result.get("check_ins") or [])
             return convert.to_message(result, response_cls)

@@ -200,6 +200,7 @@ def test_history_says_who_when_why_and_the_export_verifies_offline(seeded):
                         role="auditor"))
     adjusted = [e for e in history.entries if e.event_type == "okr.v1.KeyResultTargetAdjusted"]
     assert adjusted and adjusted[-1].actor == "ada" and adjusted[-1].reason == "budget cut"
+    assert adjusted[-1].what == "KeyResultTargetAdjusted"
     assert adjusted[-1].recorded_at.seconds > 0 and adjusted[-1].payload["new_target_value"] == 80
     refused(w.call(w.stub("audit").GetHistory, audit_pb2.GetHistoryRequest(key_result_id="kr-other"),
                    role="member"), S.PERMISSION_DENIED)
@@ -213,6 +214,14 @@ def test_history_says_who_when_why_and_the_export_verifies_offline(seeded):
     check = subprocess.run([sys.executable, f"{ROOT}/examples/verify_export.py", f.name], capture_output=True,
                            text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_weekly_diff_names_each_status_change(seeded):
+    w = seeded
+    w.reporting_caught_up()
+    diff = ok(w.call(w.stub("reporting").GetDiff, reporting_pb2.GetDiffRequest(
+        since=common_pb2.Instant(position=1)), role="viewer"))
+    assert diff.status_changes and all(c.to_status and c.key_result_id for c in diff.status_changes)
 
 
 def test_replay_as_of_a_position(seeded):
