@@ -13,7 +13,7 @@ PROTO_STAMP := $(PROTO_OUT)/.generated
 
 export OKR_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install proto run test test-unit migrate services relay gateway browser bench bench-eventstore bench-kr-load bench-bus bench-reporting bench-e2e clean
+.PHONY: install proto run demo test test-unit migrate services relay gateway browser bench bench-eventstore bench-kr-load bench-bus bench-reporting bench-e2e clean
 
 ## install: create $(VENV) and install the pinned dependencies and the project
 install: $(STAMP) $(PROTO_STAMP)
@@ -35,6 +35,10 @@ $(PROTO_STAMP): $(PROTOS) $(STAMP)
 
 ## run: the main job — for now an end-to-end event store demonstration on SQLite
 run: install
+	$(BIN)/python -m okr_services.run
+
+## demo: the event store alone, end to end on SQLite (no broker needed)
+demo: install
 	$(BIN)/okr demo --data-dir $(OKR_DATA_DIR)
 
 ## browser: Debian's Chromium for the kanban page tests (needs root; skipped when present)

@@ -1,0 +1,234 @@
+"""``make run`` / ``python -m okr_services.run``: the whole suite on one machine.
+
+Starts, with SQLite files under one data folder (``OKR_DATA_DIR``, default ``./data``;
+no PostgreSQL needed): the event store migration, the goal, progress, reporting and
+notification services (one ``nameko run`` process), the outbox relay and the gRPC
+gateway; on a new data folder it creates an admin API key (``<data>/admin.key``, mode
+0600) and a small demo company through the API; then prints where the API and the
+board are. Ctrl-C (or SIGTERM) stops everything cleanly; a second run resumes from the
+same data.
+
+The bus stays real: RabbitMQ at ``AMQP_URI`` (default ``amqp://guest:guest@localhost:5672/``).
+If none answers and Docker is available, ``docker compose up -d rabbitmq`` starts the
+one of docker-compose.yml; otherwise the run stops at once saying how to get one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _say(text: str) -> None:
+    print(f"okr run: {text}", flush=True)
+
+
+def _broker_answers(amqp_uri: str, timeout: float = 3.0) -> bool:
+    u = urlparse(amqp_uri)
+    try:
+        with socket.create_connection((u.hostname or "localhost", u.port or 5672), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_broker(amqp_uri: str) -> None:
+    if _broker_answers(amqp_uri):
+        return
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        _say(f"no RabbitMQ at {amqp_uri}; starting the one of docker-compose.yml")
+        subprocess.run([docker, "compose", "up", "-d", "rabbitmq"], cwd=ROOT, check=True)
+        for _ in range(60):
+            if _broker_answers(amqp_uri):
+                return
+            time.sleep(1)
+    raise SystemExit(
+        f"okr run: no RabbitMQ answers at {amqp_uri}. Start one (`docker compose up -d rabbitmq`, or "
+        "`rabbitmq-server -detached` where it is installed) or point AMQP_URI at one, then run again.")
+
+
+def _serving(address: str, timeout: float = 1.0) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.RpcError:
+            return False
+
+
+def seed_demo(address: str, key: str, tenant: str) -> None:
+    """A small company through the public API: a quarter, three team objectives, key
+    results of several kinds, initiatives, and a few weeks of check-ins."""
+    import grpc
+
+    from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, progress_pb2_grpc
+
+    metadata = (("authorization", f"ApiKey {key}"),)
+    with grpc.insecure_channel(address) as channel:
+        goal, progress = goal_pb2_grpc.GoalServiceStub(channel), progress_pb2_grpc.ProgressServiceStub(channel)
+
+        def call(method, request):
+            method(request, metadata=metadata, timeout=10)
+
+        today = date.today()
+        start, end = today - timedelta(days=45), today + timedelta(days=45)  # a quarter around today
+        call(goal.PlanCycle, goal_pb2.PlanCycleRequest(cycle_id="q1", cadence=events_pb2.CADENCE_QUARTERLY,
+                                                       name="Demo quarter", start_date=start.isoformat(),
+                                                       end_date=end.isoformat()))
+        teams = {
+            "growth": ("gina", "Grow the customer base", [
+                ("kr-signups", "Signups 1,000 → 5,000", events_pb2.KEY_RESULT_KIND_INCREASE_TO, 1000, 5000, "gus",
+                 [1400, 1900, 2300, 2500, 2600]),
+                ("kr-churn", "Monthly churn 5 % → 2 %", events_pb2.KEY_RESULT_KIND_DECREASE_TO, 5, 2, "gina",
+                 [4.8, 4.5, 4.4, 4.4, 4.4])]),
+            "platform": ("pia", "A platform teams trust", [
+                ("kr-uptime", "Uptime at or above 99.9 %", events_pb2.KEY_RESULT_KIND_STAY_AT_OR_ABOVE, 99.9, 99.9,
+                 "pia", [99.95, 99.97, 99.8, 99.93, 99.96]),
+                ("kr-latency", "p99 latency 800 → 300 ms", events_pb2.KEY_RESULT_KIND_DECREASE_TO, 800, 300, "paul",
+                 [760, 690, 610, 540, 470])]),
+            "sales": ("sam", "Win the mid-market", [
+                ("kr-arr", "New ARR 0 → 2,000,000", events_pb2.KEY_RESULT_KIND_INCREASE_TO, 0, 2_000_000, "sam",
+                 [150_000, 320_000, 480_000]),
+            ]),
+        }
+        for team, (lead, title, krs) in teams.items():
+            call(goal.CreateObjective, goal_pb2.CreateObjectiveRequest(
+                objective_id=f"o-{team}", cycle_id="q1", level=events_pb2.OBJECTIVE_LEVEL_TEAM, title=title,
+                owner=lead, team_id=team))
+            for kr_id, kr_title, kind, start_value, target, owner, _ in krs:
+                call(goal.DefineKeyResult, goal_pb2.DefineKeyResultRequest(
+                    key_result_id=kr_id, objective_id=f"o-{team}", title=kr_title, kind=kind, start_value=start_value,
+                    target_value=target, owner=owner, due_date=end.isoformat()))
+        call(goal.CreateInitiative, goal_pb2.CreateInitiativeRequest(
+            initiative_id="i-referrals", key_result_id="kr-signups", title="Referral programme", assignee="gus",
+            start_date=(start + timedelta(days=3)).isoformat(), due_date=(today + timedelta(days=10)).isoformat()))
+        call(goal.ActivateCycle, goal_pb2.ActivateCycleRequest(cycle_id="q1"))
+        for team, (_, _, krs) in teams.items():
+            for kr_id, _, _, _, _, owner, values in krs:
+                for week, value in enumerate(values, start=1):  # weekly, the last one two days ago
+                    day = today - timedelta(days=7 * (len(values) - week) + 2)
+                    call(progress.RecordCheckIn, progress_pb2.RecordCheckInRequest(
+                        key_result_id=kr_id, value=value, confidence=max(3, 8 - week // 2),
+                        effective_date=day.isoformat()))
+
+
+class Suite:
+    def __init__(self, data_dir: Path, env: dict):
+        self.data_dir = data_dir
+        self.env = env
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.logs = data_dir / "logs"
+
+    def start(self, name: str, command: list[str]) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = open(self.logs / f"{name}.log", "a")
+        self.procs.append((name, subprocess.Popen(command, env=self.env, cwd=ROOT, stdout=log,
+                                                  stderr=subprocess.STDOUT, start_new_session=True)))
+
+    def dead(self) -> list[str]:
+        return [name for name, p in self.procs if p.poll() is not None]
+
+    def stop(self) -> None:
+        for _, p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _, p in self.procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def main() -> int:
+    data_dir = Path(os.environ.get("OKR_DATA_DIR", "data")).resolve()
+    amqp_uri = os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/")
+    gateway = os.environ.get("OKR_GATEWAY_ADDRESS", "127.0.0.1:50051")
+    web = os.environ.get("WEB_SERVER_ADDRESS", "127.0.0.1:8000")
+    tenant = os.environ.get("OKR_DEMO_TENANT", "demo")
+    ensure_broker(amqp_uri)
+    new = not (data_dir / "okr.db").exists()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OKR_DATA_DIR=str(data_dir), AMQP_URI=amqp_uri,
+               OKR_DATABASE_URL=f"sqlite:///{data_dir / 'okr.db'}",
+               OKR_REPORTING_DATABASE_URL=f"sqlite:///{data_dir / 'reporting.db'}",
+               OKR_NOTIFICATION_DATABASE_URL=f"sqlite:///{data_dir / 'notification.db'}",
+               OKR_GATEWAY_DATABASE_URL=f"sqlite:///{data_dir / 'gateway.db'}",
+               OKR_GATEWAY_ADDRESS=gateway, WEB_SERVER_ADDRESS=web,
+               PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services"),
+                                           os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    from okr_shared.eventstore import make_engine, migrate
+
+    engine = make_engine(env["OKR_DATABASE_URL"])
+    migrate(engine)
+    engine.dispose()
+    python = sys.executable
+    suite = Suite(data_dir, env)
+    stopping = {"now": False}
+
+    def stop(*_):
+        stopping["now"] = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        suite.start("services", [python, "-m", "nameko", "run", "--config", str(ROOT / "services" / "config.yaml"),
+                                 "okr_services.goal.service", "okr_services.progress.service",
+                                 "okr_services.reporting.service", "okr_services.notification.service"])
+        suite.start("relay", [python, "-m", "okr_services.relay"])
+        suite.start("gateway", [python, "-m", "okr_services.gateway"])
+        deadline = time.monotonic() + 60
+        while not _serving(gateway):
+            if stopping["now"] or suite.dead() or time.monotonic() > deadline:
+                raise SystemExit(f"okr run: the suite did not start ({', '.join(suite.dead()) or 'timeout'}); "
+                                 f"see {suite.logs}/*.log")
+            time.sleep(0.3)
+        key_file = data_dir / "admin.key"
+        if new or not key_file.exists():
+            from okr_services.gateway import auth
+
+            keys = make_engine(env["OKR_GATEWAY_DATABASE_URL"])
+            auth.ensure_schema(keys)
+            key, _ = auth.create_key(keys, tenant, "admin", "admin", description="make run")
+            keys.dispose()
+            key_file.write_text(key + "\n")
+            key_file.chmod(0o600)
+        key = key_file.read_text().strip()
+        if new:
+            _say(f"new data folder {data_dir}: seeding the demo company (tenant {tenant}) through the API")
+            time.sleep(1.0)  # the services' RPC consumers are up once the gateway serves; give them a moment
+            seed_demo(gateway, key, tenant)
+        host, _, port = web.rpartition(":")
+        _say(f"ready — gRPC API on {gateway} (admin key: {key_file}); board: http://{host or 'localhost'}:{port}"
+             f"/board/{tenant}; logs in {suite.logs}; Ctrl-C stops")
+        _say(f"try: OKR_API_URL={gateway} OKR_API_KEY=$(cat {key_file}) .venv/bin/okr board")
+        while not stopping["now"]:
+            dead = suite.dead()
+            if dead:
+                _say(f"{', '.join(dead)} stopped unexpectedly; see {suite.logs}; stopping the rest")
+                return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        _say("stopping")
+        suite.stop()
+        _say("stopped; run again to resume from the same data")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""`make run` (python -m okr_services.run): the whole suite from one command on SQLite
+files under one data folder, with the real RabbitMQ; Ctrl-C stops it cleanly and a
+second run resumes from the same data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from waiting import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[3]
+AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def start(data_dir: Path, gateway: str, web: str) -> tuple[subprocess.Popen, Path]:
+    log = data_dir.parent / f"run-{time.monotonic_ns()}.log"
+    env = dict(os.environ, OKR_DATA_DIR=str(data_dir), AMQP_URI=AMQP_URI, OKR_GATEWAY_ADDRESS=gateway,
+               WEB_SERVER_ADDRESS=web, PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services")]))
+    for name in ("OKR_DATABASE_URL", "OKR_REPORTING_DATABASE_URL", "OKR_NOTIFICATION_DATABASE_URL",
+                 "OKR_GATEWAY_DATABASE_URL"):
+        env.pop(name, None)
+    return subprocess.Popen([sys.executable, "-m", "okr_services.run"], env=env, cwd=ROOT,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT), log
+
+
+def okr(*args, gateway: str, key: str):
+    env = dict(os.environ, OKR_API_URL=gateway, OKR_API_KEY=key,
+               PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services")]))
+    return subprocess.run([sys.executable, "-m", "okr_shared.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def stop(process: subprocess.Popen) -> int:
+    process.send_signal(signal.SIGINT)
+    for _ in range(300):
+        if process.poll() is not None:
+            return process.returncode
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError("okr run did not stop within 30 s of Ctrl-C")
+
+
+def test_one_command_runs_the_suite_seeds_once_stops_cleanly_and_resumes(tmp_path):
+    data = tmp_path / "data"
+    gateway, web = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    process, log = start(data, gateway, web)
+    try:
+        wait_until(lambda: "ready" in log.read_text() or process.poll() is not None, timeout=120,
+                   message="okr run ready")
+        assert process.poll() is None, log.read_text()
+        text = log.read_text()
+        assert "seeding the demo company" in text and gateway in text and "/board/demo" in text
+        key = (data / "admin.key").read_text().strip()
+        assert oct((data / "admin.key").stat().st_mode & 0o777) == "0o600"
+        board = okr("board", "--json", gateway=gateway, key=key)
+        assert board.returncode == 0, board.stderr
+        assert "kr-signups" in board.stdout and "kr-uptime" in board.stdout
+    finally:
+        code = stop(process)
+    assert code == 0, log.read_text()
+    assert "stopped" in log.read_text()
+    head = okr_store_head(data)
+    # a second run resumes: no new seeding, the same data
+    process, log = start(data, gateway, web)
+    try:
+        wait_until(lambda: "ready" in log.read_text() or process.poll() is not None, timeout=120,
+                   message="okr run ready again")
+        assert process.poll() is None, log.read_text()
+        assert "seeding" not in log.read_text()
+        history = okr("history", "kr-signups", "--json", gateway=gateway, key=key)
+        assert history.returncode == 0, history.stderr
+        assert okr_store_head(data) == head
+    finally:
+        assert stop(process) == 0
+
+
+def okr_store_head(data: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(data / "okr.db") as conn:
+        return conn.execute("SELECT last_position FROM es_head").fetchone()[0]
+
+
+def test_without_a_broker_it_stops_at_once_saying_how_to_get_one(tmp_path):
+    env = dict(os.environ, OKR_DATA_DIR=str(tmp_path / "data"), AMQP_URI=f"amqp://guest:guest@127.0.0.1:{free_port()}/",
+               PATH="/usr/bin:/bin", PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services")]))
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "okr_services.run"], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0 and time.monotonic() - started < 20
+    assert "no RabbitMQ answers" in done.stderr + done.stdout and "docker compose up -d rabbitmq" in done.stderr
