@@ -19,6 +19,17 @@ AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:567
 POSTGRES_URL = os.environ.get("OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
+def require_broker() -> str:
+    """The real RabbitMQ's URI, after checking that it answers (fails the test saying
+    which one is needed otherwise)."""
+    try:
+        with Connection(AMQP_URI, connect_timeout=5) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as e:  # pragma: no cover - environment problem
+        pytest.fail(f"RabbitMQ at {AMQP_URI} is needed (OKR_TEST_AMQP_URI): {e}")
+    return AMQP_URI
+
+
 class Databases:
     """Fresh databases of one backend: SQLite files, or PostgreSQL schemas (the schema
     in the URL's ``options=-csearch_path=…``, so processes started with the URL see it)."""

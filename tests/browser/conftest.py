@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
-from infra import AMQP_URI, delete_bus_objects
+from infra import AMQP_URI, require_broker, delete_bus_objects
 from waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
 
 CHROMIUM = os.environ.get("OKR_CHROMIUM", "/usr/bin/chromium")
@@ -108,7 +108,6 @@ def stack(tmp_path, monkeypatch):
     service_module = pytest.importorskip(
         "okr_services.reporting.service", reason="the reporting service (okr_services.reporting.service) is not there yet")
     import nameko
-    from kombu import Connection
     from nameko.containers import get_container_cls
 
     from okr_shared.bus.consumer import dead_letter_queue_name
@@ -117,11 +116,7 @@ def stack(tmp_path, monkeypatch):
     from okr_services.goal.service import GoalService
     from okr_services.progress.service import ProgressService
 
-    try:
-        with Connection(AMQP_URI, connect_timeout=5) as c:
-            c.ensure_connection(max_retries=1)
-    except Exception as e:  # pragma: no cover - environment problem
-        pytest.fail(f"RabbitMQ at {AMQP_URI} is needed (OKR_TEST_AMQP_URI): {e}")
+    require_broker()
 
     es_url, reporting_url = f"sqlite:///{tmp_path}/okr.db", f"sqlite:///{tmp_path}/reporting.db"
     es_engine = make_engine(es_url)

@@ -25,6 +25,7 @@ Audit reads (history, verify, export) and event streams read the event store dir
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -43,6 +44,7 @@ from grpc_reflection.v1alpha import reflection
 
 from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
 from okr_shared.eventstore import EventStore, make_engine
+from okr_shared.eventstore.errors import StreamNotFound
 from okr_shared.eventstore.export import export_jsonl
 
 from . import auth, convert, policy
@@ -241,26 +243,12 @@ class Gateway:
         """Wrap a handler: authenticate, run, map every refusal to its status."""
 
         def handler(request, context):
-            try:
-                principal = self._principal(context)
-                return fn(request, context, principal)
-            except _Abort as e:
-                _abort(context, e)
-            except auth.Unauthenticated as e:
-                _abort(context, _Abort(grpc.StatusCode.UNAUTHENTICATED, str(e)))
-            except auth.PermissionDenied as e:
-                _abort(context, _Abort(grpc.StatusCode.PERMISSION_DENIED, str(e)))
+            with _refusals(context):
+                return fn(request, context, self._principal(context))
 
         def stream_handler(request, context):
-            try:
-                principal = self._principal(context)
-                yield from fn(request, context, principal)
-            except _Abort as e:
-                _abort(context, e)
-            except auth.Unauthenticated as e:
-                _abort(context, _Abort(grpc.StatusCode.UNAUTHENTICATED, str(e)))
-            except auth.PermissionDenied as e:
-                _abort(context, _Abort(grpc.StatusCode.PERMISSION_DENIED, str(e)))
+            with _refusals(context):
+                yield from fn(request, context, self._principal(context))
 
         return stream_handler if streaming else handler
 
@@ -356,8 +344,6 @@ class Gateway:
                              **{"okr-field": "page_token"})
             start = int(request.page_token)
         store = self._store()
-        from okr_shared.eventstore.errors import StreamNotFound
-
         try:
             events = []
             for event in store.read_stream(stream_id, start, batch_size=page_size + 1):
@@ -605,6 +591,19 @@ def _metadata_value(value: Any, limit: int = 256) -> str:
     text = "".join(c if " " <= c <= "~" and c != "\\" else c.encode("unicode_escape").decode("ascii")
                    for c in str(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def _refusals(context):
+    """Every refusal of a handler as its status (and ``okr-*`` details)."""
+    try:
+        yield
+    except _Abort as e:
+        _abort(context, e)
+    except auth.Unauthenticated as e:
+        _abort(context, _Abort(grpc.StatusCode.UNAUTHENTICATED, str(e)))
+    except auth.PermissionDenied as e:
+        _abort(context, _Abort(grpc.StatusCode.PERMISSION_DENIED, str(e)))
 
 
 def _abort(context, e: _Abort) -> None:

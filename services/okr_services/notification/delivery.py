@@ -127,7 +127,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from okr_shared.bus.consumer import sqlite_write_lock, write_transaction
+from okr_shared.bus.consumer import write_transaction
 
 from .message import DeliveryError, Notification
 
@@ -202,14 +202,10 @@ def ensure_schema(engine: Engine) -> None:
 # ------------------------------------------------------------------ transactions
 
 
-_sqlite_lock = sqlite_write_lock
-_write_transaction = write_transaction
-
-
 @contextlib.contextmanager
 def _writing(conn_or_engine: Connection | Engine) -> Iterator[Connection]:
     if isinstance(conn_or_engine, Engine):
-        with _write_transaction(conn_or_engine) as conn:
+        with write_transaction(conn_or_engine) as conn:
             yield conn
     else:
         yield conn_or_engine
@@ -498,7 +494,7 @@ class Dispatcher:
                  .where(due).order_by(t.c.next_attempt_at_us, t.c.id).limit(self.batch)
                  .with_for_update(skip_locked=True))
         claims: list[Claim] = []
-        with _write_transaction(self.engine) as conn:
+        with write_transaction(self.engine) as conn:
             rows = conn.execute(query).all()
             exhausted = [r.id for r in rows if r.attempts >= self.policy.max_attempts]
             if exhausted:
@@ -523,7 +519,7 @@ class Dispatcher:
         """Mark sent whatever the lease (a success is a fact), unless already final."""
         now = self.clock()
         t = deliveries
-        with _write_transaction(self.engine) as conn:
+        with write_transaction(self.engine) as conn:
             return conn.execute(update(t).where(t.c.id == claim.id, t.c.status.in_((PENDING, RETRYING))).values(
                 status=SENT, sent_at_us=now, updated_at_us=now, next_attempt_at_us=None,
                 claimed_until_us=None, claim_token=None)).rowcount == 1
@@ -539,7 +535,7 @@ class Dispatcher:
             next_at = now + int(self.policy.delay_s(claim.attempts) * 1_000_000)
         else:
             status, next_at = FAILED, None
-        with _write_transaction(self.engine) as conn:
+        with write_transaction(self.engine) as conn:
             done = conn.execute(update(t).where(
                 t.c.id == claim.id, t.c.claim_token == claim.token, t.c.status.in_((PENDING, RETRYING))
             ).values(status=status, next_attempt_at_us=next_at, last_error=reason, updated_at_us=now,

@@ -28,7 +28,6 @@ the consumer layer's gap filling), ``OKR_SMTP_*`` (channels.SmtpSettings).
 
 from __future__ import annotations
 
-import copy
 import logging
 from datetime import datetime, timezone
 from typing import Callable, Optional
@@ -170,8 +169,9 @@ def make_service(name: str = "notification", *, queue: str = CONSUMER, db_url: s
             tenant, d = event.tenant_id, event.data
             before = None
             if event.event_type in _CHECK_INS:
-                before = copy.deepcopy(_load(conn, tenant, {"key_results": [d.get("key_result_id", "")]})
-                                       ["key_results"].get(row_key(tenant, d.get("key_result_id", ""))))
+                # freshly parsed from the table: apply_event below changes its own copy, not this one
+                before = _load(conn, tenant, {"key_results": [d.get("key_result_id", "")]})["key_results"].get(
+                    row_key(tenant, d.get("key_result_id", "")))
             storage.apply_event(conn, event, TABLES)
             if event.event_type not in _RULE_EVENTS:
                 return

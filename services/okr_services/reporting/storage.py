@@ -266,7 +266,7 @@ def rebuild(engine: Engine, store, *, progress: Callable[[int, int], None] | Non
     token = uuid.uuid4().hex[:8]
     md = MetaData()
     nxt = {t: _table(md, t, NEXT, token, indexed=False) for t in TABLES}
-    with _write_transaction(engine) as conn:
+    with write_transaction(engine) as conn:
         _drop(conn, [table_name(t, NEXT) for t in TABLES])
         md.create_all(conn)
     try:
@@ -274,7 +274,7 @@ def rebuild(engine: Engine, store, *, progress: Callable[[int, int], None] | Non
             _fold_in_workers(engine, store, head, workers, chunk, progress)
         elif head > 0:
             fold_partition(engine, store, head, chunk=chunk, progress=progress)
-        with _write_transaction(engine) as conn:
+        with write_transaction(engine) as conn:
             for name, t in nxt.items():
                 _index(t, name, token).create(conn)
         if progress:
@@ -284,7 +284,7 @@ def rebuild(engine: Engine, store, *, progress: Callable[[int, int], None] | Non
         return _swap(engine, store, consumer, head, nxt)
     except BaseException as e:
         try:
-            with _write_transaction(engine) as conn:
+            with write_transaction(engine) as conn:
                 _drop(conn, [table_name(t, NEXT) for t in TABLES])
         finally:
             if isinstance(e, Exception):
@@ -464,7 +464,7 @@ class _BulkWriter:
                 raw.close()
 
     def _sqlite_rows(self, raw, name: str, rows: list) -> None:
-        with _sqlite_lock(self._engine):
+        with sqlite_write_lock(self._engine):
             cursor = raw.cursor()
             cursor.execute("BEGIN IMMEDIATE")
             try:
@@ -516,7 +516,7 @@ def _swap(engine: Engine, store, consumer: str, head: int, nxt: dict[str, Table]
     flight); if the consumer got past ``head`` meanwhile, apply the events it applied since
     (``head``, offset] to the new tables too; live → _old, _next → live, drop _old;
     offset := the position the new tables hold. Returns it."""
-    with _write_transaction(engine) as conn:
+    with write_transaction(engine) as conn:
         query = select(offsets.c.last_position).where(offsets.c.consumer == consumer)
         current = conn.execute(query.with_for_update()).scalar()
         position = head
@@ -536,10 +536,6 @@ def _swap(engine: Engine, store, consumer: str, head: int, nxt: dict[str, Table]
             conn.execute(update(offsets).where(offsets.c.consumer == consumer)
                          .values(last_position=position, updated_at_us=now))
     return position
-
-
-_write_transaction = write_transaction
-_sqlite_lock = sqlite_write_lock
 
 
 def offset_of(conn, consumer: str = CONSUMER) -> int | None:

@@ -29,6 +29,7 @@ from okr_shared.bus import wire
 from okr_shared.bus.consumer import ConsumerDatabase, PoisonEvent, dead_letter_queue_name, okr_event_handler
 from okr_shared.contracts import envelope_from_recorded
 from okr_shared.eventstore import ANY, NewEvent, make_engine
+from infra import require_broker
 from waiting import wait_until  # noqa: F401 - re-exported to the tests
 
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
@@ -162,11 +163,7 @@ def make_bus(uri: str) -> Bus:
 
 @pytest.fixture
 def bus():
-    try:
-        with Connection(AMQP_URI, connect_timeout=5) as c:
-            c.ensure_connection(max_retries=1)
-    except Exception as e:  # pragma: no cover - environment problem
-        pytest.fail(f"RabbitMQ at {AMQP_URI} is needed (OKR_TEST_AMQP_URI): {e}")
+    require_broker()
     b = make_bus(AMQP_URI)
     yield b
     b.cleanup()

@@ -23,10 +23,9 @@ import eventlet.tpool
 import grpc
 import nameko
 import pytest
-from kombu import Connection
 from nameko.containers import get_container_cls
 
-from infra import AMQP_URI, Databases, delete_bus_objects
+from infra import AMQP_URI, require_broker, Databases, delete_bus_objects
 from okr.v1 import audit_pb2_grpc, goal_pb2_grpc, progress_pb2_grpc, reporting_pb2_grpc, stream_pb2_grpc
 from okr_shared.bus.consumer import dead_letter_queue_name
 from okr_shared.bus.relay import Relay
@@ -158,11 +157,7 @@ def _gateway_env(store_url: str, keys_url: str, port: int, names: dict) -> dict:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def world(request, tmp_path_factory):
-    try:
-        with Connection(AMQP_URI, connect_timeout=5) as c:
-            c.ensure_connection(max_retries=1)
-    except Exception as e:  # pragma: no cover - environment problem
-        pytest.fail(f"RabbitMQ at {AMQP_URI} is needed (OKR_TEST_AMQP_URI): {e}")
+    require_broker()
     databases = Databases(request.param, tmp_path_factory.mktemp("gateway"), prefix="gw_test")
     store_url, reporting_url, keys_url = databases.new("store"), databases.new("reporting"), databases.new("keys")
     es_engine = make_engine(store_url)

@@ -12,10 +12,9 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from gateway_fixtures import ROOT, world  # noqa: F401 - fixture
-from test_gateway import seed
+from test_gateway import seeded  # noqa: F401 - fixture: acme and globex seeded
 
 
 def okr(world, *args, role: str = "admin", tenant: str = "acme", key: str | None = None, timeout: float = 60):
@@ -39,13 +38,6 @@ def one_error_line(done, code: int, *words: str):
     for word in words:
         assert word in lines[0], lines[0]
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def seeded(world):
-    seed(world, "acme")
-    world.reporting_caught_up()
-    return world
 
 
 def test_board_text_and_json(seeded):

@@ -18,7 +18,6 @@ import time
 
 import eventlet
 import grpc
-import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +27,7 @@ from infra import Databases
 from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
 from okr_services.reporting import storage
 from okr_shared.eventstore import make_engine
-from test_gateway import seed
+from test_gateway import seeded  # noqa: F401 - fixture: acme and globex seeded
 
 S = grpc.StatusCode
 
@@ -128,14 +127,6 @@ def _summary(backend: str, tally: Tally, seconds: float) -> str:
         totals[c] += n
     lines.append(f"{'total':<{width}} " + " ".join(f"{totals[c]:>9}" for c in codes))
     return "\n".join(lines)
-
-
-@pytest.fixture(scope="module")
-def seeded(world):
-    seed(world, "acme")
-    seed(world, "globex", suffix="-gx")
-    world.reporting_caught_up()
-    return world
 
 
 def test_fuzzed_requests_get_documented_codes_and_leave_no_partial_writes(seeded, tmp_path_factory):

@@ -18,12 +18,11 @@ from pathlib import Path
 import eventlet
 import nameko
 import pytest
-from kombu import Connection
 from nameko.containers import get_container_cls
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
-from infra import AMQP_URI, delete_bus_objects
+from infra import AMQP_URI, require_broker, delete_bus_objects
 from okr_shared.domain.errors import DomainError, NotFound, ValidationError
 from waiting import free_port
 
@@ -103,11 +102,7 @@ class Driver:
 
 @pytest.fixture(scope="module")
 def service():
-    try:
-        with Connection(AMQP_URI, connect_timeout=5) as c:
-            c.ensure_connection(max_retries=1)
-    except Exception as e:  # pragma: no cover - environment problem
-        pytest.fail(f"RabbitMQ at {AMQP_URI} is needed (OKR_TEST_AMQP_URI): {e}")
+    require_broker()
     name = f"tiny-{uuid.uuid4().hex[:10]}"
     container = start_container(name)
     try:

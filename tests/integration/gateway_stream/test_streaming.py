@@ -14,7 +14,7 @@ import amqp
 import pytest
 from kombu import Connection
 
-from infra import AMQP_URI, Databases, delete_bus_objects, publish_again
+from infra import AMQP_URI, require_broker, Databases, delete_bus_objects, publish_again
 from okr_services.gateway.streaming import StreamOverflow, envelope_of, stream_events
 from okr_shared.bus.relay import Relay
 from okr_shared.contracts import envelope_from_recorded
@@ -51,11 +51,7 @@ class Env:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def env(request, tmp_path_factory):
-    try:
-        with Connection(AMQP_URI, connect_timeout=5) as c:
-            c.ensure_connection(max_retries=1)
-    except Exception as e:  # pragma: no cover - environment problem
-        pytest.fail(f"RabbitMQ at {AMQP_URI} is needed (OKR_TEST_AMQP_URI): {e}")
+    require_broker()
     databases = Databases(request.param, tmp_path_factory.mktemp("stream"), prefix="stream_test")
     engine = make_engine(databases.new("eventstore"))
     migrate(engine)

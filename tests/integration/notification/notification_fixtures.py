@@ -33,7 +33,6 @@ from datetime import date, datetime, timedelta, timezone
 import eventlet
 import nameko
 import pytest
-from kombu import Connection
 from nameko.containers import get_container_cls
 from nameko.standalone.rpc import ClusterRpcClient
 from sqlalchemy import select
@@ -47,7 +46,7 @@ from okr_services.notification import delivery as dl
 from okr_services.notification.channels import EmailChannel, SmtpSettings
 from okr_services.notification.service import make_service
 from receivers import Answer, HttpReceiver, SmtpReceiver
-from infra import AMQP_URI, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
+from infra import AMQP_URI, require_broker, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
 from waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
 
 #: Where the world's clock starts: Monday 5 Jan 2026, midnight UTC — before every timed
@@ -271,11 +270,7 @@ class World:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def world(request, tmp_path_factory):
-    try:
-        with Connection(AMQP_URI, connect_timeout=5) as conn:
-            conn.ensure_connection(max_retries=1)
-    except Exception as e:  # pragma: no cover - environment problem
-        pytest.fail(f"RabbitMQ at {AMQP_URI} is needed (OKR_TEST_AMQP_URI): {e}")
+    require_broker()
     tmp = tmp_path_factory.mktemp("notification")
     databases = Databases(request.param, tmp, prefix="ntf_test")
     es_url, db_url = databases.new("eventstore"), databases.new("notification")

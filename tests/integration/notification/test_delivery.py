@@ -18,6 +18,7 @@ import time
 import pytest
 from sqlalchemy import func, select, update
 
+from okr_shared.bus.consumer import write_transaction
 from okr_services.notification import delivery as dl
 from okr_services.notification.delivery import (
     Dispatcher,
@@ -102,7 +103,7 @@ def test_enqueue_twice_makes_one_row_per_channel_and_target(engine):
     assert len(created) == 2
     assert enqueue(engine, n, [("email", "alice@example.com"), ("slack", HOOK)], T0 + S) == []
     # in the caller's transaction (as the consumer layer does), with one new target
-    with dl._write_transaction(engine) as conn:
+    with write_transaction(engine) as conn:
         again = enqueue(conn, n, [("slack", HOOK), ("webhook", "https://example.org/x")], T0 + 2 * S)
     assert len(again) == 1
     all_rows = rows(engine)
@@ -122,7 +123,7 @@ def test_enqueue_rolls_back_with_the_callers_transaction(engine):
         pass
 
     with pytest.raises(Boom):
-        with dl._write_transaction(engine) as conn:
+        with write_transaction(engine) as conn:
             assert enqueue(conn, note(), [("email", "a@x.io")], T0)
             raise Boom
     assert rows(engine) == []
@@ -420,7 +421,7 @@ def test_list_deliveries_filters_pages_and_validates(engine):
 
 def test_claim_period_once_per_period_and_never_backwards(engine):
     def claim(period, subject="kr-1"):
-        with dl._write_transaction(engine) as conn:
+        with write_transaction(engine) as conn:
             return claim_period(conn, "acme", "checkin_reminder", subject, period, now_us=T0)
 
     assert claim("2026-W09") is True
@@ -432,7 +433,7 @@ def test_claim_period_once_per_period_and_never_backwards(engine):
     assert dl.last_period(engine, "acme", "checkin_reminder", "kr-1") == "2026-W10"
     # rolled back with the caller's transaction: the period can be claimed again
     with pytest.raises(RuntimeError):
-        with dl._write_transaction(engine) as conn:
+        with write_transaction(engine) as conn:
             assert claim_period(conn, "acme", "checkin_reminder", "kr-1", "2026-W11")
             raise RuntimeError("enqueue failed")
     assert claim("2026-W11") is True
@@ -449,7 +450,7 @@ def test_concurrent_claim_period_is_true_once(engine, database):
 
             def go(e):
                 barrier.wait(5)
-                with dl._write_transaction(e) as conn:
+                with write_transaction(e) as conn:
                     results.append(claim_period(conn, "acme", "team_digest", "team:growth", period))
 
             threads = [threading.Thread(target=go, args=(e,)) for e in engines]

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import nameko
 import pytest
-from kombu import Connection
 from nameko.containers import get_container_cls
 from nameko.standalone.rpc import ClusterRpcClient
 
@@ -29,7 +28,7 @@ from okr_shared.bus.relay import Relay
 from okr_shared.eventstore import ANY, EventStore, NewEvent, make_engine, migrate
 from okr_services.reporting import storage
 from okr_services.reporting.service import make_service
-from infra import AMQP_URI, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
+from infra import AMQP_URI, require_broker, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
 from waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
 
 TODAY = LAST_DAY
@@ -135,11 +134,7 @@ class World:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def world(request, tmp_path_factory):
-    try:
-        with Connection(AMQP_URI, connect_timeout=5) as c:
-            c.ensure_connection(max_retries=1)
-    except Exception as e:  # pragma: no cover - environment problem
-        pytest.fail(f"RabbitMQ at {AMQP_URI} is needed (OKR_TEST_AMQP_URI): {e}")
+    require_broker()
     databases = Databases(request.param, tmp_path_factory.mktemp("reporting"), prefix="rep_test")
     events = record(drafts("acme") + globex().drafts)
     es_url, reporting_url = databases.new("eventstore"), databases.new("reporting")

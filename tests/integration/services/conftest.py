@@ -24,6 +24,7 @@ from sqlalchemy import make_url, text
 from okr_shared.eventstore import EventStore, make_engine, migrate
 from okr_services.goal.service import GoalService
 from okr_services.progress.service import ProgressService
+from infra import require_broker
 
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get("OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -73,11 +74,7 @@ def service_database(request, tmp_path_factory):
 @pytest.fixture(scope="session")
 def broker():
     """The real RabbitMQ's URI (OKR_TEST_AMQP_URI), after checking that it answers."""
-    try:
-        with Connection(AMQP_URI, connect_timeout=5) as conn:
-            conn.ensure_connection(max_retries=1)
-    except Exception as e:  # pragma: no cover - environment problem
-        pytest.fail(f"RabbitMQ at {AMQP_URI} is needed (OKR_TEST_AMQP_URI): {e}")
+    require_broker()
     return AMQP_URI
 
 
