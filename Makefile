@@ -13,7 +13,7 @@ PROTO_STAMP := $(PROTO_OUT)/.generated
 
 export OKR_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install proto run demo test test-unit migrate services relay gateway browser bench bench-eventstore bench-kr-load bench-bus bench-reporting bench-e2e clean
+.PHONY: install proto run demo test test-unit migrate services relay gateway browser screenshot bench bench-eventstore bench-kr-load bench-bus bench-reporting bench-e2e clean
 
 ## install: create $(VENV) and install the pinned dependencies and the project
 install: $(STAMP) $(PROTO_STAMP)
@@ -33,7 +33,7 @@ $(PROTO_STAMP): $(PROTOS) $(STAMP)
 	$(PY) -m grpc_tools.protoc -I protos --python_out=shared --pyi_out=shared --grpc_python_out=shared $(PROTOS)
 	touch $@
 
-## run: the main job — for now an end-to-end event store demonstration on SQLite
+## run: the whole suite on SQLite under OKR_DATA_DIR (services, relay, gateway; a demo company on a new folder)
 run: install
 	$(BIN)/python -m okr_services.run
 
@@ -44,6 +44,11 @@ demo: install
 ## browser: Debian's Chromium for the kanban page tests (needs root; skipped when present)
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+## screenshot: docs/img/board.png — starts the suite as `make run` does (temporary data, free ports, the
+## RabbitMQ at AMQP_URI), photographs /board/demo in Debian's Chromium (`make browser`), stops it
+screenshot: install
+	$(PY) scripts/screenshot_board.py
 
 ## test: the whole test suite (needs RabbitMQ and PostgreSQL; `docker compose up -d` gives both)
 test: install

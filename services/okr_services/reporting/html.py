@@ -28,18 +28,25 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;pad
 header h1{font-size:1.25rem;margin:0 0 .25rem}
 header p{margin:0 0 .75rem;color:#5e6c84;font-size:.85rem}
 h2{font-size:1rem;margin:1rem 0 .5rem}
-.columns{display:grid;grid-template-columns:repeat(auto-fit,minmax(15rem,1fr));gap:.75rem;align-items:start}
+.columns{display:grid;grid-template-columns:repeat(auto-fit,minmax(12rem,1fr));gap:.75rem;align-items:start}
 .column{background:#ebecf0;border-radius:6px;padding:.5rem}
 .column h3{font-size:.9rem;margin:0 0 .5rem;display:flex;justify-content:space-between}
 .column[data-status=ON_TRACK] h3,.column[data-status=DONE] h3{color:#006644}
 .column[data-status=AT_RISK] h3{color:#974f0c}
 .column[data-status=OFF_TRACK] h3,.column[data-status=OVERDUE] h3{color:#bf2600}
 .column[data-status=CHECK_IN_OVERDUE] h3,.column[data-status=STALLED] h3{color:#5243aa}
-.card{background:#fff;border-radius:4px;padding:.5rem;margin:0 0 .5rem;box-shadow:0 1px 1px rgba(9,30,66,.25)}
+.card{background:#fff;border-radius:4px;padding:.5rem;margin:0 0 .5rem;box-shadow:0 1px 1px rgba(9,30,66,.25);border-left:3px solid #c1c7d0}
+.card[data-status=ON_TRACK],.card[data-status=DONE]{border-left-color:#36b37e}
+.card[data-status=AT_RISK]{border-left-color:#ffab00}
+.card[data-status=OFF_TRACK],.card[data-status=OVERDUE]{border-left-color:#de350b}
+.card[data-status=CHECK_IN_OVERDUE],.card[data-status=STALLED]{border-left-color:#6554c0}
+.card[data-status=DOING]{border-left-color:#0065ff}
 .card .title{font-weight:600;font-size:.9rem;margin:0 0 .25rem;overflow-wrap:anywhere}
-.card dl{display:grid;grid-template-columns:auto 1fr;gap:.1rem .5rem;margin:.25rem 0 0;font-size:.8rem}
-.card dt{color:#5e6c84}.card dd{margin:0}
-.card progress{width:100%;height:.6rem}
+.card dl{display:grid;grid-template-columns:auto minmax(0,1fr);gap:.1rem .5rem;margin:.25rem 0 0;font-size:.8rem}
+.card dt{color:#5e6c84;white-space:nowrap}.card dd{margin:0;min-width:0}
+.card dd.progress{display:flex;align-items:center;gap:.4rem}
+.card progress{flex:1 1 auto;width:0;min-width:0;height:.6rem}
+.card progress:indeterminate{display:none}
 .empty{color:#5e6c84;font-size:.8rem;margin:0}
 @media (max-width:40rem){.columns{grid-template-columns:1fr}body{padding:.5rem}}
 """
