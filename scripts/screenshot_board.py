@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     ap.add_argument("--full-page", action="store_true", help="the whole page, not only the first screen")
     ap.add_argument("--web-port", type=int, default=0, help="the board's port (default: a free one)")
     ap.add_argument("--gateway-port", type=int, default=0, help="the gRPC gateway's port (default: a free one)")
-    ap.add_argument("--timeout", type=float, default=180, help="seconds for the suite to start and catch up")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds for each wait: the suite ready, then caught up")
     args = ap.parse_args(argv)
     if args.width < 320 or args.height < 200:
         ap.error("--width must be at least 320 and --height at least 200")
