@@ -9,6 +9,7 @@ queue and exchange names on the tests' broker.
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -73,8 +74,12 @@ def test_no_broker_fails_at_once_naming_it(tmp_path):
     result = run_script("--out", str(out), amqp_uri=f"amqp://guest:guest@127.0.0.1:{free_port()}/", timeout=120)
     if "Chromium not found" in result.stderr:
         pytest.skip("no Chromium here: the script stops before starting the suite")
+    log = Path(result.stderr.split("suite log: ", 1)[1].split(",", 1)[0]) if "suite log: " in result.stderr else None
+    if log is not None:
+        shutil.rmtree(log.parent, ignore_errors=True)  # kept by the script for the user to read
     assert result.returncode == 1
     assert "no RabbitMQ answers at" in result.stderr, result.stderr
+    assert log is not None and log.name == "run.log", result.stderr
     assert not out.exists()
 
 
