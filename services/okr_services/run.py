@@ -4,7 +4,7 @@ Starts, with SQLite files under one data folder (``OKR_DATA_DIR``, default ``./d
 no PostgreSQL needed): the event store migration, the goal, progress, reporting and
 notification services (one ``nameko run`` process), the outbox relay and the gRPC
 gateway; on a new data folder it creates an admin API key (``<data>/admin.key``, mode
-0600) and a small demo company through the API; then prints where the API and the
+0600) and the demo company of ``okr demo`` through the API; then prints where the API and the
 board are. Ctrl-C (or SIGTERM) stops everything cleanly; a second run resumes from the
 same data.
 
@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -71,59 +70,29 @@ def _serving(address: str, timeout: float = 1.0) -> bool:
 
 
 def seed_demo(address: str, key: str, tenant: str) -> None:
-    """A small company through the public API: a quarter, three team objectives, key
-    results of several kinds, initiatives, and a few weeks of check-ins."""
-    import grpc
+    """The demo company of ``okr demo`` (okr_shared.demo, default seed, today) through
+    the public API, with a progress line every 10 %."""
+    from okr_shared.demo import SeedError, plan_company, seed_company
 
-    from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, progress_pb2_grpc
+    plan = plan_company()
+    counts = plan.counts()
+    shown = [0]
 
-    metadata = (("authorization", f"ApiKey {key}"),)
-    with grpc.insecure_channel(address) as channel:
-        goal, progress = goal_pb2_grpc.GoalServiceStub(channel), progress_pb2_grpc.ProgressServiceStub(channel)
+    def progress(done: int, total: int) -> None:
+        tenth = done * 10 // total
+        if tenth > shown[0]:
+            shown[0] = tenth
+            _say(f"seeding: {done}/{total} calls ({tenth * 10} %)")
 
-        def call(method, request):
-            method(request, metadata=metadata, timeout=10)
-
-        today = date.today()
-        start, end = today - timedelta(days=45), today + timedelta(days=45)  # a quarter around today
-        call(goal.PlanCycle, goal_pb2.PlanCycleRequest(cycle_id="q1", cadence=events_pb2.CADENCE_QUARTERLY,
-                                                       name="Demo quarter", start_date=start.isoformat(),
-                                                       end_date=end.isoformat()))
-        teams = {
-            "growth": ("gina", "Grow the customer base", [
-                ("kr-signups", "Signups 1,000 → 5,000", events_pb2.KEY_RESULT_KIND_INCREASE_TO, 1000, 5000, "gus",
-                 [1400, 1900, 2300, 2500, 2600]),
-                ("kr-churn", "Monthly churn 5 % → 2 %", events_pb2.KEY_RESULT_KIND_DECREASE_TO, 5, 2, "gina",
-                 [4.8, 4.5, 4.4, 4.4, 4.4])]),
-            "platform": ("pia", "A platform teams trust", [
-                ("kr-uptime", "Uptime at or above 99.9 %", events_pb2.KEY_RESULT_KIND_STAY_AT_OR_ABOVE, 99.9, 99.9,
-                 "pia", [99.95, 99.97, 99.8, 99.93, 99.96]),
-                ("kr-latency", "p99 latency 800 → 300 ms", events_pb2.KEY_RESULT_KIND_DECREASE_TO, 800, 300, "paul",
-                 [760, 690, 610, 540, 470])]),
-            "sales": ("sam", "Win the mid-market", [
-                ("kr-arr", "New ARR 0 → 2,000,000", events_pb2.KEY_RESULT_KIND_INCREASE_TO, 0, 2_000_000, "sam",
-                 [150_000, 320_000, 480_000]),
-            ]),
-        }
-        for team, (lead, title, krs) in teams.items():
-            call(goal.CreateObjective, goal_pb2.CreateObjectiveRequest(
-                objective_id=f"o-{team}", cycle_id="q1", level=events_pb2.OBJECTIVE_LEVEL_TEAM, title=title,
-                owner=lead, team_id=team))
-            for kr_id, kr_title, kind, start_value, target, owner, _ in krs:
-                call(goal.DefineKeyResult, goal_pb2.DefineKeyResultRequest(
-                    key_result_id=kr_id, objective_id=f"o-{team}", title=kr_title, kind=kind, start_value=start_value,
-                    target_value=target, owner=owner, due_date=end.isoformat()))
-        call(goal.CreateInitiative, goal_pb2.CreateInitiativeRequest(
-            initiative_id="i-referrals", key_result_id="kr-signups", title="Referral programme", assignee="gus",
-            start_date=(start + timedelta(days=3)).isoformat(), due_date=(today + timedelta(days=10)).isoformat()))
-        call(goal.ActivateCycle, goal_pb2.ActivateCycleRequest(cycle_id="q1"))
-        for team, (_, _, krs) in teams.items():
-            for kr_id, _, _, _, _, owner, values in krs:
-                for week, value in enumerate(values, start=1):  # weekly, the last one two days ago
-                    day = today - timedelta(days=7 * (len(values) - week) + 2)
-                    call(progress.RecordCheckIn, progress_pb2.RecordCheckInRequest(
-                        key_result_id=kr_id, value=value, confidence=max(3, 8 - week // 2),
-                        effective_date=day.isoformat()))
+    try:
+        result = seed_company(address, key, plan, progress=progress)
+    except SeedError as e:
+        raise SystemExit(f"okr run: seeding the demo company failed at {e.step.label if e.step else '?'}: {e} — "
+                         f"see the services' logs (data folder, logs/); `okr demo --seed {plan.seed} --today "
+                         f"{plan.today}` with the admin key finishes it") from None
+    _say(f"seeded tenant {tenant} in {result.seconds:.1f} s: {counts['cycles']} cycles, {counts['objectives']} "
+         f"objectives, {counts['key_results']} key results, {counts['initiatives']} initiatives, "
+         f"{counts['check_ins']} check-ins ({result.calls} calls)")
 
 
 class Suite:
