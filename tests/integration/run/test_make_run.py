@@ -1,9 +1,10 @@
 """`make run` (python -m okr_services.run): the whole suite from one command on SQLite
-files under one data folder, with the real RabbitMQ; Ctrl-C stops it cleanly and a
-second run resumes from the same data."""
+files under one data folder, with the real RabbitMQ, the `okr demo` company seeded on a
+new data folder; Ctrl-C stops it cleanly and a second run resumes from the same data."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -55,11 +56,20 @@ def test_one_command_runs_the_suite_seeds_once_stops_cleanly_and_resumes(tmp_pat
         assert process.poll() is None, log.read_text()
         text = log.read_text()
         assert "seeding the demo company" in text and gateway in text and "/board/demo" in text
+        assert "seeding: " in text and "(100 %)" in text and "seeded tenant demo in " in text  # progress, time
         key = (data / "admin.key").read_text().strip()
         assert oct((data / "admin.key").stat().st_mode & 0o777) == "0o600"
         board = okr("board", "--json", gateway=gateway, key=key)
         assert board.returncode == 0, board.stderr
         assert "kr-signups" in board.stdout and "kr-uptime" in board.stdout
+
+        def every_column_has_cards():  # the okr demo company: the read models catch up within moments
+            done = okr("board", "--json", "--cycle", "quarter", gateway=gateway, key=key)
+            lanes = json.loads(done.stdout) if done.returncode == 0 else {}
+            columns = lanes.get("key_results", []) + lanes.get("initiatives", [])
+            return len(columns) == 11 and all(column.get("cards") for column in columns)
+
+        wait_until(every_column_has_cards, timeout=30, message="every board column populated")
     finally:
         code = stop(process)
     assert code == 0, log.read_text()
