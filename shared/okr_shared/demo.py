@@ -170,6 +170,23 @@ _PROFILES = {
 _CORRECTION_REASONS = ("Typo in the value", "Late data from finance", "Dashboard had the wrong filter",
                        "Counted a duplicate")
 _COMMENTS = ("", "", "On it", "Blocked on data access", "Good week", "Slower than hoped", "Numbers from the dashboard")
+_INITIATIVE_TITLES = (
+    "Run a pricing experiment", "Automate the weekly report", "Interview ten churned customers",
+    "Ship the self-serve onboarding", "Migrate the billing data", "Launch the partner portal",
+    "Rewrite the alerting runbook", "Add a health score to the CRM", "Hire a second SRE",
+    "Publish three customer stories", "Cut the signup form to three fields", "Load-test the new API",
+    "Set up the QBR template", "Move CI to faster runners", "Train the team on the new playbook",
+    "Clean up the lead scoring", "Replace the legacy cache", "Start a monthly webinar",
+    "Localise the product into German", "Review every on-call page", "Build the renewal dashboard",
+    "Run a win/loss analysis", "Introduce feature flags", "Write the escalation policy",
+    "Redesign the trial emails", "Add SSO for enterprise accounts", "Tune the database indexes",
+    "Open a partner channel in the Nordics", "Create the customer advisory board", "Fix the top ten support macros",
+    "Automate the uptime report", "Add a status page", "Shorten the release cycle to one week",
+    "Run the referral campaign", "Launch the in-app NPS survey", "Document the incident process",
+    "Bundle onboarding into the annual plan", "Set up error budgets per service", "Retire the old admin UI",
+    "Build the expansion playbook", "Run a CAC audit of paid channels", "Pilot the enterprise tier",
+    "Upgrade to PostgreSQL 16 in staging", "Measure p95 per endpoint", "Offer a migration service",
+)
 _INITIATIVE_PROFILES = (("on_time", 6), ("late", 3), ("slipped", 3), ("dropped", 2), ("never_started", 2),
                         ("doing", 3), ("doing_overdue", 2))
 
@@ -472,10 +489,13 @@ class _Planner:
         forced = {"in-kr-leads-1": "on_time", "in-kr-churn-1": "doing_overdue", "in-kr-nps-1": "doing",
                   "in-kr-mttr-1": "never_started", "in-kr-cac-1": "dropped", "in-kr-conversion-1": "slipped",
                   "in-kr-health-1": "late"}
+        titles = list(_INITIATIVE_TITLES)
+        rng.shuffle(titles)
         for spec in self.krs:
             if spec.cycle_id != QUARTER or spec.individual:
                 continue
             for n in range(1, rng.choice((1, 2, 2, 3)) + 1):
+                title = titles.pop() if titles else f"{spec.title}: step {n}"
                 initiative_id = f"in-{spec.key_result_id}-{n}"
                 profile = forced.get(initiative_id) or _choose(rng, _INITIATIVE_PROFILES)
                 start = self.week_start(rng.randrange(1, 8)) + timedelta(days=rng.randrange(5))
@@ -490,7 +510,7 @@ class _Planner:
                 lead = next((lead for lead, members in TEAMS.values() if spec.owner in members), spec.owner)
                 assignee = rng.choice((spec.owner, spec.owner, lead))
                 steps = [Step(f"initiative:{initiative_id}", c.CreateInitiative(
-                    initiative_id, spec.key_result_id, f"{spec.title}: step {n}", assignee, start.isoformat(),
+                    initiative_id, spec.key_result_id, title, assignee, start.isoformat(),
                     due.isoformat()))]
                 self.initiative_tasks.append(steps)
 
