@@ -4,7 +4,8 @@ Starts, with SQLite files under one data folder (``OKR_DATA_DIR``, default ``./d
 no PostgreSQL needed): the event store migration, the goal, progress, reporting and
 notification services (one ``nameko run`` process), the outbox relay and the gRPC
 gateway; on a new data folder it creates an admin API key (``<data>/admin.key``, mode
-0600) and the demo company of ``okr demo`` through the API; then prints where the API and the
+0600) and the demo company of ``okr demo`` through the API (a seeding cut short is
+finished by the next run: ``<data>/demo.seeding``); then prints where the API and the
 board are. Ctrl-C (or SIGTERM) stops everything cleanly; a second run resumes from the
 same data.
 
@@ -69,12 +70,22 @@ def _serving(address: str, timeout: float = 1.0) -> bool:
             return False
 
 
-def seed_demo(address: str, key: str, tenant: str) -> None:
+def seed_demo(address: str, key: str, tenant: str, marker: Path | None = None) -> None:
     """The demo company of ``okr demo`` (okr_shared.demo, default seed, today) through
-    the public API, with a progress line every 10 %."""
-    from okr_shared.demo import SeedError, plan_company, seed_company
+    the public API, with a progress line every 10 %. ``marker`` (a file) holds the seed
+    and day while seeding: a run that died half-way resumes the same plan next time (its
+    command ids make the calls already made no-ops); it is removed once done."""
+    from datetime import date
 
-    plan = plan_company()
+    from okr_shared.demo import DEFAULT_SEED, SeedError, plan_company, seed_company
+
+    seed, today = DEFAULT_SEED, None
+    if marker is not None and marker.exists():
+        seed_text, _, day = marker.read_text().strip().partition(" ")
+        seed, today = int(seed_text), date.fromisoformat(day)
+    plan = plan_company(seed, today)
+    if marker is not None:
+        marker.write_text(f"{plan.seed} {plan.today.isoformat()}\n")
     counts = plan.counts()
     shown = [0]
 
@@ -88,11 +99,13 @@ def seed_demo(address: str, key: str, tenant: str) -> None:
         result = seed_company(address, key, plan, progress=progress)
     except SeedError as e:
         raise SystemExit(f"okr run: seeding the demo company failed at {e.step.label if e.step else '?'}: {e} — "
-                         f"see the services' logs (data folder, logs/); `okr demo --seed {plan.seed} --today "
-                         f"{plan.today}` with the admin key finishes it") from None
+                         "see the services' logs (data folder, logs/); the next `make run` resumes it") from None
+    if marker is not None:
+        marker.unlink()
+    resumed = f", {result.already_stored} calls were already done" if result.already_stored else ""
     _say(f"seeded tenant {tenant} in {result.seconds:.1f} s: {counts['cycles']} cycles, {counts['objectives']} "
          f"objectives, {counts['key_results']} key results, {counts['initiatives']} initiatives, "
-         f"{counts['check_ins']} check-ins ({result.calls} calls)")
+         f"{counts['check_ins']} check-ins ({result.calls} calls{resumed})")
 
 
 class Suite:
@@ -178,10 +191,13 @@ def main() -> int:
             key_file.write_text(key + "\n")
             key_file.chmod(0o600)
         key = key_file.read_text().strip()
-        if new:
-            _say(f"new data folder {data_dir}: seeding the demo company (tenant {tenant}) through the API")
+        marker = data_dir / "demo.seeding"  # there while the demo company is being seeded
+        if new or marker.exists():
+            what = "seeding" if new else "resuming an interrupted seeding of"
+            _say(f"{'new ' if new else ''}data folder {data_dir}: {what} the demo company (tenant {tenant}) through "
+                 "the API")
             time.sleep(1.0)  # the services' RPC consumers are up once the gateway serves; give them a moment
-            seed_demo(gateway, key, tenant)
+            seed_demo(gateway, key, tenant, marker)
         host, _, port = web.rpartition(":")
         _say(f"ready — gRPC API on {gateway} (admin key: {key_file}); board: http://{host or 'localhost'}:{port}"
              f"/board/{tenant}; logs in {suite.logs}; Ctrl-C stops")
