@@ -39,7 +39,7 @@ run: install
 
 ## demo: the event store alone, end to end on SQLite (no broker needed)
 demo: install
-	$(BIN)/okr demo --data-dir $(OKR_DATA_DIR)
+	$(BIN)/okr store-demo --data-dir $(OKR_DATA_DIR)
 
 ## browser: Debian's Chromium for the kanban page tests (needs root; skipped when present)
 browser:

@@ -4,7 +4,8 @@ Starts, with SQLite files under one data folder (``OKR_DATA_DIR``, default ``./d
 no PostgreSQL needed): the event store migration, the goal, progress, reporting and
 notification services (one ``nameko run`` process), the outbox relay and the gRPC
 gateway; on a new data folder it creates an admin API key (``<data>/admin.key``, mode
-0600) and a small demo company through the API; then prints where the API and the
+0600) and the demo company of ``okr demo`` through the API (a seeding cut short is
+finished by the next run: ``<data>/demo.seeding``); then prints where the API and the
 board are. Ctrl-C (or SIGTERM) stops everything cleanly; a second run resumes from the
 same data.
 
@@ -22,7 +23,6 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -70,60 +70,42 @@ def _serving(address: str, timeout: float = 1.0) -> bool:
             return False
 
 
-def seed_demo(address: str, key: str, tenant: str) -> None:
-    """A small company through the public API: a quarter, three team objectives, key
-    results of several kinds, initiatives, and a few weeks of check-ins."""
-    import grpc
+def seed_demo(address: str, key: str, tenant: str, marker: Path | None = None) -> None:
+    """The demo company of ``okr demo`` (okr_shared.demo, default seed, today) through
+    the public API, with a progress line every 10 %. ``marker`` (a file) holds the seed
+    and day while seeding: a run that died half-way resumes the same plan next time (its
+    command ids make the calls already made no-ops); it is removed once done."""
+    from datetime import date
 
-    from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, progress_pb2_grpc
+    from okr_shared.demo import DEFAULT_SEED, SeedError, plan_company, seed_company
 
-    metadata = (("authorization", f"ApiKey {key}"),)
-    with grpc.insecure_channel(address) as channel:
-        goal, progress = goal_pb2_grpc.GoalServiceStub(channel), progress_pb2_grpc.ProgressServiceStub(channel)
+    seed, today = DEFAULT_SEED, None
+    if marker is not None and marker.exists():
+        seed_text, _, day = marker.read_text().strip().partition(" ")
+        seed, today = int(seed_text), date.fromisoformat(day)
+    plan = plan_company(seed, today)
+    if marker is not None:
+        marker.write_text(f"{plan.seed} {plan.today.isoformat()}\n")
+    counts = plan.counts()
+    shown = [0]
 
-        def call(method, request):
-            method(request, metadata=metadata, timeout=10)
+    def progress(done: int, total: int) -> None:
+        tenth = done * 10 // total
+        if tenth > shown[0]:
+            shown[0] = tenth
+            _say(f"seeding: {done}/{total} calls ({tenth * 10} %)")
 
-        today = date.today()
-        start, end = today - timedelta(days=45), today + timedelta(days=45)  # a quarter around today
-        call(goal.PlanCycle, goal_pb2.PlanCycleRequest(cycle_id="q1", cadence=events_pb2.CADENCE_QUARTERLY,
-                                                       name="Demo quarter", start_date=start.isoformat(),
-                                                       end_date=end.isoformat()))
-        teams = {
-            "growth": ("gina", "Grow the customer base", [
-                ("kr-signups", "Signups 1,000 → 5,000", events_pb2.KEY_RESULT_KIND_INCREASE_TO, 1000, 5000, "gus",
-                 [1400, 1900, 2300, 2500, 2600]),
-                ("kr-churn", "Monthly churn 5 % → 2 %", events_pb2.KEY_RESULT_KIND_DECREASE_TO, 5, 2, "gina",
-                 [4.8, 4.5, 4.4, 4.4, 4.4])]),
-            "platform": ("pia", "A platform teams trust", [
-                ("kr-uptime", "Uptime at or above 99.9 %", events_pb2.KEY_RESULT_KIND_STAY_AT_OR_ABOVE, 99.9, 99.9,
-                 "pia", [99.95, 99.97, 99.8, 99.93, 99.96]),
-                ("kr-latency", "p99 latency 800 → 300 ms", events_pb2.KEY_RESULT_KIND_DECREASE_TO, 800, 300, "paul",
-                 [760, 690, 610, 540, 470])]),
-            "sales": ("sam", "Win the mid-market", [
-                ("kr-arr", "New ARR 0 → 2,000,000", events_pb2.KEY_RESULT_KIND_INCREASE_TO, 0, 2_000_000, "sam",
-                 [150_000, 320_000, 480_000]),
-            ]),
-        }
-        for team, (lead, title, krs) in teams.items():
-            call(goal.CreateObjective, goal_pb2.CreateObjectiveRequest(
-                objective_id=f"o-{team}", cycle_id="q1", level=events_pb2.OBJECTIVE_LEVEL_TEAM, title=title,
-                owner=lead, team_id=team))
-            for kr_id, kr_title, kind, start_value, target, owner, _ in krs:
-                call(goal.DefineKeyResult, goal_pb2.DefineKeyResultRequest(
-                    key_result_id=kr_id, objective_id=f"o-{team}", title=kr_title, kind=kind, start_value=start_value,
-                    target_value=target, owner=owner, due_date=end.isoformat()))
-        call(goal.CreateInitiative, goal_pb2.CreateInitiativeRequest(
-            initiative_id="i-referrals", key_result_id="kr-signups", title="Referral programme", assignee="gus",
-            start_date=(start + timedelta(days=3)).isoformat(), due_date=(today + timedelta(days=10)).isoformat()))
-        call(goal.ActivateCycle, goal_pb2.ActivateCycleRequest(cycle_id="q1"))
-        for team, (_, _, krs) in teams.items():
-            for kr_id, _, _, _, _, owner, values in krs:
-                for week, value in enumerate(values, start=1):  # weekly, the last one two days ago
-                    day = today - timedelta(days=7 * (len(values) - week) + 2)
-                    call(progress.RecordCheckIn, progress_pb2.RecordCheckInRequest(
-                        key_result_id=kr_id, value=value, confidence=max(3, 8 - week // 2),
-                        effective_date=day.isoformat()))
+    try:
+        result = seed_company(address, key, plan, progress=progress)
+    except SeedError as e:
+        raise SystemExit(f"okr run: seeding the demo company failed at {e.step.label if e.step else '?'}: {e} — "
+                         "see the services' logs (data folder, logs/); the next `make run` resumes it") from None
+    if marker is not None:
+        marker.unlink()
+    resumed = f", {result.already_stored} calls were already done" if result.already_stored else ""
+    _say(f"seeded tenant {tenant} in {result.seconds:.1f} s: {counts['cycles']} cycles, {counts['objectives']} "
+         f"objectives, {counts['key_results']} key results, {counts['initiatives']} initiatives, "
+         f"{counts['check_ins']} check-ins ({result.calls} calls{resumed})")
 
 
 class Suite:
@@ -209,10 +191,13 @@ def main() -> int:
             key_file.write_text(key + "\n")
             key_file.chmod(0o600)
         key = key_file.read_text().strip()
-        if new:
-            _say(f"new data folder {data_dir}: seeding the demo company (tenant {tenant}) through the API")
+        marker = data_dir / "demo.seeding"  # there while the demo company is being seeded
+        if new or marker.exists():
+            what = "seeding" if new else "resuming an interrupted seeding of"
+            _say(f"{'new ' if new else ''}data folder {data_dir}: {what} the demo company (tenant {tenant}) through "
+                 "the API")
             time.sleep(1.0)  # the services' RPC consumers are up once the gateway serves; give them a moment
-            seed_demo(gateway, key, tenant)
+            seed_demo(gateway, key, tenant, marker)
         host, _, port = web.rpartition(":")
         _say(f"ready — gRPC API on {gateway} (admin key: {key_file}); board: http://{host or 'localhost'}:{port}"
              f"/board/{tenant}; logs in {suite.logs}; Ctrl-C stops")

@@ -364,6 +364,8 @@ def history_command(api: Api, key_result, stream_id, page_size):
         if "value" in payload:
             detail = f"value {payload['value']:g}" + (f", confidence {int(payload['confidence'])}"
                                                       if "confidence" in payload else "")
+            if payload.get("effective_date"):  # the day the value is about (may be back-dated)
+                detail += f", for {payload['effective_date']}"
             if payload.get("comment"):
                 detail += f", \"{_short(payload['comment'], 30)}\""
         rows.append([e.position, _when(e.recorded_at), e.actor or "-", e.what or e.event_type.split(".")[-1],

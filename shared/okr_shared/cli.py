@@ -1,7 +1,8 @@
 """The ``okr`` command (operator side, for now: the event store).
 
     okr migrate                 create or upgrade the schema at OKR_DATABASE_URL
-    okr demo                    end-to-end event store demonstration on SQLite
+    okr store-demo              end-to-end event store demonstration on SQLite (make demo)
+    okr demo                    seed a realistic company through the gRPC API (okr_shared.demo)
     okr verify [--tenant T]     recompute the hash chain; exit 1 names the first bad event
     okr export TENANT FILE      write a tenant's history as verifiable JSON lines
     okr projections rebuild     rebuild the reporting read models from the store
@@ -76,10 +77,10 @@ def export(database_url, tenant, output):
     click.echo(f"exported {head['event_count']} events of {tenant}; chain head {head['last_hash']}", err=True)
 
 
-@main.command()
+@main.command("store-demo")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               default=lambda: Settings.from_env().data_dir, show_default="./data")
-def demo(data_dir: Path):
+def store_demo(data_dir: Path):
     """Append a quarter of check-ins to an embedded SQLite store, read them back,
     verify the chain and export it — the event store end to end."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +143,10 @@ main.add_command(_ProjectionsGroup("projections", help="The reporting read model
 from .api_cli import register_api_commands  # noqa: E402 - grpc and the stubs are imported only when one runs
 
 register_api_commands(main)  # board, checkin, history, replay, diff, audit verify|export, events tail
+
+from .demo import demo_command  # noqa: E402 - okr demo: the demo company through the API
+
+main.add_command(demo_command)
 
 
 

@@ -1,4 +1,4 @@
-"""The `okr` command line: the main job (`okr demo`), verify and export exit codes."""
+"""The `okr` command line: the event store demo (`okr store-demo`, make demo), verify and export exit codes."""
 
 import json
 import sqlite3
@@ -14,12 +14,12 @@ def run(*args, env=None, cwd=None):
 
 
 def test_demo_appends_reads_back_verifies_and_exports(tmp_path):
-    first = run("demo", "--data-dir", str(tmp_path))
+    first = run("store-demo", "--data-dir", str(tmp_path))
     assert first.returncode == 0, first.stderr
     assert "appended 13 events" in first.stdout
     assert "chain intact: 13 events" in first.stdout
     # a second run resumes on the same data
-    second = run("demo", "--data-dir", str(tmp_path))
+    second = run("store-demo", "--data-dir", str(tmp_path))
     assert second.returncode == 0, second.stderr
     assert "head at position 13" in second.stdout
     assert "chain intact: 26 events" in second.stdout
@@ -34,7 +34,7 @@ def test_demo_appends_reads_back_verifies_and_exports(tmp_path):
 
 
 def test_verify_exits_1_and_names_the_tampered_event(tmp_path):
-    assert run("demo", "--data-dir", str(tmp_path)).returncode == 0
+    assert run("store-demo", "--data-dir", str(tmp_path)).returncode == 0
     url = f"sqlite:///{tmp_path / 'okr.db'}"
     assert run("verify", "--database-url", url).returncode == 0
     with sqlite3.connect(tmp_path / "okr.db") as db:

@@ -317,6 +317,8 @@ class Gateway:
                              **{"okr-entity": kind, "okr-id": str(kwargs.get(field, ""))})
             if action == "ListKeyResultStatuses":
                 result = {"statuses": list((result or {}).values())}
+            if action == "GetAlignmentTree":  # the query returns the list of roots
+                result = {"roots": result or []}
             if action == "GetDiff" and isinstance(result, dict):
                 result = dict(result, status_changes=[
                     dict(c, from_status=c.get("from"), to_status=c.get("to")) for c in result.get("status_changes", [])])

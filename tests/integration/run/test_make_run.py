@@ -1,9 +1,11 @@
 """`make run` (python -m okr_services.run): the whole suite from one command on SQLite
-files under one data folder, with the real RabbitMQ; Ctrl-C stops it cleanly and a
-second run resumes from the same data."""
+files under one data folder, with the real RabbitMQ, the `okr demo` company seeded on a
+new data folder; Ctrl-C stops it cleanly and a second run resumes from the same data (and
+finishes a seeding that was cut short)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from okr_shared.demo import DEFAULT_SEED, plan_company, utc_today
 from waiting import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,11 +58,20 @@ def test_one_command_runs_the_suite_seeds_once_stops_cleanly_and_resumes(tmp_pat
         assert process.poll() is None, log.read_text()
         text = log.read_text()
         assert "seeding the demo company" in text and gateway in text and "/board/demo" in text
+        assert "seeding: " in text and "(100 %)" in text and "seeded tenant demo in " in text  # progress, time
         key = (data / "admin.key").read_text().strip()
         assert oct((data / "admin.key").stat().st_mode & 0o777) == "0o600"
         board = okr("board", "--json", gateway=gateway, key=key)
         assert board.returncode == 0, board.stderr
         assert "kr-signups" in board.stdout and "kr-uptime" in board.stdout
+
+        def every_column_has_cards():  # the okr demo company: the read models catch up within moments
+            done = okr("board", "--json", "--cycle", "quarter", gateway=gateway, key=key)
+            lanes = json.loads(done.stdout) if done.returncode == 0 else {}
+            columns = lanes.get("key_results", []) + lanes.get("initiatives", [])
+            return len(columns) == 11 and all(column.get("cards") for column in columns)
+
+        wait_until(every_column_has_cards, timeout=30, message="every board column populated")
     finally:
         code = stop(process)
     assert code == 0, log.read_text()
@@ -75,6 +87,22 @@ def test_one_command_runs_the_suite_seeds_once_stops_cleanly_and_resumes(tmp_pat
         history = okr("history", "kr-signups", "--json", gateway=gateway, key=key)
         assert history.returncode == 0, history.stderr
         assert okr_store_head(data) == head
+    finally:
+        assert stop(process) == 0
+    # a run that died while seeding left data/demo.seeding (seed and day): the next run
+    # finishes that plan; what was stored is recognised by its command ids, nothing doubles
+    assert not (data / "demo.seeding").exists()
+    (data / "demo.seeding").write_text(f"{DEFAULT_SEED} {utc_today().isoformat()}\n")
+    process, log = start(data, gateway, web)
+    try:
+        wait_until(lambda: "ready" in log.read_text() or process.poll() is not None, timeout=120,
+                   message="okr run ready after resuming the seeding")
+        assert process.poll() is None, log.read_text()
+        text = log.read_text()
+        assert "resuming an interrupted seeding of the demo company" in text, text
+        calls = plan_company(DEFAULT_SEED, utc_today()).counts()["calls"]
+        assert f"({calls} calls, {calls} calls were already done)" in text, text
+        assert okr_store_head(data) == head and not (data / "demo.seeding").exists()
     finally:
         assert stop(process) == 0
 
