@@ -18,6 +18,8 @@ import os
 import sys
 import time
 
+import orjson
+
 from . import context
 
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
@@ -47,7 +49,10 @@ class JsonLines(logging.Formatter):
             out["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:
             out["exc"] = record.exc_text
-        return json.dumps(out, default=str, ensure_ascii=False)
+        try:
+            return orjson.dumps(out, default=str).decode()
+        except TypeError:  # e.g. a dict with non-str keys in an extra field
+            return json.dumps(out, default=str, ensure_ascii=False)
 
 
 class Text(logging.Formatter):
