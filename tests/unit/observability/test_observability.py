@@ -208,3 +208,81 @@ def test_endpoint_serves_the_registry_once_per_process_and_survives_a_taken_port
             assert server.serve(taken.getsockname()[1], "127.0.0.1") is None
         assert "metrics endpoint disabled: cannot listen on" in caplog.text
     assert server.serving_port() is None
+
+
+# -------------------------------------------------------------------- interceptor
+
+
+class FakeContext:
+    def __init__(self):
+        self._code = None
+
+    def code(self):
+        return self._code
+
+    def abort(self, code, details):
+        self._code = code
+        raise Exception(details)  # what grpc's ServicerContext.abort does
+
+
+def intercepted(handler, method="/okr.v1.Test/Call", correlation_id=None):
+    from collections import namedtuple
+
+    from okr_shared.observability.interceptor import ObservingInterceptor
+
+    Details = namedtuple("Details", "method invocation_metadata")
+    metadata = (("okr-correlation-id", correlation_id),) if correlation_id else ()
+    return ObservingInterceptor(access_log=True).intercept_service(lambda _: handler, Details(method, metadata))
+
+
+def test_interceptor_binds_the_callers_id_and_counts_codes(caplog):
+    import grpc
+
+    seen = []
+
+    def ok(request, ctx):
+        seen.append(context.correlation_id())
+        return b"reply"
+
+    def refused(request, ctx):
+        ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+
+    labels = dict(grpc_service="okr.v1.Test", grpc_method="Call")
+    ok_before = sample("okr_grpc_server_duration_seconds_count", grpc_code="OK", **labels)
+    nf_before = sample("okr_grpc_server_duration_seconds_count", grpc_code="NOT_FOUND", **labels)
+    with caplog.at_level(logging.INFO, logger="okr.access"):
+        assert intercepted(grpc.unary_unary_rpc_method_handler(ok), correlation_id="cid-x").unary_unary(
+            b"", FakeContext()) == b"reply"
+        intercepted(grpc.unary_unary_rpc_method_handler(ok)).unary_unary(b"", FakeContext())
+        with pytest.raises(Exception, match="no such thing"):
+            intercepted(grpc.unary_unary_rpc_method_handler(refused)).unary_unary(b"", FakeContext())
+    assert seen[0] == "cid-x" and len(seen[1]) == 36  # the caller's, else a new UUID
+    assert context.current() is context.EMPTY
+    assert sample("okr_grpc_server_duration_seconds_count", grpc_code="OK", **labels) == ok_before + 2
+    assert sample("okr_grpc_server_duration_seconds_count", grpc_code="NOT_FOUND", **labels) == nf_before + 1
+    assert [r.grpc_code for r in caplog.records if r.name == "okr.access"] == ["OK", "OK", "NOT_FOUND"]
+
+
+def test_interceptor_keeps_the_context_across_a_streams_messages_and_times_its_whole_life():
+    import grpc
+
+    def stream(request, ctx):
+        for i in range(3):
+            yield f"{i}:{context.correlation_id()}"
+
+    labels = dict(grpc_service="okr.v1.Test", grpc_method="Stream", grpc_code="OK")
+    before = sample("okr_grpc_server_duration_seconds_count", **labels)
+    handler = intercepted(grpc.unary_stream_rpc_method_handler(stream), "/okr.v1.Test/Stream", "cid-s")
+    out = []
+    for item in handler.unary_stream(b"", FakeContext()):
+        out.append(item)
+        assert context.current() is context.EMPTY  # not leaked to the server's thread between messages
+    assert out == ["0:cid-s", "1:cid-s", "2:cid-s"]
+    assert sample("okr_grpc_server_duration_seconds_count", **labels) == before + 1
+
+
+def test_interceptor_leaves_health_checks_alone():
+    import grpc
+
+    handler = grpc.unary_unary_rpc_method_handler(lambda r, c: b"")
+    assert intercepted(handler, "/grpc.health.v1.Health/Check") is handler
