@@ -59,7 +59,8 @@ ENV PATH=/opt/okr/bin:$PATH \
     OKR_DATA_DIR=/app/data
 WORKDIR /app
 USER ${OKR_UID}:${OKR_UID}
-EXPOSE 8000 50051
+# 9464: each process's Prometheus /metrics (OKR_METRICS_PORT; docs/observability.md)
+EXPOSE 8000 50051 9464
 
 # No ENTRYPOINT wrapper: the command is the process (PID 1; nameko, the relay and the
 # gateway all stop cleanly on SIGTERM). Without a command the image prints the CLI help.

@@ -11,6 +11,10 @@ eventlet.monkey_patch()
 import os  # noqa: E402
 import uuid  # noqa: E402
 
+# No /metrics endpoint from the nameko containers the tests start in this process (the
+# default port would collide between concurrent test runs); tests that scrape pick ports.
+os.environ.setdefault("OKR_METRICS_PORT", "0")
+
 import pytest  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 

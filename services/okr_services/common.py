@@ -25,6 +25,8 @@ from nameko.rpc import rpc
 from okr_shared.config import Settings
 from okr_shared.domain.errors import DomainError
 from okr_shared.eventstore import make_engine
+from okr_shared.observability import lag
+from okr_shared.observability.nameko import Observed  # noqa: F401 - every service class carries one
 from okr_shared.service_layer import CallContext, check_schema, command_executor, today_in
 
 _log = logging.getLogger(__name__)
@@ -64,11 +66,17 @@ class Aggregates(DependencyProvider):
             self.engine.dispose()
             raise
         self.executor = command_executor(self.engine, today=today_in(settings.timezone))
+        # the relay lag gauges, from this store, even while no relay runs
+        self._lag_key = settings.database_url
+        lag.track_store(self._lag_key, self.engine)
 
     def start(self):
         freeze_startup_objects()
 
     def stop(self):
+        if self._lag_key is not None:
+            lag.untrack_store(self._lag_key)
+            self._lag_key = None
         self.executor.store.close()
         self.engine.dispose()
 

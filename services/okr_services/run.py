@@ -12,6 +12,9 @@ same data.
 The bus stays real: RabbitMQ at ``AMQP_URI`` (default ``amqp://guest:guest@localhost:5672/``).
 If none answers and Docker is available, ``docker compose up -d rabbitmq`` starts the
 one of docker-compose.yml; otherwise the run stops at once saying how to get one.
+
+Metrics: `OKR_METRICS_PORT` (default 9464) is the first of three consecutive ports —
+services, relay, gateway — on `OKR_METRICS_HOST` (default 127.0.0.1 here); 0 turns them off.
 """
 
 from __future__ import annotations
@@ -108,6 +111,22 @@ def seed_demo(address: str, key: str, tenant: str, marker: Path | None = None) -
          f"{counts['check_ins']} check-ins ({result.calls} calls{resumed})")
 
 
+def metrics_ports(value: str | None) -> dict[str, int]:
+    """The three processes' metrics ports from ``OKR_METRICS_PORT`` (the first of three
+    consecutive ports, default 9464: services 9464, relay 9465, gateway 9466; 0 or
+    empty: no endpoints)."""
+    if value is None:
+        base = 9464
+    elif value.strip() in ("", "0"):
+        base = 0
+    elif value.strip().isdigit() and 0 < int(value) < 65534:
+        base = int(value)
+    else:
+        raise SystemExit(f"okr run: OKR_METRICS_PORT: expected a TCP port 1-65533 (the first of three), or 0 "
+                         f"for no metrics endpoints, got {value!r}")
+    return {name: base + i if base else 0 for i, name in enumerate(("services", "relay", "gateway"))}
+
+
 class Suite:
     def __init__(self, data_dir: Path, env: dict):
         self.data_dir = data_dir
@@ -143,6 +162,7 @@ def main() -> int:
     gateway = os.environ.get("OKR_GATEWAY_ADDRESS", "127.0.0.1:50051")
     web = os.environ.get("WEB_SERVER_ADDRESS", "127.0.0.1:8000")
     tenant = os.environ.get("OKR_DEMO_TENANT", "demo")
+    metrics = metrics_ports(os.environ.get("OKR_METRICS_PORT"))
     ensure_broker(amqp_uri)
     new = not (data_dir / "okr.db").exists()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -154,6 +174,7 @@ def main() -> int:
                OKR_GATEWAY_ADDRESS=gateway, WEB_SERVER_ADDRESS=web,
                PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services"),
                                            os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env.setdefault("OKR_METRICS_HOST", "127.0.0.1")
     from okr_shared.eventstore import make_engine, migrate
 
     engine = make_engine(env["OKR_DATABASE_URL"])
@@ -169,11 +190,15 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
+        suite.env = dict(env, OKR_METRICS_PORT=str(metrics["services"]))
         suite.start("services", [python, "-m", "nameko", "run", "--config", str(ROOT / "services" / "config.yaml"),
                                  "okr_services.goal.service", "okr_services.progress.service",
                                  "okr_services.reporting.service", "okr_services.notification.service"])
+        suite.env = dict(env, OKR_METRICS_PORT=str(metrics["relay"]))
         suite.start("relay", [python, "-m", "okr_services.relay"])
+        suite.env = dict(env, OKR_METRICS_PORT=str(metrics["gateway"]))
         suite.start("gateway", [python, "-m", "okr_services.gateway"])
+        suite.env = env
         deadline = time.monotonic() + 60
         while not _serving(gateway):
             if stopping["now"] or suite.dead() or time.monotonic() > deadline:
@@ -201,6 +226,9 @@ def main() -> int:
         host, _, port = web.rpartition(":")
         _say(f"ready — gRPC API on {gateway} (admin key: {key_file}); board: http://{host or 'localhost'}:{port}"
              f"/board/{tenant}; logs in {suite.logs}; Ctrl-C stops")
+        if metrics["services"]:
+            _say("metrics: " + ", ".join(f"{name} http://{env['OKR_METRICS_HOST']}:{port}/metrics"
+                                         for name, port in metrics.items()))
         _say(f"try: OKR_API_URL={gateway} OKR_API_KEY=$(cat {key_file}) .venv/bin/okr board")
         while not stopping["now"]:
             dead = suite.dead()

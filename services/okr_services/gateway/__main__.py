@@ -4,25 +4,36 @@ Configuration (environment): OKR_GATEWAY_ADDRESS (0.0.0.0:50051), AMQP_URI,
 OKR_GATEWAY_DATABASE_URL (API keys), OKR_DATABASE_URL (the event store: audit and
 streams), OKR_JWT_* (bearer tokens: auth.JwtConfig), OKR_GATEWAY_WORKERS (32),
 OKR_GATEWAY_RPC_TIMEOUT (10 s), OKR_GATEWAY_KEY_CACHE_S (5 s: how long a checked API key
-is trusted before it is looked up again — a revocation takes effect within it).
+is trusted before it is looked up again — a revocation takes effect within it);
+OKR_METRICS_PORT (9466), OKR_LOG_FORMAT (json), OKR_LOG_LEVEL (INFO), OKR_ACCESS_LOG (1):
+docs/observability.md.
 """
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import threading
+
+from okr_shared.observability.logs import configure_logging
+from okr_shared.observability.server import serve_from_env, check_from_env as metrics_address
 
 from .server import Gateway, GatewayConfig
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        configure_logging()  # OKR_LOG_FORMAT (json), OKR_LOG_LEVEL (INFO)
+        metrics_address("gateway")  # a bad OKR_METRICS_PORT fails here, before serving
+    except ValueError as e:
+        print(f"okr gateway: {e}", file=sys.stderr)
+        return 2
     config = GatewayConfig.from_env()
     gateway = Gateway(config)
     port = gateway.start()
-    print(f"okr gateway: gRPC on {config.address.rsplit(':', 1)[0]}:{port} (health, reflection on)", flush=True)
+    metrics_port = serve_from_env("gateway")  # OKR_METRICS_PORT (9466)
+    print(f"okr gateway: gRPC on {config.address.rsplit(':', 1)[0]}:{port} (health, reflection on)"
+          + (f"; metrics on :{metrics_port}/metrics" if metrics_port else ""), flush=True)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

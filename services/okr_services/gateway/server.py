@@ -46,6 +46,8 @@ from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
 from okr_shared.eventstore import EventStore, make_engine
 from okr_shared.eventstore.errors import StreamNotFound
 from okr_shared.eventstore.export import export_jsonl
+from okr_shared.observability import context as log_context, metrics
+from okr_shared.observability.interceptor import ObservingInterceptor
 
 from . import auth, convert, policy
 from .rpc_client import RemoteError, RpcClient, RpcTimeout, ServiceUnavailable
@@ -213,7 +215,8 @@ class Gateway:
     def _context_data(self, principal: auth.Principal, context) -> dict:
         metadata = dict(context.invocation_metadata())
         return {"tenant_id": principal.tenant, "actor": principal.subject,
-                "correlation_id": metadata.get("okr-correlation-id") or str(uuid.uuid4()),
+                "correlation_id": (metadata.get("okr-correlation-id") or log_context.correlation_id()
+                                   or str(uuid.uuid4())),
                 "role": principal.role}
 
     def _timeout(self, context) -> float:
@@ -226,18 +229,26 @@ class Gateway:
 
     def call(self, service: str, method: str, kwargs: dict, data: dict, context) -> Any:
         target = self._names.get(service, service)
+        t0, outcome = time.perf_counter(), "error"
         try:
-            return self.rpc.call(target, method, kwargs, context_data=data, timeout=self._timeout(context))
+            reply = self.rpc.call(target, method, kwargs, context_data=data, timeout=self._timeout(context))
+            outcome = "ok"
+            return reply
         except RemoteError as e:
+            outcome = "remote_error"
             raise _remote(e) from None
         except RpcTimeout:
+            outcome = "timeout"
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0.05:
                 raise _Abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"{service}.{method} did not answer before the "
                                                                  "deadline") from None
             raise _Abort(grpc.StatusCode.UNAVAILABLE, f"the {service} service did not answer in time") from None
         except ServiceUnavailable as e:
+            outcome = "unavailable"
             raise _Abort(grpc.StatusCode.UNAVAILABLE, f"the {service} service is unavailable: {e}") from None
+        finally:
+            metrics.rpc_client_duration[(service, method, outcome)].observe(time.perf_counter() - t0)
 
     def _guard(self, action: str, fn: Callable, streaming: bool = False):
         """Wrap a handler: authenticate, run, map every refusal to its status."""
@@ -512,7 +523,8 @@ class Gateway:
         """Start serving; returns the bound port."""
         self.rpc.start()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.config.workers,
-                                                             thread_name_prefix="okr-gateway"))
+                                                             thread_name_prefix="okr-gateway"),
+                                  interceptors=[ObservingInterceptor()])
         self.server.add_generic_rpc_handlers(self.handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = self.service_names()

@@ -32,7 +32,7 @@ from okr_shared.domain.commands import (
     SlipInitiative,
     StartInitiative,
 )
-from okr_services.common import command, query
+from okr_services.common import Observed, command, query
 
 from .dependencies import Aggregates, Caller
 
@@ -42,6 +42,7 @@ class GoalService:
 
     aggregates = Aggregates()
     caller = Caller()
+    observed = Observed()  # log context, latency metrics, the /metrics endpoint
 
     # ---------------------------------------------------------------- cycles
 

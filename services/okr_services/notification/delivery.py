@@ -128,6 +128,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from okr_shared.bus.consumer import write_transaction
+from okr_shared.observability import metrics
 
 from .message import DeliveryError, Notification
 
@@ -497,6 +498,7 @@ class Dispatcher:
         with write_transaction(self.engine) as conn:
             rows = conn.execute(query).all()
             exhausted = [r.id for r in rows if r.attempts >= self.policy.max_attempts]
+            given_up = [r.channel for r in rows if r.attempts >= self.policy.max_attempts]
             if exhausted:
                 conn.execute(update(t).where(t.c.id.in_(exhausted)).values(
                     status=FAILED, next_attempt_at_us=None, claimed_until_us=None, claim_token=None,
@@ -511,6 +513,8 @@ class Dispatcher:
             for r in rows:
                 if r.attempts < self.policy.max_attempts:
                     claims.append(Claim(r.id, r.channel, r.target, r.payload, r.attempts + 1, token))
+        for channel in given_up:  # committed: failed for good
+            metrics.notifications[(channel, "failed")].inc()
         return claims
 
     # ----------------------------------------------------------------- recording
@@ -588,13 +592,16 @@ class Dispatcher:
                 if kind == "sent":
                     if self._record_sent(claim):
                         stats.sent += 1
+                        metrics.notifications[(claim.channel, "sent")].inc()
                     else:
                         stats.lost += 1
+                        metrics.notifications[(claim.channel, "lost")].inc()
                     return
                 status = self._record_failure(claim, reason, retryable)
             except Exception:  # the database failed: the lease expiry brings it back
                 log.exception("notification delivery %s: recording the result failed", claim.id)
                 stats.lost += 1
+                metrics.notifications[(claim.channel, "lost")].inc()
                 return
             if status == RETRYING:
                 stats.retrying += 1
@@ -602,6 +609,7 @@ class Dispatcher:
                 stats.failed += 1
             else:
                 stats.lost += 1
+            metrics.notifications[(claim.channel, status or "lost")].inc()
 
         while waiting or running:
             while waiting and len(running) < self.concurrency:

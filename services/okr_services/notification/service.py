@@ -40,7 +40,7 @@ from sqlalchemy import select
 from okr_shared.bus import wire
 from okr_shared.bus.consumer import ConsumerDatabase, okr_event_handler, write_transaction
 from okr_shared.domain.errors import NotFound, ValidationError
-from okr_services.common import Caller, query
+from okr_services.common import Caller, Observed, query
 from okr_services.reporting import storage
 from okr_services.reporting.projections import EVENT_TYPES, row_key
 from okr_services.reporting.service import BusEvent
@@ -158,6 +158,7 @@ def make_service(name: str = "notification", *, queue: str = CONSUMER, db_url: s
                                   clock=clock_, channels=dict(CHANNELS, **(channels or {})),
                                   policy=policy or delivery.RetryPolicy(), send_timeout=send_timeout)
         caller = Caller()
+        observed = Observed()  # log context, latency metrics, the /metrics endpoint
 
         # ------------------------------------------------------------- events
 

@@ -10,7 +10,7 @@ after the other (the second decision is retried on the new version).
 """
 
 from okr_shared.domain.commands import CorrectCheckIn, RecordCheckIn
-from okr_services.common import command, query
+from okr_services.common import Observed, command, query
 
 from .dependencies import Aggregates, Caller
 
@@ -20,6 +20,7 @@ class ProgressService:
 
     aggregates = Aggregates()
     caller = Caller()
+    observed = Observed()  # log context, latency metrics, the /metrics endpoint
 
     @command
     def record_check_in(self, **fields):

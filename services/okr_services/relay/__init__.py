@@ -4,7 +4,9 @@
     python -m okr_services.relay replay --from-position 1 --queue my-service.okr
 
 Configuration: ``OKR_DATABASE_URL`` and ``AMQP_URI`` (okr_shared.config.Settings); the
-options below override the tuning defaults. Logs are JSON lines on stderr. SIGTERM or
+options below override the tuning defaults. Logs are JSON lines on stderr
+(``OKR_LOG_FORMAT``, ``OKR_LOG_LEVEL``); metrics on ``OKR_METRICS_PORT`` (default 9465;
+docs/observability.md). SIGTERM or
 SIGINT: the relay finishes its window, saves the checkpoint, releases the lease (a
 standby takes over at once) and exits 0.
 
@@ -15,7 +17,6 @@ first window is confirmed and before its checkpoint is saved.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -28,34 +29,11 @@ from okr_shared.config import Settings
 #: Exit status of ``--exit-after-confirm``.
 EXIT_AFTER_CONFIRM = 75
 
-_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-
-
-class JsonLines(logging.Formatter):
-    """One JSON object per record: ts, level, logger, msg, the record's extra fields,
-    and the exception text if any."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        out.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
-
-
 def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLines())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("amqp", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """JSON lines on stderr (``OKR_LOG_FORMAT=text`` for text), at ``level``."""
+    from okr_shared.observability.logs import configure_logging as configure
+
+    configure(level=level)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -91,13 +69,24 @@ def run_relay(args: argparse.Namespace, settings: Settings) -> int:
     from okr_shared.eventstore import make_engine
     from okr_shared.service_layer.bootstrap import SchemaNotCurrent, check_schema
 
+    from okr_shared.observability import lag, server
+
     log = logging.getLogger("okr.relay")
+    try:
+        server.check_from_env("relay")
+    except ValueError as e:
+        log.error(str(e))
+        return 2
     engine = make_engine(settings.database_url)
     try:
         check_schema(engine)
     except SchemaNotCurrent as e:
         log.error(str(e))
         return 2
+    # OKR_METRICS_PORT (9465): relay lag (also of a standby: it reads the checkpoints),
+    # events published
+    lag.track_store("relay", engine)
+    server.serve_from_env("relay")
 
     def exit_after_confirm(first: int, last: int) -> None:
         log.warning("exiting after the confirms of positions %d..%d, before the checkpoint", first, last,
@@ -156,7 +145,11 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    configure_logging(args.log_level.upper())
+    try:
+        configure_logging(args.log_level.upper())
+    except ValueError as e:
+        print(f"okr relay: {e}", file=sys.stderr)
+        return 2
     settings = Settings.from_env()
     if args.command == "replay":
         return run_replay(args, settings)

@@ -53,7 +53,7 @@ from okr_shared.bus.consumer import ConsumerDatabase, okr_event_handler
 from okr_shared.config import Settings
 from okr_shared.contracts import payload_to_dict, unpack_payload
 from okr_shared.domain.errors import DomainError, NotFound, ValidationError
-from okr_services.common import Caller, query
+from okr_services.common import Caller, Observed, query
 
 from . import queries, storage
 from .html import render_board
@@ -288,6 +288,7 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         clock = Clock(today)
         cache = BoardCache()
         caller = Caller()
+        observed = Observed()  # log context, latency metrics, the /metrics endpoint
 
         # ------------------------------------------------------- incremental
 

@@ -127,6 +127,7 @@ from sqlalchemy import (
 from .. import contracts
 from ..config import Settings
 from ..eventstore import EventStore, make_engine
+from ..observability import lag as _lag, metrics
 from . import wire
 
 _log = logging.getLogger(__name__)
@@ -545,11 +546,14 @@ class OkrEventHandler(Entrypoint):
         self._consuming = self.container.spawn_managed_thread(
             lambda: self.consumer.run(safety_interval=0.25), identifier=f"okr_event_handler[{self.queue_name}]")
         self.consumer.wait_until_consumer_ready()
+        if self.ordered:  # okr_consumer_lag_* at scrape time (okr_shared.observability.lag)
+            _lag.track_consumer(self.queue_name, self._committed_offset, self.db.event_store.engine)
 
     def stop(self):
         """Finish the transaction in hand (and ack it), then leave the queue: messages
         not yet applied go back to the queue, in order, when the connection closes."""
         self._stopping.set()
+        _lag.untrack_consumer(self.queue_name)
         if self.ordered:
             self._inbox.put(None)
             self._processor.wait()
@@ -596,6 +600,11 @@ class OkrEventHandler(Entrypoint):
                 except sa_exc.IntegrityError:  # another instance did it first
                     pass
 
+    def _committed_offset(self) -> int:
+        with self.db.engine.connect() as conn:
+            return conn.execute(select(offsets.c.last_position).where(
+                offsets.c.consumer == self.queue_name)).scalar() or 0
+
     # ------------------------------------------------------------------- receiving
 
     def _on_message(self, message):
@@ -613,6 +622,7 @@ class OkrEventHandler(Entrypoint):
             item.redrive = _is_redrive(message)
         except Exception as e:
             self.stats.undecodable += 1
+            metrics.dead_letters[(self.queue_name, "undecodable")].inc()
             _log.error("%s: undecodable message (message_id %s) dead-lettered to %s: %s", self.queue_name,
                        message.properties.get("message_id"), self.dead_letter_queue.name, e)
             _settle(message, "reject")
@@ -659,6 +669,7 @@ class OkrEventHandler(Entrypoint):
             tx = _Tx(conn, dead)
             yield tx
         self.stats.commits += 1
+        metrics.consumer_committed(self.queue_name, tx.tally)
         for name, n in tx.tally.items():
             if name.startswith("source:"):
                 source = name.split(":", 1)[1]
@@ -695,15 +706,16 @@ class OkrEventHandler(Entrypoint):
                     if isinstance(failed.error, PoisonEvent) or attempts[position] > self.max_retries:
                         _log.error("%s: dead-lettering event %s at position %s after %d attempt(s): %r",
                                    self.queue_name, failed.envelope.event_id, position, attempts[position],
-                                   failed.error)
+                                   failed.error, extra=_log_fields(failed.envelope))
                         dead[position] = (failed.envelope, failed.error, attempts[position])
                         on_dead(failed.envelope)
                         continue
                     self.stats.retries += 1
+                    metrics.consumer_retries[(self.queue_name,)].inc()
                     delay = self._backoff(attempts[position])
                     _log.warning("%s: event at position %s failed (attempt %d of %d), retrying in %.2f s: %r",
                                  self.queue_name, position, attempts[position], self.max_retries + 1, delay,
-                                 failed.error)
+                                 failed.error, extra=_log_fields(failed.envelope))
             except Exception as e:  # noqa: BLE001 - the layer's own database / store / commit
                 delay = self._infra_backoff(infra_attempt := infra_attempt + 1, e)
             if self._stopping.wait(delay):
@@ -929,6 +941,12 @@ class _Tx:
 
     def count(self, name: str) -> None:
         self.tally[name] = self.tally.get(name, 0) + 1
+
+
+def _log_fields(envelope) -> dict:
+    """The event's correlation id and tenant for a log line written outside its worker."""
+    return {"correlation_id": envelope.correlation_id, "tenant_id": envelope.tenant_id,
+            "event_id": envelope.event_id}
 
 
 def _is_infrastructure(error: BaseException) -> bool:

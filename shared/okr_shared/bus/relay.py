@@ -64,6 +64,7 @@ from sqlalchemy import Engine, exc as sa_exc, text
 
 from .. import contracts
 from ..eventstore import EventStore, RecordedEvent
+from ..observability import metrics
 from . import wire
 from .lease import Lease, LeaseLost
 
@@ -490,6 +491,7 @@ class Relay:
                 )
             self.position = last
             self.stats.confirmed += result.confirmed
+            metrics.relay_published[(self.name,)].inc(result.confirmed)
         if result.complete:
             self._backoff.reset()
         else:

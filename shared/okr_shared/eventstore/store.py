@@ -38,6 +38,7 @@ from .errors import (
 )
 from .model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, NewEvent, RecordedEvent, VerifyResult
 from .transactions import EventIdCollision, appender_for
+from ..observability import metrics
 
 TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 EVENT_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,199}")
@@ -158,6 +159,7 @@ class EventStore:
                 "(elsewhere, or not the whole batch); an idempotent retry must resend the "
                 "exact batch to the same stream"
             ) from None
+        metrics.events_appended([r[1] for r in rows])  # (event_id, event_type, ...)
         return AppendResult(stream_id, current + n, first_position, last)
 
     @staticmethod

@@ -20,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[3]
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 
 
-def start(data_dir: Path, gateway: str, web: str) -> tuple[subprocess.Popen, Path]:
+def start(data_dir: Path, gateway: str, web: str, metrics_port: int = 0) -> tuple[subprocess.Popen, Path]:
     log = data_dir.parent / f"run-{time.monotonic_ns()}.log"
     env = dict(os.environ, OKR_DATA_DIR=str(data_dir), AMQP_URI=AMQP_URI, OKR_GATEWAY_ADDRESS=gateway,
-               WEB_SERVER_ADDRESS=web, PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services")]))
+               WEB_SERVER_ADDRESS=web, PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services")]),
+               OKR_METRICS_PORT=str(metrics_port))
     for name in ("OKR_DATABASE_URL", "OKR_REPORTING_DATABASE_URL", "OKR_NOTIFICATION_DATABASE_URL",
                  "OKR_GATEWAY_DATABASE_URL"):
         env.pop(name, None)
@@ -51,7 +52,8 @@ def stop(process: subprocess.Popen) -> int:
 def test_one_command_runs_the_suite_seeds_once_stops_cleanly_and_resumes(tmp_path):
     data = tmp_path / "data"
     gateway, web = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    process, log = start(data, gateway, web)
+    metrics_port = three_free_ports()
+    process, log = start(data, gateway, web, metrics_port)
     try:
         wait_until(lambda: "ready" in log.read_text() or process.poll() is not None, timeout=120,
                    message="okr run ready")
@@ -59,6 +61,7 @@ def test_one_command_runs_the_suite_seeds_once_stops_cleanly_and_resumes(tmp_pat
         text = log.read_text()
         assert "seeding the demo company" in text and gateway in text and "/board/demo" in text
         assert "seeding: " in text and "(100 %)" in text and "seeded tenant demo in " in text  # progress, time
+        check_metrics_and_logs(data, metrics_port, text)
         key = (data / "admin.key").read_text().strip()
         assert oct((data / "admin.key").stat().st_mode & 0o777) == "0o600"
         board = okr("board", "--json", gateway=gateway, key=key)
@@ -105,6 +108,51 @@ def test_one_command_runs_the_suite_seeds_once_stops_cleanly_and_resumes(tmp_pat
         assert okr_store_head(data) == head and not (data / "demo.seeding").exists()
     finally:
         assert stop(process) == 0
+
+
+def three_free_ports() -> int:
+    """The first of three consecutive free ports (make run's services, relay, gateway)."""
+    import socket
+
+    for _ in range(50):
+        base = free_port()
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", base + 1))
+                b.bind(("127.0.0.1", base + 2))
+            return base
+        except OSError:
+            continue
+    raise AssertionError("no three consecutive free ports")
+
+
+def check_metrics_and_logs(data: Path, base: int, text: str) -> None:
+    """Each of the three processes serves /metrics; the seeding's check-ins show in
+    the services' and the gateway's counters; the relay has nothing left to publish; the
+    services' log lines are JSON with the correlation id of the call."""
+    import json
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape(port):
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for f in text_string_to_metric_families(body) for s in f.samples}
+
+    assert f"http://127.0.0.1:{base}/metrics" in text and f"http://127.0.0.1:{base + 2}/metrics" in text
+    checkins = plan_company(DEFAULT_SEED, utc_today()).counts()["check_ins"]  # what the seeding recorded
+    services = scrape(base)
+    rpc = (("entrypoint", "record_check_in"), ("kind", "rpc"), ("outcome", "ok"), ("service", "progress"))
+    assert services[("okr_entrypoint_duration_seconds_count", rpc)] == checkins
+    assert services[("okr_events_appended_total", (("event_type", "okr.v1.CheckInRecorded"),))] == checkins
+    grpc_ok = (("grpc_code", "OK"), ("grpc_method", "RecordCheckIn"), ("grpc_service", "okr.v1.ProgressService"))
+    assert scrape(base + 2)[("okr_grpc_server_duration_seconds_count", grpc_ok)] == checkins
+    wait_until(lambda: scrape(base + 1).get(("okr_relay_lag_events", (("relay", "okr.events"),))) == 0,
+               timeout=20, message="the relay's lag at 0")
+    lines = [json.loads(x) for x in (data / "logs" / "services.log").read_text().splitlines() if x.startswith("{")]
+    assert any(x.get("service") == "progress" and x.get("entrypoint") == "record_check_in" and x.get("correlation_id")
+               and x.get("tenant_id") == "demo" for x in lines)
 
 
 def okr_store_head(data: Path) -> int:
