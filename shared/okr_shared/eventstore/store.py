@@ -160,7 +160,9 @@ class EventStore:
             ) from None
         return AppendResult(stream_id, current + n, first_position, last)
 
-    def append_batch(self, appends: Sequence[tuple[str, object, Sequence[NewEvent]]]) -> list[AppendResult]:
+    def append_batch(
+        self, appends: Sequence[tuple[str, object, Sequence[NewEvent]]], *, expect: Mapping[str, int] | None = None
+    ) -> list[AppendResult]:
         """Append to several streams of one tenant in ONE transaction: all or nothing.
 
         ``appends``: ``(stream_id, expected_version, events)`` per stream, each stream at
@@ -172,6 +174,10 @@ class EventStore:
         in order, writes nothing and returns the stored outcomes (``already_stored``);
         some stored, some not raises ``DuplicateEventIds``. Returns one AppendResult per
         entry, in order.
+
+        ``expect``: streams the batch does not write but was decided on (a parent, a
+        cycle), each with the version it must still be at (0: must not exist); another
+        version raises ``WrongExpectedVersion`` for that stream and writes nothing.
         """
         if isinstance(appends, (str, bytes, Mapping)) or not isinstance(appends, Iterable):
             raise InvalidAppend("appends must be a list of (stream_id, expected_version, events)")
@@ -206,11 +212,24 @@ class EventStore:
         n = sum(len(rows) for _, _, rows in prepared)
         if n > self.max_batch_size:
             raise InvalidAppend(f"batch of {n} events exceeds the limit of {self.max_batch_size}")
+        expect = dict(expect or {})
+        for stream_id, version in expect.items():
+            if stream_id in seen_streams:
+                raise InvalidAppend(f"stream {stream_id!r} is both written and expected; give it once")
+            if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+                raise InvalidExpectedVersion(f"expect[{stream_id!r}] must be an integer >= 0, not {version!r}")
         event_ids = [r[0] for _, _, rows in prepared for r in rows]
-        stream_ids = [stream_id for stream_id, _, _ in prepared]
+        stream_ids = [stream_id for stream_id, _, _ in prepared] + list(expect)
         try:
             with self._appender.begin() as tx:
                 last, streams, prev_hex = tx.lock_and_read_streams(n, stream_ids, tenant_id)
+                for stream_id, version in expect.items():
+                    current = streams.get(stream_id, (0, None))[0]
+                    if current != version:
+                        stored = self._batch_already_stored(tx.find_event_ids(event_ids), prepared)
+                        if stored is not None:
+                            raise _AlreadyStored(stored)
+                        raise WrongExpectedVersion(stream_id, version, current)
                 currents = []
                 for stream_id, expected, _ in prepared:
                     current, owner = streams.get(stream_id, (0, None))

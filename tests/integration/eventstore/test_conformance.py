@@ -551,3 +551,14 @@ def test_append_batch_refuses_bad_input_before_writing(store):
         small.append_batch([("kr-5", NO_STREAM, [ev(1), ev(2)]), ("kr-6", NO_STREAM, [ev(3), ev(4)])])
     small.close()
     assert snapshot(store) == before
+
+
+def test_append_batch_checks_the_streams_it_was_decided_on(store):
+    store.append("objective-1", NO_STREAM, [ev(0)])
+    store.append_batch([("kr-1", NO_STREAM, [ev(1)])], expect={"objective-1": 1, "cycle-9": 0})
+    store.append("objective-1", 1, [ev(2)])  # a concurrent change of the parent
+    before = snapshot(store)
+    with pytest.raises(WrongExpectedVersion) as info:
+        store.append_batch([("kr-2", NO_STREAM, [ev(3)])], expect={"objective-1": 1})
+    assert (info.value.stream_id, info.value.actual_version) == ("objective-1", 2)
+    assert snapshot(store) == before
