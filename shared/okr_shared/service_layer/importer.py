@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..domain import commands as c
+from ..domain.validation import identifier
 from ..domain.errors import ConcurrencyConflict, DomainError, NotFound, PreconditionFailed, ValidationError
 from ..eventstore import NO_STREAM, DuplicateEventIds, TenantMismatch, WrongExpectedVersion, schema
 from .context import CallContext, DecisionContext
@@ -268,8 +269,8 @@ class PlanImporter:
                     seen_content[(kind, key)] = line
             if len(errors) > before:
                 continue
-            stream_id = f"{_STREAM[kind]}-{item_id}"
             try:
+                stream_id = self.executor.domain.target_stream(command)  # checks the id
                 target = overlay.get(stream_id)
                 messages = self.executor.domain.handle(command, target, ctx)
             except DomainError as e:
@@ -297,6 +298,11 @@ class PlanImporter:
                 fail("parent_ref", f"is required: the ref (or existing id) of the {what} this row belongs to")
             return "", ""
         allowed = _PARENT[kind]
+        try:
+            identifier("parent_ref", parent)
+        except ValidationError as e:
+            fail(e.field, e.message)
+            return "", ""
         if parent in refs:
             target = refs[parent]
             if target["type"] not in allowed:
