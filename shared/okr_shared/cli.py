@@ -4,6 +4,7 @@
     okr demo                    end-to-end event store demonstration on SQLite
     okr verify [--tenant T]     recompute the hash chain; exit 1 names the first bad event
     okr export TENANT FILE      write a tenant's history as verifiable JSON lines
+    okr import FILE.csv         import a plan over the API (plan_cli.py; export --cycle C too)
     okr projections rebuild     rebuild the reporting read models from the store
     okr keys create|list|revoke API keys of the gRPC gateway (only their hash is stored)
 """
@@ -142,6 +143,10 @@ main.add_command(_ProjectionsGroup("projections", help="The reporting read model
 from .api_cli import register_api_commands  # noqa: E402 - grpc and the stubs are imported only when one runs
 
 register_api_commands(main)  # board, checkin, history, replay, diff, audit verify|export, events tail
+
+from .plan_cli import register_plan_commands  # noqa: E402 - import / export --cycle over the API
+
+register_plan_commands(main)  # okr import FILE.csv; okr export --cycle C (okr export TENANT FILE kept)
 
 
 
