@@ -320,6 +320,8 @@ class Gateway:
             if action == "GetDiff" and isinstance(result, dict):
                 result = dict(result, status_changes=[
                     dict(c, from_status=c.get("from"), to_status=c.get("to")) for c in result.get("status_changes", [])])
+            if action == "GetAlignmentTree" and isinstance(result, list):  # the service answers the roots
+                result = {"roots": result}
             if action == "GetKeyResult" and isinstance(result, dict):
                 result = dict(result, check_ins=result.get("check_ins") or [])
             return convert.to_message(result, response_cls)
