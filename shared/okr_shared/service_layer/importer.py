@@ -362,8 +362,8 @@ class PlanImporter:
         close = difflib.get_close_matches(owner, sorted(people), n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}? " if close else ""
         return (f"unknown person {owner!r}: not an owner or assignee in your tenant yet, nor declared by a "
-                f"person row of this file — {hint}add a row 'person,,,,,{owner}' (owner column) to declare "
-                "a new person")
+                f"person row of this file — {hint}to declare a new person, add a row of type person with owner "
+                f"{owner!r}")
 
     # ------------------------------------------------------------- directory
 
