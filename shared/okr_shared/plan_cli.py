@@ -54,6 +54,15 @@ def default_command_id(rows: list[dict]) -> str:
     return f"import-{digest[:40]}"
 
 
+#: A command's field as the file's column (the server names the command's fields).
+_COLUMN_OF_FIELD = {**plan_csv.COLUMN_OF, "assignee": "owner", "objective_id": "id", "key_result_id": "id",
+                    "initiative_id": "id"}
+
+
+def _column(field: str) -> str:
+    return _COLUMN_OF_FIELD.get(field, field)
+
+
 def _problem_line(file: str, problem) -> str:
     return f"{os.path.basename(file)} {problem} (nothing was imported)"
 
@@ -79,8 +88,8 @@ def import_command(api: Api, file, dry_run, cycle, command_id):
     command_id = command_id or default_command_id(rows)
     result = api.call(api.stub("goal").ImportPlan, _import_request(rows, dry_run, command_id))
     if result.errors:
-        lines = [f"{os.path.basename(file)} line {e.line}{f' ({e.field})' if e.field else ''}: {e.message} — "
-                 "fix the file and import it again (nothing was imported)" for e in result.errors]
+        lines = [f"{os.path.basename(file)} line {e.line}{f' ({_column(e.field)})' if e.field else ''}: "
+                 f"{e.message} — fix the file and import it again (nothing was imported)" for e in result.errors]
         if api.json:
             _emit_json(_result_dict(result))
         for line in lines[:-1]:

@@ -413,26 +413,30 @@ class PlanImporter:
                 "first_position": 0, "last_position": 0}
 
     def _stored(self, rows, tenant_id, command_id, event_id) -> dict | None:
-        """The result of an earlier import with this command id, or None."""
+        """The result of an earlier import of these rows with this command id, or None
+        when none was stored; ValidationError when the command id was used for other rows."""
         with self.executor.repository.engine.connect() as conn:
-            first = conn.execute(select(_E.c.position).where(_E.c.event_id == str(event_id(0)))).scalar()
-            if first is None:
+            if conn.execute(select(_E.c.position).where(_E.c.event_id == str(event_id(0)))).scalar() is None:
                 return None
-            n = sum(1 for r in rows if str(r.get("type") or "").upper() in _STREAM)
-            last = conn.execute(select(_E.c.position).where(_E.c.event_id == str(event_id(n - 1)))).scalar()
-        if last is None:
-            raise ValidationError("command_id", f"{command_id!r} was already used for a different request")
-        items = []
-        for row in rows:
-            kind = str(row.get("type") or "").upper()
-            ref = _text(row, "ref")
-            if kind == "PERSON":
-                items.append({"line": row["line"], "type": kind, "ref": ref, "id": _text(row, "owner") or ref})
-            elif kind in _STREAM:
-                items.append({"line": row["line"], "type": kind, "ref": ref,
-                              "id": _text(row, "id") or self._new_id(tenant_id, command_id, ref)})
+            items, streams = [], []
+            for row in rows:
+                kind = str(row.get("type") or "").upper()
+                ref = _text(row, "ref")
+                if kind == "PERSON":
+                    items.append({"line": row["line"], "type": kind, "ref": ref, "id": _text(row, "owner") or ref})
+                elif kind in _STREAM:
+                    item_id = _text(row, "id") or self._new_id(tenant_id, command_id, ref)
+                    items.append({"line": row["line"], "type": kind, "ref": ref, "id": item_id})
+                    streams.append(f"{_STREAM[kind]}-{item_id}")
+            ids = [str(event_id(i)) for i in range(len(streams))]
+            found = {r.event_id: (r.stream_id, r.position) for r in conn.execute(
+                select(_E.c.event_id, _E.c.stream_id, _E.c.position).where(_E.c.event_id.in_(ids)))}
+        if [found.get(i, ("",))[0] for i in ids] != streams or len(found) != len(ids):
+            raise ValidationError("command_id", f"{command_id!r} was already used for an import of other rows; "
+                                                "give this import another command id")
         result = self._result(rows, items, [], False)
-        result.update(committed=True, already_stored=True, first_position=first, last_position=last)
+        result.update(committed=True, already_stored=True, first_position=found[ids[0]][1],
+                      last_position=found[ids[-1]][1])
         return result
 
 

@@ -110,8 +110,10 @@ def test_errors_on_lines_3_and_7_are_both_reported_and_nothing_is_stored(cycles,
     ("objective,o1,,2026-q2,company,,ceo@acme.example,Last quarter,,,,,,\n",
      ("line 2 (title)", "already has this objective ('o-existing'")),
     ("key_result,k1,nope,,,,ceo@acme.example,More,increase_to,1,2,,,2026-09-30\n",
-     ("line 2 (parent_ref)", "unknown parent 'nope'")),
-], ids=["unknown-owner", "bad-date", "duplicate-row", "duplicate-of-existing", "unknown-parent"])
+     ("line 2 (parent)", "unknown parent 'nope'")),
+    ("objective,o1,,2027-q1,company,,ceo@acme.example,Win,,,,,,\n",
+     ("line 2 (cycle)", "cycle '2027-q1' not found")),
+], ids=["unknown-owner", "bad-date", "duplicate-row", "duplicate-of-existing", "unknown-parent", "unknown-cycle"])
 def test_each_bad_file_is_one_line_a_non_zero_exit_and_nothing_stored(cycles, tmp_path, row, words):
     head = cycles.store.head_position()
     one_error_line(okr(cycles, "import", write(tmp_path, HEADER + row)), 5, *words)

@@ -62,6 +62,17 @@ def test_a_resent_import_stores_nothing_more(executor):
     assert executor.store.head_position() == head
 
 
+def test_a_command_id_used_for_other_rows_is_refused(executor):
+    PlanImporter(executor).run(plan(), CALL, command_id="imp-1")
+    head = executor.store.head_position()
+    other = plan()
+    other[2]["ref"] = "k-other"
+    other[3]["parent_ref"] = "k-other"
+    with pytest.raises(ValidationError, match="already used for an import of other rows"):
+        PlanImporter(executor).run(other, CALL, command_id="imp-1")
+    assert executor.store.head_position() == head
+
+
 def test_a_dry_run_stores_nothing(executor):
     head = executor.store.head_position()
     result = PlanImporter(executor).run(plan(), CALL, dry_run=True)
