@@ -218,7 +218,7 @@ class PlanImporter:
                 else:
                     directory.people.add(person)
         items, batch = [], []
-        ctx = DecisionContext(self.executor.today(), metadata["actor"], overlay.get)
+        today = self.executor.today()
         n_events = 0
         for row in rows:
             line, kind = row["line"], str(row.get("type") or "").upper()
@@ -272,6 +272,11 @@ class PlanImporter:
             try:
                 stream_id = self.executor.domain.target_stream(command)  # checks the id
                 target = overlay.get(stream_id)
+                if overlay.read_versions.get(stream_id) == -1:  # another tenant's: as if taken
+                    raise PreconditionFailed("id_taken", f"the id {item_id!r} is already in use; choose another "
+                                                         "id (or leave the id column empty)")
+                # a fresh context per row: it caches what it reads, and rows create streams
+                ctx = DecisionContext(today, metadata["actor"], overlay.get)
                 messages = self.executor.domain.handle(command, target, ctx)
             except DomainError as e:
                 fail(*_error_fields(e))

@@ -154,3 +154,14 @@ def test_request_limits(executor):
         PlanImporter(executor).run([], CALL)
     with pytest.raises(ValidationError, match="limit of 3 per import"):
         PlanImporter(executor, max_rows=3).run(plan(), CALL)
+
+
+def test_an_id_of_another_tenant_is_a_line_error_not_a_failure(executor):
+    other = CallContext(actor="eve", tenant_id="globex")
+    executor.execute(c.PlanCycle("g1", "QUARTERLY", "G1", "2026-01-01", "2026-03-31"), other)
+    executor.execute(c.CreateObjective("taken", "g1", "COMPANY", "Theirs", "eve"), other)
+    rows = plan()
+    rows[1]["id"] = "taken"
+    result = PlanImporter(executor).run(rows, CALL)
+    assert [(e["line"], e["field"]) for e in result["errors"]][:1] == [(3, "id_taken")]
+    assert not result["committed"]
