@@ -100,6 +100,10 @@ def import_command(api: Api, file, dry_run, cycle, command_id):
         return
     what = (f"{result.objectives} objectives, {result.key_results} key results, {result.initiatives} "
             f"initiatives" + (f", {result.people} people declared" if result.people else ""))
+    if not result.dry_run and not result.committed:
+        click.echo(f"nothing to import: {os.path.basename(file)} only declares people (a person is known once "
+                   "they own or are assigned something)")
+        return
     if result.dry_run:
         click.echo(f"dry run: {os.path.basename(file)} is valid — an import would create {what}; nothing stored")
     elif result.already_stored:

@@ -132,6 +132,7 @@ class PlanImporter:
         rows = self._check_request(rows)
         metadata = call.event_metadata(command_id)
         event_id = self._event_ids(tenant_id, command_id)
+        conflicted = ""
         for attempt in range(1, self.max_attempts + 1):
             if command_id is not None and not dry_run:
                 done = self._stored(rows, tenant_id, command_id, event_id)
@@ -140,7 +141,7 @@ class PlanImporter:
             overlay = _Overlay(self.executor, tenant_id)
             items, errors, batch = self._decide(rows, overlay, tenant_id, command_id, metadata, event_id)
             result = self._result(rows, items, errors, dry_run)
-            if errors or dry_run:
+            if errors or dry_run or not batch:  # not batch: people only, nothing to store
                 return result
             if self.before_store is not None:
                 self.before_store()
@@ -149,6 +150,7 @@ class PlanImporter:
                 stored = self.executor.store.append_batch(batch, expect=expect)
             except WrongExpectedVersion as conflict:
                 _log.info("import: %s (attempt %d of %d)", conflict, attempt, self.max_attempts)
+                conflicted = conflict.stream_id
                 self.executor.repository.forget(conflict.stream_id)
                 if attempt < self.max_attempts:
                     self.executor.retry.backoff(attempt)
@@ -163,7 +165,7 @@ class PlanImporter:
             result["first_position"] = stored[0].first_position
             result["last_position"] = stored[-1].last_position
             return result
-        raise ConcurrencyConflict("the plan's parents", self.max_attempts)
+        raise ConcurrencyConflict(conflicted, self.max_attempts)
 
     # --------------------------------------------------------------- request
 

@@ -135,7 +135,7 @@ def test_a_parent_that_keeps_changing_aborts_without_storing(executor):
                               [_restated(n[0])])
 
     importer.before_store = keep_changing
-    with pytest.raises(ConcurrencyConflict):
+    with pytest.raises(ConcurrencyConflict, match="objective-o-company"):
         importer.run(plan(), CALL)
     assert n[0] == 3  # decided three times (max_attempts), then gave up
     assert not any(e.event_type == "okr.v1.KeyResultDefined" for e in executor.store.read_all())
@@ -165,3 +165,10 @@ def test_an_id_of_another_tenant_is_a_line_error_not_a_failure(executor):
     result = PlanImporter(executor).run(rows, CALL)
     assert [(e["line"], e["field"]) for e in result["errors"]][:1] == [(3, "id_taken")]
     assert not result["committed"]
+
+
+def test_a_plan_of_people_only_stores_nothing(executor):
+    head = executor.store.head_position()
+    result = PlanImporter(executor).run(plan()[:1], CALL, command_id="people")
+    assert not result["committed"] and not result["errors"] and result["people"] == 1
+    assert executor.store.head_position() == head
