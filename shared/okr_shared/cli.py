@@ -5,6 +5,7 @@
     okr demo                    seed a realistic company through the gRPC API (okr_shared.demo)
     okr verify [--tenant T]     recompute the hash chain; exit 1 names the first bad event
     okr export TENANT FILE      write a tenant's history as verifiable JSON lines
+    okr import FILE.csv         import a plan over the API (plan_cli.py; export --cycle C too)
     okr projections rebuild     rebuild the reporting read models from the store
     okr keys create|list|revoke API keys of the gRPC gateway (only their hash is stored)
 """
@@ -147,6 +148,10 @@ register_api_commands(main)  # board, checkin, history, replay, diff, audit veri
 from .demo import demo_command  # noqa: E402 - okr demo: the demo company through the API
 
 main.add_command(demo_command)
+
+from .plan_cli import register_plan_commands  # noqa: E402 - import / export --cycle over the API
+
+register_plan_commands(main)  # okr import FILE.csv; okr export --cycle C (okr export TENANT FILE kept)
 
 
 

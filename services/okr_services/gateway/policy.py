@@ -21,6 +21,7 @@ commands the item the command writes to —
 - ``CreateInitiative``: the key result it is added to (team, KR owner);
 - the other initiative commands: the initiative (team, assignee);
 - ``RecordCheckIn``/``CorrectCheckIn``: the key result (team, KR owner, ``key_result_id``);
+- ``ImportPlan``: each team the plan writes to (one check per team), else the tenant;
 - reads, audit actions, ``StreamEvents``: the tenant (other fields may be None).
 """
 
@@ -52,6 +53,11 @@ OWN_ITEM_COMMANDS = (KEY_RESULT_COMMANDS - {"DefineKeyResult"}) | INITIATIVE_COM
 #: What a lead may do to their teams' items.
 TEAM_COMMANDS = OBJECTIVE_COMMANDS | KEY_RESULT_COMMANDS | INITIATIVE_COMMANDS | CHECK_IN_COMMANDS
 
+#: Bulk writes: a plan of objectives, key results and initiatives (ImportPlan); the gateway
+#: authorises it once per team the plan writes to (each objective row's team, the team of
+#: each existing parent named), or for the tenant when it names no team.
+IMPORTS = frozenset({"ImportPlan"})
+
 READS = frozenset({
     "Read",  # generic: any read the gateway does not name below
     "GetCycle", "GetObjective", "GetKeyResult", "GetInitiative",
@@ -63,7 +69,7 @@ AUDIT = frozenset({"GetHistory", "ReplayAsOf", "VerifyChain", "ExportBundle"})
 STREAM_EVENTS = "StreamEvents"
 STREAMS = frozenset({STREAM_EVENTS})
 
-ACTIONS = COMMANDS | READS | AUDIT | STREAMS
+ACTIONS = COMMANDS | IMPORTS | READS | AUDIT | STREAMS
 
 
 def _command_names() -> set[str]:
@@ -117,6 +123,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
         Rule("read", READS, TENANT, "read within their tenant"),
         Rule("lead-team-writes", TEAM_COMMANDS, TEAM,
              "write objectives, key results, initiatives and check-ins of the teams they lead"),
+        Rule("lead-team-import", IMPORTS, TEAM, "import plans for the teams they lead"),
         Rule("own-item-writes", OWN_ITEM_COMMANDS, OWN,
              "write their own key results, initiatives and check-ins"),
     ),

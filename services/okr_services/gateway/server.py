@@ -333,11 +333,53 @@ class Gateway:
             if action == "GetDiff" and isinstance(result, dict):
                 result = dict(result, status_changes=[
                     dict(c, from_status=c.get("from"), to_status=c.get("to")) for c in result.get("status_changes", [])])
+            if action == "GetAlignmentTree" and isinstance(result, list):  # the service answers the roots
+                result = {"roots": result}
             if action == "GetKeyResult" and isinstance(result, dict):
                 result = dict(result, check_ins=result.get("check_ins") or [])
             return convert.to_message(result, response_cls)
 
         return run
+
+    # ------------------------------------------------------------------- import
+
+    def _import_plan(self, request, context, principal):
+        """ImportPlan: authorised once per team the plan writes to, then one call to the
+        goal service, which checks every row and stores all or nothing."""
+        rows = [convert.to_kwargs(row) for row in request.rows]
+        data = self._context_data(principal, context)
+        for resource in self._import_resources(principal, rows, data, context):
+            policy.authorize(principal, "ImportPlan", resource)
+        kwargs = {"rows": rows, "dry_run": bool(request.dry_run), "command_id": request.command_id or None}
+        return convert.to_message(self.call("goal", "import_plan", kwargs, data, context), goal_pb2.ImportPlanResult)
+
+    def _import_resources(self, principal, rows: list[dict], data: dict, context) -> list[policy.Resource]:
+        """What an import writes to, for the policy: each objective row's team; for a
+        key result or initiative whose parent is an existing item (not a ref of the
+        file), that item's objective's team. An admin needs no look-ups; a parent that
+        does not exist is left to the goal service (an error on its line)."""
+        tenant = principal.tenant
+        if principal.role == "admin" or not rows:
+            return [policy.Resource(tenant)]
+        refs = {r.get("ref") for r in rows if r.get("ref")}
+        resources = set()
+        for row in rows:
+            kind, parent = row.get("type"), row.get("parent_ref", "")
+            if kind == "OBJECTIVE":
+                resources.add(policy.Resource(tenant, team_id=row.get("team_id") or None))
+            elif kind in ("KEY_RESULT", "INITIATIVE") and parent and parent not in refs:
+                try:
+                    objective_id = parent
+                    if kind == "INITIATIVE":
+                        kr = self._get("goal", "get_key_result", {"key_result_id": parent}, data, context)
+                        objective_id = kr.get("objective_id", "")
+                    o = self._get("goal", "get_objective", {"objective_id": objective_id}, data, context)
+                except _Abort as e:
+                    if e.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                        continue
+                    raise
+                resources.add(policy.Resource(tenant, team_id=o.get("team_id") or None))
+        return sorted(resources, key=lambda r: r.team_id or "") or [policy.Resource(tenant)]
 
     # -------------------------------------------------------------------- audit
 
@@ -497,6 +539,8 @@ class Gateway:
                                                                action))
                     elif key in READS:
                         fn = self._guard(action, self._read(*READS[key], action, response_cls))
+                    elif action == "ImportPlan":
+                        fn = self._guard(action, self._import_plan)
                     elif action == "GetHistory":
                         fn = self._guard(action, self._history)
                     elif action == "ReplayAsOf":

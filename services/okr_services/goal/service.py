@@ -32,6 +32,7 @@ from okr_shared.domain.commands import (
     SlipInitiative,
     StartInitiative,
 )
+from okr_shared.service_layer.importer import PlanImporter
 from okr_services.common import Observed, command, query
 
 from .dependencies import Aggregates, Caller
@@ -164,3 +165,12 @@ class GoalService:
     def get_initiative(self, initiative_id=None):
         """The initiative's current state (with its ``version``)."""
         return self.aggregates.read("initiative", initiative_id, self.caller)
+
+    # ---------------------------------------------------------------- import
+
+    @command
+    def import_plan(self, rows=None, dry_run=False, command_id=None):
+        """ImportPlan: rows (objectives, key results, initiatives, people), dry_run?,
+        command_id? — all or nothing; errors come back per line (service_layer.importer)."""
+        return PlanImporter(self.aggregates).run(rows or [], self.caller, dry_run=bool(dry_run),
+                                                 command_id=command_id)

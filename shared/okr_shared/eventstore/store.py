@@ -162,6 +162,131 @@ class EventStore:
         metrics.events_appended([r[1] for r in rows])  # (event_id, event_type, ...)
         return AppendResult(stream_id, current + n, first_position, last)
 
+    def append_batch(
+        self, appends: Sequence[tuple[str, object, Sequence[NewEvent]]], *, expect: Mapping[str, int] | None = None
+    ) -> list[AppendResult]:
+        """Append to several streams of one tenant in ONE transaction: all or nothing.
+
+        ``appends``: ``(stream_id, expected_version, events)`` per stream, each stream at
+        most once. Same rules as ``append`` for each entry (expected version, tenant
+        ownership, positions, hash chain: the events are chained in the given order);
+        one failure — a ``WrongExpectedVersion`` of any stream, bad input — writes
+        nothing at all. The total number of events is limited by ``max_batch_size``.
+        Re-sending a batch whose event ids are all stored already, each on its stream
+        in order, writes nothing and returns the stored outcomes (``already_stored``);
+        some stored, some not raises ``DuplicateEventIds``. Returns one AppendResult per
+        entry, in order.
+
+        ``expect``: streams the batch does not write but was decided on (a parent, a
+        cycle), each with the version it must still be at (0: must not exist); another
+        version raises ``WrongExpectedVersion`` for that stream and writes nothing.
+        """
+        if isinstance(appends, (str, bytes, Mapping)) or not isinstance(appends, Iterable):
+            raise InvalidAppend("appends must be a list of (stream_id, expected_version, events)")
+        appends = list(appends)
+        if not appends:
+            raise EmptyBatch("append_batch with no streams")
+        prepared, tenant_id, seen_streams, seen_ids = [], None, set(), set()
+        total = 0
+        for i, entry in enumerate(appends):
+            if not isinstance(entry, (tuple, list)) or len(entry) != 3:
+                raise InvalidAppend(f"appends[{i}] must be (stream_id, expected_version, events)")
+            stream_id, expected, events = entry
+            self._check_expected_version(expected)
+            if isinstance(events, (list, tuple)):
+                total += len(events)
+                if total > self.max_batch_size:
+                    raise InvalidAppend(f"batch of {total}+ events exceeds the limit of {self.max_batch_size}")
+            rows, tenant = self._prepare(stream_id, events)
+            if stream_id in seen_streams:
+                raise InvalidAppend(f"stream {stream_id!r} appears twice in the batch; give its events once")
+            seen_streams.add(stream_id)
+            if tenant_id is None:
+                tenant_id = tenant
+            elif tenant != tenant_id:
+                raise TenantMismatch(f"appends[{i}] is for tenant {tenant!r} but appends[0] is for {tenant_id!r}; "
+                                     "one batch writes one tenant's streams")
+            for row in rows:
+                if row[0] in seen_ids:
+                    raise InvalidAppend(f"event id {row[0]} appears twice in the batch")
+                seen_ids.add(row[0])
+            prepared.append((stream_id, expected, rows))
+        n = sum(len(rows) for _, _, rows in prepared)
+        if n > self.max_batch_size:
+            raise InvalidAppend(f"batch of {n} events exceeds the limit of {self.max_batch_size}")
+        expect = dict(expect or {})
+        for stream_id, version in expect.items():
+            if stream_id in seen_streams:
+                raise InvalidAppend(f"stream {stream_id!r} is both written and expected; give it once")
+            if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+                raise InvalidExpectedVersion(f"expect[{stream_id!r}] must be an integer >= 0, not {version!r}")
+        event_ids = [r[0] for _, _, rows in prepared for r in rows]
+        stream_ids = [stream_id for stream_id, _, _ in prepared] + list(expect)
+        try:
+            with self._appender.begin() as tx:
+                last, streams, prev_hex = tx.lock_and_read_streams(n, stream_ids, tenant_id)
+                for stream_id, version in expect.items():
+                    current = streams.get(stream_id, (0, None))[0]
+                    if current != version:
+                        stored = self._batch_already_stored(tx.find_event_ids(event_ids), prepared)
+                        if stored is not None:
+                            raise _AlreadyStored(stored)
+                        raise WrongExpectedVersion(stream_id, version, current)
+                currents = []
+                for stream_id, expected, _ in prepared:
+                    current, owner = streams.get(stream_id, (0, None))
+                    if owner is not None and owner != tenant_id:
+                        raise TenantMismatch(
+                            f"stream {stream_id!r} belongs to tenant {owner!r}, not {tenant_id!r}"
+                        )
+                    conflict = self._conflict(stream_id, expected, current)
+                    if conflict is not None:
+                        stored = self._batch_already_stored(tx.find_event_ids(event_ids), prepared)
+                        raise conflict if stored is None else _AlreadyStored(stored)
+                    currents.append(current)
+                prev = bytes.fromhex(prev_hex) if prev_hex else GENESIS_HASH
+                now = self._clock()
+                records, results = [], []
+                position = last - n + 1
+                for (stream_id, _, rows), current in zip(prepared, currents):
+                    first = position
+                    for i, (event_id, event_type, schema_version, data, meta) in enumerate(rows):
+                        version = current + 1 + i
+                        prev = chain_hash(prev, canonical_bytes(
+                            position, tenant_id, stream_id, version, event_id, event_type,
+                            schema_version, now, data, meta,
+                        ))
+                        records.append((position, tenant_id, stream_id, version, event_id, event_type,
+                                        schema_version, data, meta, now, prev.hex()))
+                        position += 1
+                    results.append(AppendResult(stream_id, current + len(rows), first, position - 1))
+                tx.write_and_commit(records, (tenant_id, last, prev.hex(), n))
+        except _AlreadyStored as done:
+            return done.result
+        except EventIdCollision:
+            stored = self._batch_already_stored(self._appender.find_event_ids(event_ids), prepared)
+            if stored is not None:
+                return stored
+            raise DuplicateEventIds(
+                "some event ids of the batch are already stored (elsewhere, or not the whole batch); "
+                "an idempotent retry must resend the exact batch"
+            ) from None
+        metrics.events_appended([r[1] for _, _, rows in prepared for r in rows])
+        return results
+
+    def _batch_already_stored(self, found: list[tuple], prepared: list) -> list[AppendResult] | None:
+        """The results of an earlier identical append_batch, or None when none of its ids
+        is stored; DuplicateEventIds when only some are, or elsewhere."""
+        if not found:
+            return None
+        total = sum(len(rows) for _, _, rows in prepared)
+        if len(found) != total:
+            raise DuplicateEventIds(
+                f"{len(found)} of the {total} event ids of the batch are already stored; an idempotent "
+                "retry must resend the exact batch"
+            )
+        return [self._already_stored(found, stream_id, [r[0] for r in rows]) for stream_id, _, rows in prepared]
+
     @staticmethod
     def _check_expected_version(expected) -> None:
         if expected is ANY or expected is NO_STREAM or expected is STREAM_EXISTS:

@@ -61,6 +61,14 @@ def _upsert_chain_head_sql(p: str) -> str:
     )
 
 
+def _streams_sql(p: str, n: int) -> str:
+    """SELECT (stream_id, version, owner tenant) of the given streams that exist."""
+    return (
+        "SELECT stream_id, MAX(stream_version), MIN(tenant_id) FROM es_events "
+        f"WHERE stream_id IN ({', '.join([p] * n)}) GROUP BY stream_id"
+    )
+
+
 def _find_ids_sql(p: str, n: int) -> str:
     return (
         "SELECT event_id, stream_id, stream_version, position FROM es_events "
@@ -148,6 +156,18 @@ class SqliteAppender:
         def find_event_ids(self, event_ids: list[str]) -> list[tuple]:
             return self._cur.execute(_find_ids_sql("?", len(event_ids)), event_ids).fetchall()
 
+        def lock_and_read_streams(self, n: int, stream_ids: list[str], tenant_id: str):
+            """Move the head by n; return (last position, {stream_id: (version, owner)}
+            of the streams that exist, tenant's last chain hash or None) — for
+            ``EventStore.append_batch``."""
+            (last,) = self._cur.execute(
+                "UPDATE es_head SET last_position = last_position + ? WHERE id = 1 RETURNING last_position", (n,)
+            ).fetchone()
+            streams = {row[0]: (row[1], row[2]) for row in self._cur.execute(
+                _streams_sql("?", len(stream_ids)), stream_ids).fetchall()}
+            row = self._cur.execute("SELECT last_hash FROM es_chain_heads WHERE tenant_id = ?", (tenant_id,)).fetchone()
+            return last, streams, row[0] if row else None
+
         def write_and_commit(self, rows: list[tuple], chain_head: tuple) -> None:
             try:
                 self._cur.executemany(self.a._INSERT, rows)
@@ -220,6 +240,20 @@ class PostgresAppender:
 
         def find_event_ids(self, event_ids: list[str]) -> list[tuple]:
             return self._conn.exec_driver_sql(_find_ids_sql("%s", len(event_ids)), tuple(event_ids)).all()
+
+        def lock_and_read_streams(self, n: int, stream_ids: list[str], tenant_id: str):
+            """As SqliteAppender's: under the head's row lock, each statement of READ
+            COMMITTED sees everything committed before the lock was granted."""
+            self._open = True
+            self._conn.exec_driver_sql("BEGIN")
+            last = self._conn.exec_driver_sql(
+                "UPDATE es_head SET last_position = last_position + %s WHERE id = 1 RETURNING last_position", (n,)
+            ).scalar_one()
+            streams = {row[0]: (row[1], row[2]) for row in self._conn.exec_driver_sql(
+                _streams_sql("%s", len(stream_ids)), tuple(stream_ids)).all()}
+            last_hash = self._conn.exec_driver_sql(
+                "SELECT last_hash FROM es_chain_heads WHERE tenant_id = %s", (tenant_id,)).scalar_one_or_none()
+            return last, streams, last_hash
 
         def write_and_commit(self, rows: list[tuple], chain_head: tuple) -> None:
             params = [value for row in rows for value in row]

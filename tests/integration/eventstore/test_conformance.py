@@ -479,3 +479,86 @@ def test_reading_100000_events_keeps_memory_flat(store):
     # Ten times the events, (about) the same memory: one batch at a time is held.
     assert large < small * 1.5, (small, large)
     assert large < 16 * 1024 * 1024
+
+
+# ------------------------------------------------------- append_batch: many streams, one transaction
+
+
+def test_append_batch_writes_several_streams_in_one_chain(store):
+    store.append("kr-0", NO_STREAM, [ev(0)])
+    results = store.append_batch([("objective-1", NO_STREAM, [ev(1)]), ("kr-1", NO_STREAM, [ev(2), ev(3)]),
+                                  ("kr-0", 1, [ev(4)])])
+    assert [(r.stream_id, r.stream_version, r.first_position, r.last_position) for r in results] == [
+        ("objective-1", 1, 2, 2), ("kr-1", 2, 3, 4), ("kr-0", 2, 5, 5)]
+    assert [e.data["value"] for e in store.read_all()] == [0, 1, 2, 3, 4]
+    assert store.head_position() == 5 and store.chain_head("acme")["event_count"] == 5
+    assert store.verify().ok
+
+
+def test_append_batch_with_a_conflict_in_the_middle_writes_nothing(store):
+    store.append("kr-2", NO_STREAM, [ev(0)])
+    before = snapshot(store)
+    with pytest.raises(WrongExpectedVersion) as info:
+        store.append_batch([("kr-1", NO_STREAM, [ev(1)]), ("kr-2", NO_STREAM, [ev(2)]), ("kr-3", NO_STREAM, [ev(3)])])
+    assert info.value.stream_id == "kr-2" and info.value.actual_version == 1
+    assert snapshot(store) == before
+    assert store.append("kr-1", NO_STREAM, [ev(1)]).first_position == 2  # no hole left behind
+    assert store.verify().ok
+
+
+def test_append_batch_failing_inside_the_insert_writes_nothing(store):
+    taken = uuid.uuid4()
+    store.append("kr-9", NO_STREAM, [ev(0, event_id=taken)])
+    before = snapshot(store)
+    # the third of five events collides with a stored id: the database refuses mid-insert
+    with pytest.raises(DuplicateEventIds):
+        store.append_batch([("kr-1", NO_STREAM, [ev(1), ev(2)]), ("kr-2", NO_STREAM, [ev(3, event_id=taken), ev(4)]),
+                            ("kr-3", NO_STREAM, [ev(5)])])
+    assert snapshot(store) == before
+    assert store.verify().ok
+
+
+def test_append_batch_resent_with_the_same_ids_is_a_no_op(store):
+    batch = [("kr-1", NO_STREAM, [ev(1, event_id=uuid.uuid4())]),
+             ("kr-2", NO_STREAM, [ev(2, event_id=uuid.uuid4()), ev(3, event_id=uuid.uuid4())])]
+    first = store.append_batch(batch)
+    before = snapshot(store)
+    again = store.append_batch(batch)
+    assert all(r.already_stored for r in again)
+    assert [(r.stream_id, r.stream_version, r.first_position, r.last_position) for r in again] == [
+        (r.stream_id, r.stream_version, r.first_position, r.last_position) for r in first]
+    assert snapshot(store) == before
+    with pytest.raises(DuplicateEventIds):  # only part of it again, with a new event: refused
+        store.append_batch([batch[0], ("kr-3", NO_STREAM, [ev(4)])])
+    assert snapshot(store) == before
+
+
+def test_append_batch_refuses_bad_input_before_writing(store):
+    store.append("kr-1", NO_STREAM, [ev(0, tenant="globex")])
+    before = snapshot(store)
+    with pytest.raises(EmptyBatch):
+        store.append_batch([])
+    with pytest.raises(InvalidAppend, match="twice"):
+        store.append_batch([("kr-5", NO_STREAM, [ev(1)]), ("kr-5", ANY, [ev(2)])])
+    with pytest.raises(TenantMismatch):
+        store.append_batch([("kr-5", NO_STREAM, [ev(1)]), ("kr-6", NO_STREAM, [ev(2, tenant="globex")])])
+    with pytest.raises(TenantMismatch):  # kr-1 is globex's
+        store.append_batch([("kr-5", NO_STREAM, [ev(1)]), ("kr-1", ANY, [ev(2)])])
+    with pytest.raises(EmptyBatch):
+        store.append_batch([("kr-5", NO_STREAM, [ev(1)]), ("kr-6", NO_STREAM, [])])
+    small = EventStore(store.engine, max_batch_size=3)
+    with pytest.raises(InvalidAppend, match="limit of 3"):
+        small.append_batch([("kr-5", NO_STREAM, [ev(1), ev(2)]), ("kr-6", NO_STREAM, [ev(3), ev(4)])])
+    small.close()
+    assert snapshot(store) == before
+
+
+def test_append_batch_checks_the_streams_it_was_decided_on(store):
+    store.append("objective-1", NO_STREAM, [ev(0)])
+    store.append_batch([("kr-1", NO_STREAM, [ev(1)])], expect={"objective-1": 1, "cycle-9": 0})
+    store.append("objective-1", 1, [ev(2)])  # a concurrent change of the parent
+    before = snapshot(store)
+    with pytest.raises(WrongExpectedVersion) as info:
+        store.append_batch([("kr-2", NO_STREAM, [ev(3)])], expect={"objective-1": 1})
+    assert (info.value.stream_id, info.value.actual_version) == ("objective-1", 2)
+    assert snapshot(store) == before

@@ -63,6 +63,8 @@ MATRIX = [
     # check-ins: as above, plus a service on its delegated key results
     ("RecordCheckIn",         "YYYN YYNN YNNN NNNN NNNN YNNN"),
     ("CorrectCheckIn",        "YYYN YYNN YNNN NNNN NNNN YNNN"),
+    # importing a plan: admin; a lead for the teams they lead (checked once per team)
+    ("ImportPlan",            "YYYN NYNN NNNN NNNN NNNN NNNN"),
     # reads: everyone in the tenant but services (transparency)
     ("Read",                  "YYYN YYYN YYYN YYYN YYYN NNNN"),
     ("GetCycle",              "YYYN YYYN YYYN YYYN YYYN NNNN"),

@@ -49,6 +49,10 @@ QUERY_RPCS = [
 ]
 
 
+#: RPCs that are neither one command nor one read: the plan import (many commands).
+BULK_RPCS = [(GoalService, "import_plan")]
+
+
 def rpc_methods(service_cls):
     return {name for name, fn in inspect.getmembers(service_cls, inspect.isfunction)
             if getattr(fn, ENTRYPOINT_EXTENSIONS_ATTR, None)}
@@ -61,7 +65,8 @@ def test_every_command_has_exactly_one_rpc():
     for service_cls in (GoalService, ProgressService):
         commands = {m for s, m, _ in COMMAND_RPCS if s is service_cls}
         queries = {m for s, m, *_ in QUERY_RPCS if s is service_cls}
-        assert rpc_methods(service_cls) == commands | queries
+        bulk = {m for s, m in BULK_RPCS if s is service_cls}
+        assert rpc_methods(service_cls) == commands | queries | bulk
 
 
 @pytest.mark.parametrize("service_cls, method, command_cls", COMMAND_RPCS)
@@ -134,3 +139,10 @@ def test_the_store_is_checked_not_migrated_at_start(tmp_path, monkeypatch):
         assert provider.get_dependency(None) is provider.executor
     finally:
         provider.stop()
+
+
+def test_import_plan_runs_the_importer_with_the_callers_context():
+    service = worker_factory(GoalService)
+    service.caller = CallContext(actor="ann", tenant_id="acme")
+    with pytest.raises(ValidationError, match="no rows"):
+        service.import_plan(rows=[])
