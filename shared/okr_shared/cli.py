@@ -44,7 +44,34 @@ def _event(message, tenant_id: str, metadata: dict) -> NewEvent:
     return NewEvent(event_type_of(message), payload_to_dict(message), tenant_id=tenant_id, metadata=metadata)
 
 
-@click.group()
+class _OneLineErrors(click.Group):
+    """The ``okr`` group: a usage error (unknown option or command, a bad or missing
+    argument) is ONE line on stderr — what is wrong and where the help is — and exit 2,
+    instead of click's three-line usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:  # non-standalone: click returns a ctx.exit(n)'s n (commands return nothing)
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # `okr keys`: the group's help, as click does
+            e.show()
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else (prog_name or "okr")
+            message = e.format_message().rstrip(".")
+            click.echo(f"error: {message[:1].lower()}{message[1:]} — see `{where} --help`", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
+
+
+@click.group(cls=_OneLineErrors)
 def main() -> None:
     """okr — the OKR platform's command line."""
 
@@ -175,4 +202,4 @@ main.add_command(_KeysGroup("keys", help="API keys of the gRPC gateway: create (
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="okr")  # python -m okr_shared.cli: the messages say `okr ...` as installed

@@ -1,10 +1,16 @@
-"""The `okr` command line: the event store demo (`okr store-demo`, make demo), verify and export exit codes."""
+"""The `okr` command line: the event store demo (`okr store-demo`, make demo), verify and export exit codes,
+one-line usage errors."""
 
 import json
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from okr_shared.cli import main
 
 OKR = [sys.executable, "-m", "okr_shared.cli"]
 
@@ -50,3 +56,23 @@ def test_migrate_creates_the_schema_at_the_configured_url(tmp_path):
     assert result.returncode == 0, result.stderr
     tables = {r[0] for r in sqlite3.connect(db).execute("select name from sqlite_master where type='table'")}
     assert {"es_events", "es_head", "es_chain_heads", "alembic_version_eventstore"} <= tables
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["board", "--foo"], "error: no such option '--foo' — see `okr board --help`"),
+    (["boardd"], "error: no such command 'boardd'. Did you mean 'board'? — see `okr --help`"),
+    (["checkin", "kr-1", "abc", "--confidence", "3"],
+     "error: invalid value for 'VALUE': 'abc' is not a valid float — see `okr checkin --help`"),
+    (["import"], "error: missing argument 'FILE' — see `okr import --help`"),
+    (["projections", "rebuild", "--bogus"], "error: no such option '--bogus' — see `okr projections rebuild --help`"),
+])
+def test_a_usage_error_is_one_line_naming_the_problem_and_the_help(args, expected):
+    result = CliRunner().invoke(main, args, prog_name="okr")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [expected] and result.stdout == ""
+
+
+def test_help_and_a_bare_group_still_show_the_help():
+    assert CliRunner().invoke(main, ["--help"], prog_name="okr").exit_code == 0
+    bare = CliRunner().invoke(main, ["keys"], prog_name="okr")
+    assert bare.exit_code == 2 and "create" in bare.stderr and "revoke" in bare.stderr
