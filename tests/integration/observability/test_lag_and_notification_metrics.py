@@ -49,7 +49,10 @@ def test_append_counts_committed_events_only(database):
     store.close()
 
 
-def test_relay_lag_from_the_store_with_no_relay_running(database):
+def test_relay_lag_from_the_store_with_no_relay_running(database, monkeypatch):
+    # only this store: in the whole suite other modules' services share this process's
+    # registry (a deployed process tracks one store; the head gauge has no label)
+    monkeypatch.setattr(lag.COLLECTOR, "_stores", {})
     store = EventStore(database.engine)
     key = f"test-{database.backend}-{id(database)}"
     lag.track_store(key, database.engine)
