@@ -117,6 +117,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     exc as sa_exc,
     insert,
@@ -179,6 +180,13 @@ dead_letters = Table(
     Column("error", Text, nullable=False),
     Column("dead_at_us", BigInteger, nullable=False),
 )
+
+
+# The ordered path's two offset statements, built once (per event batch they were
+# rebuilt, with their cache keys, on every transaction).
+_READ_OFFSET = select(offsets.c.last_position).where(offsets.c.consumer == bindparam("consumer")).with_for_update()
+_WRITE_OFFSET = (update(offsets).where(offsets.c.consumer == bindparam("w_consumer"))
+                 .values(last_position=bindparam("last_position"), updated_at_us=bindparam("updated_at_us")))
 
 
 def ensure_schema(engine: Engine) -> None:
@@ -785,8 +793,7 @@ class OkrEventHandler(Entrypoint):
         self._run_with_retries(body, on_dead)
 
     def _read_offset(self, conn) -> int:
-        query = select(offsets.c.last_position).where(offsets.c.consumer == self.queue_name)
-        return conn.execute(query.with_for_update()).scalar_one()
+        return conn.execute(_READ_OFFSET, {"consumer": self.queue_name}).scalar_one()
 
     def _apply_ordered(self, tx: "_Tx", pending: list[_Item]) -> int:
         """Apply as many of ``pending`` as one transaction takes; returns how many are
@@ -817,8 +824,8 @@ class OkrEventHandler(Entrypoint):
             if budget <= 0:
                 break
         if last != start:
-            tx.conn.execute(update(offsets).where(offsets.c.consumer == self.queue_name)
-                            .values(last_position=last, updated_at_us=_now_us()))
+            tx.conn.execute(_WRITE_OFFSET, {"w_consumer": self.queue_name, "last_position": last,
+                                            "updated_at_us": _now_us()})
         return done
 
     def _fill_gap(self, tx: "_Tx", last: int, to_position: int, budget: int) -> tuple[int, int, bool]:
