@@ -128,6 +128,7 @@ from sqlalchemy import (
 from .. import contracts
 from ..config import Settings
 from ..eventstore import EventStore, make_engine
+from ..eventstore.transactions import _off_the_hub
 from . import wire
 
 _log = logging.getLogger(__name__)
@@ -348,10 +349,17 @@ class ConsumerDatabase(DependencyProvider):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator:
-        """A write transaction on the consumer's database (commits on leaving)."""
+        """A write transaction on the consumer's database (commits on leaving; on SQLite
+        the COMMIT, an fsync, runs off the eventlet hub: ``_off_the_hub``)."""
         with self._lock:
-            with self._writer.begin() as conn:
-                yield conn
+            if not self._sqlite:
+                with self._writer.begin() as conn:
+                    yield conn
+                return
+            with self._writer.connect() as conn:
+                with conn.begin() as trans:
+                    yield conn
+                    _off_the_hub(trans.commit)
 
     def get_dependency(self, worker_ctx):
         return self.engine
