@@ -22,8 +22,8 @@ How (one loop, one thread, one AMQP channel):
    of the window, in a transaction that first renews the lease (nothing is saved by a
    relay that lost it). Under steady load the save is made at most every
    ``checkpoint_interval`` (0.1 s; 0 = after every window): the confirmed position is
-   kept in memory meanwhile and saved at the next due window, when the relay finds
-   nothing new, and on a clean stop (ADR 0014: a crash republishes at most that much
+   kept in memory meanwhile and saved by the first window or idle poll after the
+   interval, and on a clean stop (ADR 0014: a crash republishes at most that much
    more; every event is still published at least once, in order). A nack (e.g. a queue with ``x-overflow: reject-publish`` is
    full) republishes from the checkpoint after a backoff (0.1 s doubling to 5 s). No
    confirm within ``confirm_timeout`` (10 s), or a connection error: close the
@@ -369,6 +369,8 @@ class Relay:
         self.stats = RelayStats()
         self.position = 0  # last confirmed position (valid while active)
         self.checkpoint_interval = checkpoint_interval
+        compiled = _WINDOW.compile(dialect=engine.dialect)
+        self._window_sql = (compiled.string, tuple(compiled.positiontup) if compiled.positional else None)
         self._saved = 0  # the checkpoint as last saved (valid while active)
         self._saved_at = 0.0  # monotonic time of that save
         self._backoff = _Backoff(*backoff)
@@ -436,9 +438,11 @@ class Relay:
                         self._stop.wait(max(self.lease.seconds_to_next_attempt(), 0.01))
                         continue
                     if self._step() == 0:
-                        self._save_checkpoint()  # a deferred one, now that nothing waits
                         if until_idle:
+                            self._save_checkpoint()
                             return
+                        if time.monotonic() - self._saved_at >= self.checkpoint_interval:
+                            self._save_checkpoint()  # a deferred one, now that nothing waits
                         self.publisher.idle(self.poll_interval)
                 except self.publisher.errors as e:
                     self._on_broker_error(e)
@@ -489,9 +493,7 @@ class Relay:
     def _step(self) -> int:
         """Publish one window; returns how many events were read (0: nothing new)."""
         self._connect()  # also while idle: a relay that lost the broker reconnects at once
-        with self.engine.connect() as conn:
-            rows = conn.execute(_WINDOW, {"after": self.position, "up_to": self.position + self.window}).all()
-        events = [RecordedEvent._make(row) for row in rows]
+        events = [RecordedEvent._make(row) for row in self._window_rows()]
         if not events:
             return 0
         messages = [encode(event) for event in events]
@@ -520,6 +522,29 @@ class Relay:
             )
             self._pause(delay)
         return len(events)
+
+    def _window_rows(self) -> list:
+        """The next window's rows, on a pooled DBAPI connection (one statement, its own
+        snapshot); DBAPI errors are raised as SQLAlchemy's (the loop backs off on
+        those). Through a SQLAlchemy Connection (BEGIN, SELECT, ROLLBACK) this was a
+        quarter of the relay's CPU at 100 polls/s."""
+        sql, order = self._window_sql
+        params = {"after": self.position, "up_to": self.position + self.window}
+        args = params if order is None else tuple(params[name] for name in order)
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql, args)
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+        except dbapi_error as e:
+            raw.invalidate()
+            raise sa_exc.DBAPIError.instance(sql, args, e, dbapi_error) from e
+        finally:
+            raw.close()
 
     def _save_checkpoint(self) -> None:
         """Save the confirmed position as the checkpoint, if it moved since the last

@@ -136,7 +136,7 @@ def test_the_checkpoint_is_saved_at_most_every_checkpoint_interval_and_when_idle
         database, store, bus_probe, interval, seen):
     # ADR 0014: five one-event windows; what the saved checkpoint was at each window's
     # confirms. Interval 0: after every window. 60 s: the first window saves, the next
-    # four only move the position in memory, and the idle poll after them saves 5.
+    # four only move the position in memory, and catch_up saves 5 when it finds no more.
     append_check_ins(store, 5)
     at_confirm = []
     relay = Relay(database.engine, AMQP_URI, exchange=bus_probe.exchange, window=1, checkpoint_interval=interval,
@@ -149,7 +149,7 @@ def test_the_checkpoint_is_saved_at_most_every_checkpoint_interval_and_when_idle
     assert [r.position for r in bus_probe.settle()] == [1, 2, 3, 4, 5]
 
 
-def test_with_a_long_interval_a_running_relay_still_saves_the_last_confirmed_position_for_its_successor(
+def test_with_a_long_interval_a_clean_stop_saves_the_last_confirmed_position_for_its_successor(
         database, store, bus_probe):
     append_check_ins(store, 4)
     relay = Relay(database.engine, AMQP_URI, exchange=bus_probe.exchange, window=1, checkpoint_interval=60.0,
@@ -161,7 +161,7 @@ def test_with_a_long_interval_a_running_relay_still_saves_the_last_confirmed_pos
         relay.stop()
     assert load_checkpoint(database.engine, bus_probe.exchange) == 4
     append_check_ins(store, 2)
-    assert Relay(database.engine, AMQP_URI, exchange=bus_probe.exchange, **FAST).catch_up() == 2
+    assert Relay(database.engine, AMQP_URI, exchange=bus_probe.exchange, **FAST).catch_up() == 6  # the checkpoint it reached
     assert [r.position for r in bus_probe.settle()] == [1, 2, 3, 4, 5, 6]
 
 
