@@ -48,3 +48,10 @@ def test_the_commit_runs_on_another_os_thread_and_green_threads_run_meanwhile(tm
 def test_without_eventlet_patching_the_call_is_made_directly(monkeypatch):
     monkeypatch.setattr(patcher, "is_monkey_patched", lambda name: False)
     assert transactions._off_the_hub(_real_thread_id) == _real_thread_id()
+
+
+def test_okr_sqlite_commit_in_thread_0_makes_the_call_directly(monkeypatch):
+    monkeypatch.setattr(transactions, "COMMIT_IN_THREAD", False)
+    assert transactions._off_the_hub(_real_thread_id) == _real_thread_id()
+    monkeypatch.setattr(transactions, "COMMIT_IN_THREAD", True)
+    assert transactions._off_the_hub(_real_thread_id) != _real_thread_id()
