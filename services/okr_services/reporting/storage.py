@@ -59,7 +59,6 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
-    exc as sa_exc,
     insert,
     inspect,
     select,
@@ -67,6 +66,7 @@ from sqlalchemy import (
     update,
 )
 
+from okr_shared import dbapi
 from okr_shared.bus.consumer import ensure_schema as ensure_consumer_schema
 from okr_shared.bus.consumer import offsets, sqlite_write_lock, write_transaction
 
@@ -184,56 +184,28 @@ def model_dumps(model: Model) -> str:
 
 
 class _Statements:
-    """The three statements of the incremental path on one table, compiled once per
-    dialect and run on the transaction's DBAPI cursor: building a Core statement and
-    its cache key per event was a third of the handler's CPU, and even a prebuilt
-    statement costs ~80 µs through ``Connection.execute`` against ~6 µs on the cursor.
-    DBAPI errors are raised as SQLAlchemy's, a disconnect invalidating the connection,
-    as ``Connection.execute`` would (the consumer layer retries those)."""
+    """The three statements of the incremental path on one table, built once and run
+    on the transaction's DBAPI cursor (``okr_shared.dbapi``): building a Core statement
+    and its cache key per event was a third of the handler's CPU, and even a prebuilt
+    statement costs ~80 µs through ``Connection.execute`` against ~6 µs on the cursor."""
 
     __slots__ = ("read", "update", "insert")
 
-    def __init__(self, t: Table, dialect):
-        def compiled(statement):
-            c = statement.compile(dialect=dialect)
-            return c.string, (tuple(c.positiontup) if c.positional else None)
-
-        self.read = compiled(select(t.c.doc).where(t.c.tenant == bindparam("tenant"), t.c.key == bindparam("key")))
-        self.update = compiled(update(t).where(t.c.tenant == bindparam("w_tenant"), t.c.key == bindparam("w_key"))
-                               .values(doc=bindparam("doc")))
-        self.insert = compiled(insert(t).values(tenant=bindparam("tenant"), key=bindparam("key"),
-                                                doc=bindparam("doc")))
+    def __init__(self, t: Table):
+        self.read = select(t.c.doc).where(t.c.tenant == bindparam("tenant"), t.c.key == bindparam("key"))
+        self.update = (update(t).where(t.c.tenant == bindparam("w_tenant"), t.c.key == bindparam("w_key"))
+                       .values(doc=bindparam("doc")))
+        self.insert = insert(t).values(tenant=bindparam("tenant"), key=bindparam("key"), doc=bindparam("doc"))
 
 
-_statements: weakref.WeakKeyDictionary[Table, dict[str, _Statements]] = weakref.WeakKeyDictionary()
+_statements: weakref.WeakKeyDictionary[Table, _Statements] = weakref.WeakKeyDictionary()
 
 
-def _statements_of(t: Table, dialect) -> _Statements:
-    by_dialect = _statements.get(t)
-    if by_dialect is None:
-        by_dialect = _statements[t] = {}
-    found = by_dialect.get(dialect.name)
+def _statements_of(t: Table) -> _Statements:
+    found = _statements.get(t)
     if found is None:
-        found = by_dialect[dialect.name] = _Statements(t, dialect)
+        found = _statements[t] = _Statements(t)
     return found
-
-
-def _run(conn, statement: tuple, params: dict):
-    """Execute a compiled ``_Statements`` entry in ``conn``'s transaction; returns the
-    DBAPI cursor (the caller fetches and closes it)."""
-    sql, order = statement
-    args = params if order is None else tuple(params[name] for name in order)
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(sql, args)
-    except conn.dialect.loaded_dbapi.Error as e:
-        cursor.close()
-        invalidated = conn.dialect.is_disconnect(e, conn.connection.dbapi_connection, cursor)
-        if invalidated:
-            conn.invalidate(e)
-        raise sa_exc.DBAPIError.instance(sql, args, e, conn.dialect.loaded_dbapi.Error,
-                                         connection_invalidated=invalidated, dialect=conn.dialect) from e
-    return cursor
 
 
 class _RowsOnDemand(dict):
@@ -248,13 +220,8 @@ class _RowsOnDemand(dict):
     def get(self, key, default=None):
         if key not in self:
             conn = self._conn
-            cursor = _run(conn, _statements_of(self._table, conn.dialect).read,
-                          {"tenant": key.split("/", 1)[0], "key": key})
-            try:
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-            doc = row[0] if row else None
+            doc = dbapi.scalar(conn, dbapi.compiled(_statements_of(self._table).read, conn.dialect),
+                               {"tenant": key.split("/", 1)[0], "key": key})
             if doc is None:
                 return default
             self[key] = loads(doc)
@@ -276,12 +243,14 @@ def apply_event(conn, event, tables: dict[str, Table] | None = None) -> set[tupl
 def write_row(conn, t: Table, key: str, doc: dict) -> None:
     tenant = doc["tenant"]
     text_ = dumps(doc)
-    statements = _statements_of(t, conn.dialect)
-    cursor = _run(conn, statements.update, {"w_tenant": tenant, "w_key": key, "doc": text_})
+    statements = _statements_of(t)
+    cursor = dbapi.run(conn, dbapi.compiled(statements.update, conn.dialect),
+                       {"w_tenant": tenant, "w_key": key, "doc": text_})
     done = cursor.rowcount
     cursor.close()
     if not done:
-        _run(conn, statements.insert, {"tenant": tenant, "key": key, "doc": text_}).close()
+        dbapi.run(conn, dbapi.compiled(statements.insert, conn.dialect),
+                  {"tenant": tenant, "key": key, "doc": text_}).close()
 
 
 # ---------------------------------------------------------------------- rebuild

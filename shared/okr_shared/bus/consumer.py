@@ -125,7 +125,7 @@ from sqlalchemy import (
     update,
 )
 
-from .. import contracts
+from .. import contracts, dbapi
 from ..config import Settings
 from ..eventstore import EventStore, make_engine
 from ..eventstore.transactions import _off_the_hub
@@ -801,7 +801,10 @@ class OkrEventHandler(Entrypoint):
         self._run_with_retries(body, on_dead)
 
     def _read_offset(self, conn) -> int:
-        return conn.execute(_READ_OFFSET, {"consumer": self.queue_name}).scalar_one()
+        offset = dbapi.scalar(conn, dbapi.compiled(_READ_OFFSET, conn.dialect), {"consumer": self.queue_name})
+        if offset is None:
+            raise RuntimeError(f"{self.queue_name}: no offset row in okr_consumer_offsets")
+        return offset
 
     def _apply_ordered(self, tx: "_Tx", pending: list[_Item]) -> int:
         """Apply as many of ``pending`` as one transaction takes; returns how many are
@@ -832,8 +835,8 @@ class OkrEventHandler(Entrypoint):
             if budget <= 0:
                 break
         if last != start:
-            tx.conn.execute(_WRITE_OFFSET, {"w_consumer": self.queue_name, "last_position": last,
-                                            "updated_at_us": _now_us()})
+            dbapi.run(tx.conn, dbapi.compiled(_WRITE_OFFSET, tx.conn.dialect),
+                      {"w_consumer": self.queue_name, "last_position": last, "updated_at_us": _now_us()}).close()
         return done
 
     def _fill_gap(self, tx: "_Tx", last: int, to_position: int, budget: int) -> tuple[int, int, bool]:
