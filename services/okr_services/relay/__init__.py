@@ -52,6 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         option("--name", default=None, help="checkpoint and lease name (default: the exchange)")
         option("--window", type=int, default=500, help="messages per confirm window (default 500)")
         option("--poll-interval", type=float, default=0.01, help="seconds between polls when idle (0.01)")
+        option("--checkpoint-interval", type=float, default=0.1,
+               help="at most one checkpoint save per this many seconds under load; 0: after every window "
+                    "(default 0.1; ADR 0014)")
         option("--confirm-timeout", type=float, default=10.0, help="seconds (default 10)")
         option("--lease-ttl", type=float, default=5.0, help="seconds (default 5)")
         option("--lease-renew-interval", type=float, default=1.0, help="seconds (default 1)")
@@ -105,6 +108,7 @@ def run_relay(args: argparse.Namespace, settings: Settings) -> int:
         lease_ttl=args.lease_ttl,
         lease_renew_interval=args.lease_renew_interval,
         on_confirmed=exit_after_confirm if args.exit_after_confirm else None,
+        checkpoint_interval=args.checkpoint_interval,
     )
 
     def on_signal(signum, _frame):

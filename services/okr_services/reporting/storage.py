@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -56,6 +57,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     insert,
     inspect,
@@ -64,6 +66,7 @@ from sqlalchemy import (
     update,
 )
 
+from okr_shared import dbapi
 from okr_shared.bus.consumer import ensure_schema as ensure_consumer_schema
 from okr_shared.bus.consumer import offsets, sqlite_write_lock, write_transaction
 
@@ -180,6 +183,31 @@ def model_dumps(model: Model) -> str:
 # ------------------------------------------------------------------ incremental
 
 
+class _Statements:
+    """The three statements of the incremental path on one table, built once and run
+    on the transaction's DBAPI cursor (``okr_shared.dbapi``): building a Core statement
+    and its cache key per event was a third of the handler's CPU, and even a prebuilt
+    statement costs ~80 µs through ``Connection.execute`` against ~6 µs on the cursor."""
+
+    __slots__ = ("read", "update", "insert")
+
+    def __init__(self, t: Table):
+        self.read = select(t.c.doc).where(t.c.tenant == bindparam("tenant"), t.c.key == bindparam("key"))
+        self.update = (update(t).where(t.c.tenant == bindparam("w_tenant"), t.c.key == bindparam("w_key"))
+                       .values(doc=bindparam("doc")))
+        self.insert = insert(t).values(tenant=bindparam("tenant"), key=bindparam("key"), doc=bindparam("doc"))
+
+
+_statements: weakref.WeakKeyDictionary[Table, _Statements] = weakref.WeakKeyDictionary()
+
+
+def _statements_of(t: Table) -> _Statements:
+    found = _statements.get(t)
+    if found is None:
+        found = _statements[t] = _Statements(t)
+    return found
+
+
 class _RowsOnDemand(dict):
     """A model table that loads a row from the database the first time the fold asks
     for it (the fold only reads entity rows with ``.get``)."""
@@ -191,8 +219,9 @@ class _RowsOnDemand(dict):
 
     def get(self, key, default=None):
         if key not in self:
-            t = self._table
-            doc = self._conn.execute(select(t.c.doc).where(t.c.tenant == key.split("/", 1)[0], t.c.key == key)).scalar()
+            conn = self._conn
+            doc = dbapi.scalar(conn, dbapi.compiled(_statements_of(self._table).read, conn.dialect),
+                               {"tenant": key.split("/", 1)[0], "key": key})
             if doc is None:
                 return default
             self[key] = loads(doc)
@@ -214,9 +243,14 @@ def apply_event(conn, event, tables: dict[str, Table] | None = None) -> set[tupl
 def write_row(conn, t: Table, key: str, doc: dict) -> None:
     tenant = doc["tenant"]
     text_ = dumps(doc)
-    done = conn.execute(update(t).where(t.c.tenant == tenant, t.c.key == key).values(doc=text_)).rowcount
+    statements = _statements_of(t)
+    cursor = dbapi.run(conn, dbapi.compiled(statements.update, conn.dialect),
+                       {"w_tenant": tenant, "w_key": key, "doc": text_})
+    done = cursor.rowcount
+    cursor.close()
     if not done:
-        conn.execute(insert(t).values(tenant=tenant, key=key, doc=text_))
+        dbapi.run(conn, dbapi.compiled(statements.insert, conn.dialect),
+                  {"tenant": tenant, "key": key, "doc": text_}).close()
 
 
 # ---------------------------------------------------------------------- rebuild
@@ -538,8 +572,11 @@ def _swap(engine: Engine, store, consumer: str, head: int, nxt: dict[str, Table]
     return position
 
 
+_OFFSET_OF = select(offsets.c.last_position).where(offsets.c.consumer == bindparam("consumer"))
+
+
 def offset_of(conn, consumer: str = CONSUMER) -> int | None:
-    return conn.execute(select(offsets.c.last_position).where(offsets.c.consumer == consumer)).scalar()
+    return conn.execute(_OFFSET_OF, {"consumer": consumer}).scalar()
 
 
 def clear(conn) -> None:

@@ -117,6 +117,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     exc as sa_exc,
     insert,
@@ -124,9 +125,10 @@ from sqlalchemy import (
     update,
 )
 
-from .. import contracts
+from .. import contracts, dbapi
 from ..config import Settings
 from ..eventstore import EventStore, make_engine
+from ..eventstore.transactions import _off_the_hub
 from ..observability import lag as _lag, metrics
 from . import wire
 
@@ -180,6 +182,13 @@ dead_letters = Table(
     Column("error", Text, nullable=False),
     Column("dead_at_us", BigInteger, nullable=False),
 )
+
+
+# The ordered path's two offset statements, built once (per event batch they were
+# rebuilt, with their cache keys, on every transaction).
+_READ_OFFSET = select(offsets.c.last_position).where(offsets.c.consumer == bindparam("consumer")).with_for_update()
+_WRITE_OFFSET = (update(offsets).where(offsets.c.consumer == bindparam("w_consumer"))
+                 .values(last_position=bindparam("last_position"), updated_at_us=bindparam("updated_at_us")))
 
 
 def ensure_schema(engine: Engine) -> None:
@@ -341,10 +350,17 @@ class ConsumerDatabase(DependencyProvider):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator:
-        """A write transaction on the consumer's database (commits on leaving)."""
+        """A write transaction on the consumer's database (commits on leaving; on SQLite
+        the COMMIT, an fsync, runs off the eventlet hub: ``_off_the_hub``)."""
         with self._lock:
-            with self._writer.begin() as conn:
-                yield conn
+            if not self._sqlite:
+                with self._writer.begin() as conn:
+                    yield conn
+                return
+            with self._writer.connect() as conn:
+                with conn.begin() as trans:
+                    yield conn
+                    _off_the_hub(trans.commit)
 
     def get_dependency(self, worker_ctx):
         return self.engine
@@ -797,8 +813,10 @@ class OkrEventHandler(Entrypoint):
         self._run_with_retries(body, on_dead)
 
     def _read_offset(self, conn) -> int:
-        query = select(offsets.c.last_position).where(offsets.c.consumer == self.queue_name)
-        return conn.execute(query.with_for_update()).scalar_one()
+        offset = dbapi.scalar(conn, dbapi.compiled(_READ_OFFSET, conn.dialect), {"consumer": self.queue_name})
+        if offset is None:
+            raise RuntimeError(f"{self.queue_name}: no offset row in okr_consumer_offsets")
+        return offset
 
     def _apply_ordered(self, tx: "_Tx", pending: list[_Item]) -> int:
         """Apply as many of ``pending`` as one transaction takes; returns how many are
@@ -829,8 +847,8 @@ class OkrEventHandler(Entrypoint):
             if budget <= 0:
                 break
         if last != start:
-            tx.conn.execute(update(offsets).where(offsets.c.consumer == self.queue_name)
-                            .values(last_position=last, updated_at_us=_now_us()))
+            dbapi.run(tx.conn, dbapi.compiled(_WRITE_OFFSET, tx.conn.dialect),
+                      {"w_consumer": self.queue_name, "last_position": last, "updated_at_us": _now_us()}).close()
         return done
 
     def _fill_gap(self, tx: "_Tx", last: int, to_position: int, budget: int) -> tuple[int, int, bool]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Engine, bindparam, exc as sa_exc, select
 
 from ..eventstore import schema
 from ..eventstore.canonical import loads
@@ -82,13 +82,20 @@ class Repository:
             .where(_E.c.stream_id == bindparam("stream_id"), _E.c.stream_version > bindparam("after"))
             .order_by(_E.c.stream_version)
         )
+        compiled = self._events_after.compile(dialect=engine.dialect)
+        self._events_after_sql = compiled.string
+        self._events_after_order = compiled.positiontup if compiled.positional else None
 
     def load(self, stream_id: str) -> Loaded:
         """The stream's current state and version, whoever owns it."""
-        with self.engine.connect() as conn:  # one connection for snapshot and events
-            known = self._cached(stream_id) or self._snapshot(stream_id, conn)
-            after = known.version if known else 0
-            rows = conn.execute(self._events_after, {"stream_id": stream_id, "after": after}).all()
+        known = self._cached(stream_id)
+        if known is not None:  # one query, no snapshot: the DBAPI directly
+            rows = self._rows_after(stream_id, known.version)
+        else:
+            with self.engine.connect() as conn:  # one connection for snapshot and events
+                known = self._snapshot(stream_id, conn)
+                after = known.version if known else 0
+                rows = conn.execute(self._events_after, {"stream_id": stream_id, "after": after}).all()
         if known is None:
             if not rows:
                 return Loaded(stream_id, None, 0, None, 0)
@@ -147,6 +154,32 @@ class Repository:
             _log.warning("could not save the snapshot of %s at version %s", loaded.stream_id,
                          loaded.version, exc_info=True)
             return False
+
+    def _rows_after(self, stream_id: str, after: int) -> list:
+        """The stream's (tenant, version, type, data) rows after version ``after``: the
+        same statement as ``load``'s, on a pooled DBAPI connection (one statement is
+        its own consistent snapshot: SQLite connections are in autocommit mode, a
+        PostgreSQL one is rolled back when it returns to the pool). A hot stream's load
+        is this one query: through a SQLAlchemy Connection (BEGIN, SELECT, ROLLBACK,
+        each an execution with its events) it cost ~160 µs, directly ~12 µs. Errors
+        are raised as SQLAlchemy's, as on the other path."""
+        params = {"stream_id": stream_id, "after": after}
+        if self._events_after_order is not None:
+            params = tuple(params[name] for name in self._events_after_order)
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(self._events_after_sql, params)
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+        except self.engine.dialect.loaded_dbapi.Error as e:
+            raw.invalidate()
+            raise sa_exc.DBAPIError.instance(self._events_after_sql, params, e,
+                                             self.engine.dialect.loaded_dbapi.Error) from e
+        finally:
+            raw.close()
 
     def _cached(self, stream_id: str) -> Loaded | None:
         if self.cache_size <= 0:

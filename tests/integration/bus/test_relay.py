@@ -131,6 +131,45 @@ def test_the_checkpoint_moves_only_past_what_the_broker_confirmed(database, stor
     assert positions[:2] == [1, 2] and set(positions) == {1, 2, 3, 4, 5}
 
 
+@pytest.mark.parametrize("interval, seen", [(0.0, [0, 1, 2, 3, 4]), (60.0, [0, 1, 1, 1, 1])])
+def test_the_checkpoint_is_saved_at_most_every_checkpoint_interval_and_when_idle(
+        database, store, bus_probe, interval, seen):
+    # ADR 0014: five one-event windows; what the saved checkpoint was at each window's
+    # confirms. Interval 0: after every window. 60 s: the first window saves, the next
+    # four only move the position in memory, and catch_up saves 5 when it finds no more.
+    append_check_ins(store, 5)
+    at_confirm = []
+    relay = Relay(database.engine, AMQP_URI, exchange=bus_probe.exchange, window=1, checkpoint_interval=interval,
+                  on_confirmed=lambda first, last: at_confirm.append(load_checkpoint(database.engine,
+                                                                                     bus_probe.exchange)),
+                  **FAST)
+    assert relay.catch_up() == 5
+    assert at_confirm == seen
+    assert load_checkpoint(database.engine, bus_probe.exchange) == 5
+    assert [r.position for r in bus_probe.settle()] == [1, 2, 3, 4, 5]
+
+
+def test_with_a_long_interval_a_clean_stop_saves_the_last_confirmed_position_for_its_successor(
+        database, store, bus_probe):
+    append_check_ins(store, 4)
+    relay = Relay(database.engine, AMQP_URI, exchange=bus_probe.exchange, window=1, checkpoint_interval=60.0,
+                  **FAST)
+    relay.start()
+    try:
+        wait_until(lambda: relay.stats.confirmed == 4, message="four windows confirmed")
+    finally:
+        relay.stop()
+    assert load_checkpoint(database.engine, bus_probe.exchange) == 4
+    append_check_ins(store, 2)
+    assert Relay(database.engine, AMQP_URI, exchange=bus_probe.exchange, **FAST).catch_up() == 6  # the checkpoint it reached
+    assert [r.position for r in bus_probe.settle()] == [1, 2, 3, 4, 5, 6]
+
+
+def test_checkpoint_interval_must_not_be_negative(database):
+    with pytest.raises(ValueError, match="checkpoint_interval must be >= 0 seconds, not -1"):
+        Relay(database.engine, AMQP_URI, checkpoint_interval=-1)
+
+
 def test_without_confirms_the_checkpoint_stays_and_the_window_is_published_again(database, store, bus_probe):
     append_check_ins(store, 3)
     relay = Relay(database.engine, AMQP_URI, exchange=bus_probe.exchange, confirm_timeout=0.3, **FAST)

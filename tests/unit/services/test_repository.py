@@ -135,3 +135,20 @@ def test_a_state_types_own_snapshot_codec_is_preferred(engine, executor, call, w
     loaded = Repository(engine, domain, SnapshotStore(engine), snapshot_every=1).load("kr-members")
     assert set(SnapshotStore(engine).load("kr-members", domain.SNAPSHOT_VERSION).state) == {"compact"}
     assert Repository(engine, domain, SnapshotStore(engine)).load("kr-members").state == loaded.state
+
+
+def test_a_kept_states_one_query_fails_as_a_sqlalchemy_error_and_the_next_load_works(engine, executor, call, world):
+    # The hot path runs on the DBAPI cursor (perf); its errors must look like the other
+    # path's (callers and the gateway see SQLAlchemy's exceptions, not sqlite3's).
+    from sqlalchemy import exc as sa_exc
+
+    record(executor, call, 2)
+    repository = executor.repository
+    assert repository.load("kr-members").version > 0  # kept now
+    good = repository._events_after_sql
+    repository._events_after_sql = good.replace("es_events", "es_no_such_table")
+    with pytest.raises(sa_exc.OperationalError, match="es_no_such_table"):
+        repository.load("kr-members")
+    repository._events_after_sql = good
+    record(executor, call, 1)
+    assert len(repository.load("kr-members").state.check_ins) == 3

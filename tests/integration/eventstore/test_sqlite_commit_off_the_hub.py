@@ -1,0 +1,57 @@
+"""A SQLite append's COMMIT (its fsync) runs in eventlet's thread pool in an
+eventlet-patched process (this test process is one, like the nameko services): the
+hub keeps serving other green threads meanwhile; the append stays serial and atomic."""
+
+import eventlet
+from eventlet import patcher
+
+from okr_shared.eventstore import ANY, EventStore, NewEvent, make_engine, migrate
+from okr_shared.eventstore import transactions
+
+_real_thread_id = patcher.original("threading").get_ident
+
+
+def test_the_commit_runs_on_another_os_thread_and_green_threads_run_meanwhile(tmp_path, monkeypatch):
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    migrate(engine)
+    store = EventStore(engine)
+    caller = _real_thread_id()
+    commits = []
+    ticks = []
+    original = transactions._off_the_hub
+
+    def slow_commit(call, *args):
+        def commit():
+            commits.append(_real_thread_id())
+            eventlet.patcher.original("time").sleep(0.05)  # a slow fsync, blocking its OS thread
+            return call(*args)
+        return original(commit)
+
+    monkeypatch.setattr(transactions, "_off_the_hub", slow_commit)
+
+    def ticker():
+        for _ in range(10):
+            ticks.append(1)
+            eventlet.sleep(0.002)
+
+    t = eventlet.spawn(ticker)
+    result = store.append("kr-1", ANY, [NewEvent("test.Event", {"n": 1}, tenant_id="acme")])
+    ticked_during_the_append = len(ticks)
+    t.wait()
+    assert commits and commits[0] != caller  # not the hub's thread
+    assert ticked_during_the_append == 10  # the ticker ran to its end while the commit slept
+    assert result.last_position == 1 and [e.position for e in store.read_all()] == [1]
+    store.close()
+    engine.dispose()
+
+
+def test_without_eventlet_patching_the_call_is_made_directly(monkeypatch):
+    monkeypatch.setattr(patcher, "is_monkey_patched", lambda name: False)
+    assert transactions._off_the_hub(_real_thread_id) == _real_thread_id()
+
+
+def test_okr_sqlite_commit_in_thread_0_makes_the_call_directly(monkeypatch):
+    monkeypatch.setattr(transactions, "COMMIT_IN_THREAD", False)
+    assert transactions._off_the_hub(_real_thread_id) == _real_thread_id()
+    monkeypatch.setattr(transactions, "COMMIT_IN_THREAD", True)
+    assert transactions._off_the_hub(_real_thread_id) != _real_thread_id()
