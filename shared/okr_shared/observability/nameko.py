@@ -25,6 +25,7 @@ import os
 import time
 
 from nameko.extensions import DependencyProvider
+from nameko.rpc import Rpc
 
 from . import context, metrics, server
 
@@ -39,9 +40,9 @@ def access_log_enabled(environ=os.environ) -> bool:
 
 
 def _kind(entrypoint) -> str:
-    name = type(entrypoint).__name__
-    if name == "Rpc":
+    if isinstance(entrypoint, Rpc):  # also okr_services.common's _Rpc (replies without confirms)
         return "rpc"
+    name = type(entrypoint).__name__
     if name == "OkrEventHandler":
         return "event"
     if name == "Timer":
