@@ -3,7 +3,7 @@
     make bench-e2e                                        # SQLite, 200 check-ins/s for 60 s
     .venv/bin/python bench/e2e.py --quick                 # 50/s for 10 s, a smoke test
     .venv/bin/python bench/e2e.py --backend postgres      # or sqlite,postgres
-    .venv/bin/python bench/e2e.py --layout split          # one nameko process per service
+    .venv/bin/python bench/e2e.py --layout single         # the three services in one nameko process
 
 Everything runs on this machine as separate processes, as deployed, in a temp data dir:
 
@@ -14,8 +14,9 @@ Everything runs on this machine as separate processes, as deployed, in a temp da
   over a generated module that gives them names of this run's own (``goal-<hex>``, ...:
   concurrent runs and tests share the broker's one vhost), the reporting consumer a
   queue ``reporting.read-models-<hex>`` on an exchange ``okr.events.bench-<hex>`` (and
-  its dead-letter exchange) of its own. ``--layout single`` (default): the three
-  services in one nameko process; ``split``: one process each;
+  its dead-letter exchange) of its own. ``--layout split`` (default): one nameko
+  process per service, as docker compose and Kubernetes deploy them; ``single``: the
+  three in one process, as ``make run`` does;
 * the outbox relay (``python -m okr_services.relay --exchange okr.events.bench-<hex>``,
   its defaults: poll 10 ms, window 500);
 * the gateway (``python -m okr_services.gateway``, its defaults: 32 workers, API key
@@ -759,8 +760,9 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=None, help="length of the load (60)")
     p.add_argument("--backend", default="sqlite", help="sqlite, postgres or sqlite,postgres")
     p.add_argument("--quick", action="store_true", help="50 check-ins/s for 10 s")
-    p.add_argument("--layout", choices=("single", "split"), default="single",
-                   help="the three services in one nameko process (single) or one each (split)")
+    p.add_argument("--layout", choices=("single", "split"), default="split",
+                   help="one nameko process per service (split, as compose and Kubernetes deploy them) "
+                        "or the three in one (single, as make run does)")
     p.add_argument("--krs", type=int, default=50, help="key results checked in round robin")
     p.add_argument("--senders", type=int, default=16, help="sender threads")
     p.add_argument("--warmup", type=int, default=100, help="sequential check-ins before the load (idle figures)")
