@@ -117,8 +117,11 @@ def run_relay(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    relay.run()
-    engine.dispose()
+    try:
+        relay.run()
+    finally:
+        lag.untrack_store("relay")
+        engine.dispose()
     return 0
 
 

@@ -78,8 +78,10 @@ def test_relay_lag_from_the_store_with_no_relay_running(database, monkeypatch):
     assert ("okr_relay_lag_events", (("relay", "okr.test-relay"),)) not in scrape()
 
 
-def test_a_store_that_cannot_be_read_is_left_out_and_counted(database):
+def test_a_store_that_cannot_be_read_is_left_out_and_counted(database, monkeypatch):
     from okr_shared.eventstore import make_engine
+
+    monkeypatch.setattr(lag.COLLECTOR, "_stores", {})  # only the broken one (see above)
 
     broken = make_engine("sqlite:////nonexistent-dir/none.db")
     before = sample("okr_metrics_source_errors_total", source="event_store")

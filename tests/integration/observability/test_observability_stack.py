@@ -144,6 +144,19 @@ def _serving(channel) -> bool:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     require_broker()
+    # this process's metrics registry is shared with the suite's other modules: the
+    # scrape-time lag collector must see only this module's stores and consumers
+    from okr_shared.observability import lag
+
+    saved = lag.COLLECTOR._stores, lag.COLLECTOR._consumers
+    lag.COLLECTOR._stores, lag.COLLECTOR._consumers = {}, {}
+    try:
+        yield from _stack(tmp_path_factory)
+    finally:
+        lag.COLLECTOR._stores, lag.COLLECTOR._consumers = saved
+
+
+def _stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("obs")
     databases = Databases("sqlite", tmp)
     store_url, reporting_url, keys_url = databases.new("store"), databases.new("reporting"), databases.new("keys")
