@@ -99,15 +99,8 @@ def _value(line: int, column: str, raw: str, problems: list[CsvProblem]):
     text = raw.strip()
     if not text:
         return None
-    if column == "type":
-        word = text.lower().replace(" ", "_").replace("-", "_")
-        if word not in TYPES:
-            problems.append(CsvProblem(line, column, f"{text!r} is not a type{_suggest(word, TYPES)} — use one of "
-                                                     f"{', '.join(TYPES)}"))
-            return None
-        return word.upper()
-    if column in ("level", "kind"):
-        options = LEVELS if column == "level" else KINDS
+    if column in ("type", "level", "kind"):
+        options = {"type": TYPES, "level": LEVELS, "kind": KINDS}[column]
         word = text.lower().replace(" ", "_").replace("-", "_")
         if word not in options:
             problems.append(CsvProblem(line, column, f"{text!r} is not a {column}{_suggest(word, options)} — use "
