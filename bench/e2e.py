@@ -30,26 +30,31 @@ seeded through the gateway and the cycle activated.
 
 Load (open loop): a scheduler thread puts one RecordCheckIn every 1/rate s (round robin
 over the key results, increasing values, effective dates from the cycle's start to
-yesterday, never decreasing per key result) and, half an interval later, one echo call
-(the same request bytes and metadata) on a queue served by ``--senders`` threads, each
-with its own channels and stubs. This process is a plain one (not eventlet-patched).
+yesterday, never decreasing per key result) on a queue served by ``--senders`` threads,
+each with its own channels and stubs. This process is a plain one (not eventlet-patched).
 
 Per check-in: t0 = the send (the sender takes the job and calls); the call latency is the
 reply minus t0; the CommandResult's ``last_position`` is the check-in's event; it is
 *visible on the board* when the reporting consumer's offset (``storage.offset_of`` on the
 reporting database: it commits with the read-model rows in one transaction) reaches that
-position — a watcher thread polls it every ~1 ms on one long-lived connection and notes
-when it moves. Check-in → board = that moment − t0. A probe queue bound to the run's
-exchange (a thread of this process) notes when the relay's message for each position
-arrives, which splits the path into call, commit → broker (relay) and broker → board
-(reporting). Errors: any call that does not return OK, and any check-in not visible
-within 30 s after the run.
+position — a watcher process polls it every ~1 ms on one long-lived connection and notes
+when it moves (a process of its own: as a thread here its clock readings waited for the
+senders' GIL). Check-in → board = that moment − t0. With ``--probe`` a queue bound to
+the run's exchange (a thread of this process) notes when the relay's message for each
+position arrives, which splits the path into call, commit → broker (relay) and broker →
+board (reporting); it is off by default because it is load of its own (a second queue
+the broker routes every event to, a consumer in this process). Errors: any call that
+does not return OK, and any check-in not visible within 30 s after the run.
 
-Echo: 500 sequential calls before the load (idle baseline) and the interleaved calls at
-the same rate during it. **Ratio = gateway RecordCheckIn call p50 ÷ echo call p50 at
-the same rate in the same run** (how many bare gRPC round trips a check-in call costs);
-overhead = the difference of the p50s (auth, policy, nameko RPC to the progress service,
-its command handling and the event store append).
+Echo, in the same run: 500 sequential calls before the load (idle baseline), then an
+echo phase of ``--echo-seconds`` (15, at most the load's length) at the same rate, with the same senders, request
+bytes and metadata, just before the check-in load — its own phase, so that the
+baseline's calls are not load on the machine while the check-ins are measured (run
+side by side they were ~0.9 ms of CPU per check-in between the echo server and this
+process). **Ratio = gateway RecordCheckIn call p50 ÷ echo call p50 at the same rate**
+(how many bare gRPC round trips a check-in call costs); overhead = the difference of
+the p50s (auth, policy, nameko RPC to the progress service, its command handling and
+the event store append).
 
 Targets (issue): check-in → board p50 <= 20 ms, p99 <= 100 ms at 200/s; zero errors.
 The last line printed is one JSON object with every figure and setting. Exit status 1 on
@@ -392,12 +397,15 @@ class OffsetWatcher(threading.Thread):
                 now = clock()
                 self.polls += 1
                 if value != last:
-                    self.times.append(now)
-                    self.offsets.append(value)
+                    self._changed(now, value)
                     last = value
                 sleep(self.interval)
         finally:
             conn.close()
+
+    def _changed(self, now: int, value: int) -> None:
+        self.times.append(now)
+        self.offsets.append(value)
 
     def visible_at(self, position: int) -> int | None:
         i = bisect.bisect_left(self.offsets, position)
@@ -410,6 +418,61 @@ class OffsetWatcher(threading.Thread):
                 return False
             time.sleep(0.01)
         return True
+
+
+class _PrintingWatcher(OffsetWatcher):
+    def _changed(self, now: int, value: int) -> None:
+        sys.stdout.write(f"{now} {value}\n")
+        sys.stdout.flush()
+
+
+def watch_main(url: str, consumer: str, interval: float) -> None:
+    """``e2e.py --watch-process URL CONSUMER INTERVAL``: an OffsetWatcher printing
+    "<monotonic ns> <offset>" per change until its stdin closes, then "polls <n>"."""
+    watcher = _PrintingWatcher(url, consumer, interval)
+    watcher.start()
+    sys.stdin.read()
+    watcher.stop_event.set()
+    watcher.join(5)
+    sys.stdout.write(f"polls {watcher.polls}\n")
+    sys.stdout.flush()
+
+
+class WatcherProcess(threading.Thread):
+    """The OffsetWatcher in a process of its own (same interface): its clock readings
+    are not delayed by this process's threads (16 senders share one GIL, whose switch
+    interval is 5 ms). CLOCK_MONOTONIC is one clock for every process of the machine,
+    so its times compare with the senders'. A thread here mirrors the changes."""
+
+    def __init__(self, url: str, consumer: str, interval: float = 0.001):
+        super().__init__(daemon=True, name="offset-watcher-reader")
+        self.times: list[int] = []
+        self.offsets: list[int] = []
+        self.polls = 0
+        self.stop_event = threading.Event()
+        self.proc = subprocess.Popen([sys.executable, __file__, "--watch-process", url, consumer, repr(interval)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    offset = OffsetWatcher.offset
+    visible_at = OffsetWatcher.visible_at
+    wait_for = OffsetWatcher.wait_for
+
+    def run(self) -> None:
+        for line in self.proc.stdout:
+            first, second = line.split()
+            if first == "polls":
+                self.polls = int(second)
+            else:
+                self.times.append(int(first))
+                self.offsets.append(int(second))
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        super().join(timeout)
 
 
 class BrokerProbe(threading.Thread):
@@ -498,44 +561,39 @@ class Workload:
             comment="Two enterprise pilots converted, third one slipped to next quarter.")
 
 
-def run_load(stack: Stack, workload: Workload, rate: float, seconds: float, senders: int, first_index: int) -> dict:
+def run_load(stack: Stack, workload: Workload, rate: float, seconds: float, senders: int, first_index: int,
+             kind: str = "c") -> dict:
+    """Open loop at ``rate`` for ``seconds``: RecordCheckIn calls to the gateway
+    (``kind`` "c") or, in a phase of its own, echo calls to the bare grpcio server with
+    the same request bytes and metadata ("e")."""
     n = int(rate * seconds)
-    workload.per_kr_expected = max(1, (first_index + n) // len(workload.krs) + 1)
+    if kind == "c":
+        workload.per_kr_expected = max(1, (first_index + n) // len(workload.krs) + 1)
     jobs: queue.Queue = queue.Queue()
-    # per check-in: [sched, send, reply, last_position, error]
-    checkins = [[0, 0, 0, 0, None] for _ in range(n)]
-    echoes = [[0, 0, 0, None] for _ in range(n)]
+    # per call: [sched, send, reply, last_position, error]
+    rows = [[0, 0, 0, 0, None] for _ in range(n)]
     requests = [workload.check_in(first_index + i) for i in range(n)]
-    echo_bodies = [r.SerializeToString() for r in requests]
+    if kind == "e":
+        requests = [r.SerializeToString() for r in requests]
 
     def sender():
         client = Client(stack)
+        call = client.progress.RecordCheckIn if kind == "c" else client.echo
         try:
             while True:
-                job = jobs.get()
-                if job is None:
+                i = jobs.get()
+                if i is None:
                     return
-                kind, i = job
-                t0 = time.monotonic_ns()
-                if kind == "c":
-                    row = checkins[i]
-                    row[1] = t0
-                    try:
-                        result = client.progress.RecordCheckIn(requests[i], metadata=client.metadata, timeout=10)
-                        row[2] = time.monotonic_ns()
+                row = rows[i]
+                row[1] = time.monotonic_ns()
+                try:
+                    result = call(requests[i], metadata=client.metadata, timeout=10)
+                    row[2] = time.monotonic_ns()
+                    if kind == "c":
                         row[3] = result.last_position
-                    except grpc.RpcError as e:
-                        row[2] = time.monotonic_ns()
-                        row[4] = f"{e.code().name}: {e.details()}"
-                else:
-                    row = echoes[i]
-                    row[1] = t0
-                    try:
-                        client.echo(echo_bodies[i], metadata=client.metadata, timeout=10)
-                        row[2] = time.monotonic_ns()
-                    except grpc.RpcError as e:
-                        row[2] = time.monotonic_ns()
-                        row[3] = f"{e.code().name}: {e.details()}"
+                except grpc.RpcError as e:
+                    row[2] = time.monotonic_ns()
+                    row[4] = f"{e.code().name}: {e.details()}"
         finally:
             client.close()
 
@@ -545,24 +603,20 @@ def run_load(stack: Stack, workload: Workload, rate: float, seconds: float, send
     time.sleep(0.5)  # channels connect
     interval_ns = int(1e9 / rate)
     started = time.monotonic_ns()
-    max_lag = 0
     for i in range(n):
-        for kind, at in (("c", started + i * interval_ns), ("e", started + i * interval_ns + interval_ns // 2)):
-            pause = at - time.monotonic_ns()
-            if pause > 0:
-                time.sleep(pause / 1e9)
-            (checkins if kind == "c" else echoes)[i][0] = at
-            jobs.put((kind, i))
+        at = started + i * interval_ns
+        pause = at - time.monotonic_ns()
+        if pause > 0:
+            time.sleep(pause / 1e9)
+        rows[i][0] = at
+        jobs.put(i)
     scheduled_s = (time.monotonic_ns() - started) / 1e9
     for _ in threads:
         jobs.put(None)
     for t in threads:
         t.join(60)
-    elapsed_s = (max(r[2] for r in checkins) - started) / 1e9
-    for row in checkins:
-        max_lag = max(max_lag, row[1] - row[0])
-    return {"n": n, "checkins": checkins, "echoes": echoes, "started": started, "scheduled_s": scheduled_s,
-            "elapsed_s": elapsed_s, "max_send_lag_ns": max_lag}
+    elapsed_s = (max(r[2] for r in rows) - started) / 1e9
+    return {"n": n, "rows": rows, "started": started, "scheduled_s": scheduled_s, "elapsed_s": elapsed_s}
 
 
 def sequential(client: Client, workload: Workload, count: int, first_index: int, echo: bool) -> list[int]:
@@ -595,7 +649,7 @@ def cpu_per_checkin(cpu_used: dict, sent: int) -> dict:
     if not sent:
         return {}
     out = {name: round(1000 * s / sent, 2) for name, s in cpu_used.items()}
-    stack = sum(s for name, s in cpu_used.items() if name not in ("echo", "bench (this process)"))
+    stack = sum(s for name, s in cpu_used.items() if name not in ("echo", "bench (this process)", "bench watcher"))
     out["total stack (gateway, services, relay)"] = round(1000 * stack / sent, 2)
     out["total all processes"] = round(1000 * sum(cpu_used.values()) / sent, 2)
     return out
@@ -617,10 +671,11 @@ def bench_backend(backend: str, args) -> dict:
                 print(f"--- {name} log ---\n{stack.log_tail(name)}", file=sys.stderr)
             raise RuntimeError(f"the stack did not start: {e}") from e
         startup_s = time.monotonic() - t_start
-        watcher = OffsetWatcher(stack.reporting_url, stack.queue, args.poll_ms / 1000)
+        watcher = WatcherProcess(stack.reporting_url, stack.queue, args.poll_ms / 1000)
         watcher.start()
-        probe = BrokerProbe(stack.exchange)
-        probe.start()
+        if args.probe:
+            probe = BrokerProbe(stack.exchange)
+            probe.start()
         workload = Workload(args.krs, date.today())
         client = Client(stack)
         try:
@@ -644,16 +699,20 @@ def bench_backend(backend: str, args) -> dict:
               f"{'es' if args.layout == 'split' else ''}); seeded {len(workload.krs)} key results in {seed_s:.1f} s; "
               f"store head {head}; sequential idle: check-in call p50 {ms(statistics.median(warm))} ms, "
               f"echo p50 {ms(statistics.median(echo_idle))} ms", flush=True)
+        echo_load = run_load(stack, workload, args.rate, args.echo_seconds, args.senders, args.warmup, kind="e")
+        time.sleep(1)
         pids = {name: proc.pid for name, proc in stack.procs}
+        pids["bench watcher"] = watcher.proc.pid
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         cpu_self_before = time.process_time()
         load = run_load(stack, workload, args.rate, args.seconds, args.senders, args.warmup)
         cpu_used = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in pids.items()}
         cpu_used["bench (this process)"] = round(time.process_time() - cpu_self_before, 2)
-        checkins = load["checkins"]
+        checkins = load["rows"]
         last = max((r[3] for r in checkins if r[4] is None), default=0)
         settled = watcher.wait_for(last, SETTLE_S)
-        time.sleep(0.3)  # the probe's last arrivals
+        if probe is not None:
+            time.sleep(0.3)  # the probe's last arrivals
         store.close()
         engine.dispose()
         loadavg = os.getloadavg()
@@ -683,15 +742,15 @@ def bench_backend(backend: str, args) -> dict:
             continue
         board.append(visible - send)
         worst.append(((send - load["started"]) / 1e9, visible - send, reply - send, position))
-        arrived = probe.arrivals.get(position)
+        arrived = probe.arrivals.get(position) if probe is not None else None
         if arrived is not None:
             to_broker.append(arrived - send)
             reply_to_broker.append(arrived - reply)
             broker_to_board.append(visible - arrived)
-    echo_errors = [r[3] for r in load["echoes"] if r[3] is not None]
-    echo_load = [r[2] - r[1] for r in load["echoes"] if r[3] is None]
+    echo_errors = [r[4] for r in echo_load["rows"] if r[4] is not None]
+    echo_at_rate = [r[2] - r[1] for r in echo_load["rows"] if r[4] is None]
     ok_count = len(call)
-    call_s, board_s, echo_s = summary(call), summary(board), summary(echo_load)
+    call_s, board_s, echo_s = summary(call), summary(board), summary(echo_at_rate)
     ratio = round(call_s["p50_ms"] / echo_s["p50_ms"], 1) if call_s["p50_ms"] and echo_s["p50_ms"] else None
     worst.sort(key=lambda w: -w[1])
     result = {
@@ -705,8 +764,8 @@ def bench_backend(backend: str, args) -> dict:
         "send_lag": summary(send_lag),
         "call": call_s, "board": board_s,
         "send_to_broker": summary(to_broker), "reply_to_broker": summary(reply_to_broker),
-        "broker_to_board": summary(broker_to_board), "probe_arrivals": len(probe.arrivals),
-        "echo_at_rate": {**echo_s, "errors": len(echo_errors)},
+        "broker_to_board": summary(broker_to_board), "probe_arrivals": len(probe.arrivals) if probe is not None else None,
+        "echo_at_rate": {**echo_s, "errors": len(echo_errors), "seconds": args.echo_seconds},
         "echo_idle_sequential": summary(echo_idle),
         "checkin_idle_sequential": summary(warm),
         "gateway_overhead_p50_ms": round(call_s["p50_ms"] - echo_s["p50_ms"], 2) if ratio else None,
@@ -736,10 +795,10 @@ def report(r: dict) -> None:
     print(f"  [{r['backend']}] check-ins sent {r['sent']:,}, OK {r['ok']:,}, errors {r['errors']} "
           f"(calls {r['call_errors']}, not visible within {SETTLE_S:.0f} s {r['not_visible_after_s']['count']}); "
           f"achieved {r['achieved_rate_per_s']}/s of {r['target_rate_per_s']:.0f}/s", flush=True)
-    for label, key in (("RecordCheckIn call (gateway)", "call"), ("check-in → board", "board"),
-                       ("  send → relay's message at broker", "send_to_broker"),
-                       ("  reply → relay's message at broker", "reply_to_broker"),
-                       ("  broker → board (reporting)", "broker_to_board"),
+    probed = (("  send → relay's message at broker", "send_to_broker"),
+              ("  reply → relay's message at broker", "reply_to_broker"),
+              ("  broker → board (reporting)", "broker_to_board")) if r["probe_arrivals"] is not None else ()
+    for label, key in (("RecordCheckIn call (gateway)", "call"), ("check-in → board", "board"), *probed,
                        ("echo call at the same rate", "echo_at_rate"), ("echo call, sequential idle", "echo_idle_sequential"),
                        ("check-in call, sequential idle", "checkin_idle_sequential"),
                        ("send lag (scheduled → sent)", "send_lag")):
@@ -768,9 +827,15 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=100, help="sequential check-ins before the load (idle figures)")
     p.add_argument("--poll-ms", type=float, default=1.0, help="offset watcher's poll interval")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite files)")
+    p.add_argument("--echo-seconds", type=float, default=None,
+                   help="length of the echo phase at the same rate, before the check-in load (15, at most --seconds)")
+    p.add_argument("--probe", action="store_true",
+                   help="split check-in → board at the broker (a queue of this process on the run's exchange; "
+                        "it adds a consumer's work to the broker and to this process)")
     args = p.parse_args(argv)
     args.rate = args.rate or (50.0 if args.quick else 200.0)
     args.seconds = args.seconds or (10.0 if args.quick else 60.0)
+    args.echo_seconds = args.echo_seconds or min(15.0, args.seconds)
     backends = [b for b in args.backend.split(",") if b]
     if any(b not in ("sqlite", "postgres") for b in backends):
         p.error("--backend: sqlite, postgres or both")
@@ -805,4 +870,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--watch-process":
+        watch_main(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+        sys.exit(0)
     sys.exit(main())

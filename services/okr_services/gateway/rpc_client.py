@@ -58,6 +58,7 @@ import uuid
 from typing import Any
 
 import amqp
+import orjson
 from amqp.exceptions import AMQPError, NotFound
 from kombu import Connection as _KombuUrl
 from kombu.utils import json as kombu_json
@@ -494,7 +495,7 @@ class RpcClient:
             body = message.body
             if isinstance(body, (bytes, bytearray)):
                 body = body.decode(message.properties.get("content_encoding") or "utf-8")
-            waiter.reply = kombu_json.loads(body)
+            waiter.reply = _decode_reply(body)
         except Exception as e:  # noqa: BLE001
             waiter.error = RemoteError("MalformedReply", f"undecodable reply: {e!r}")
         waiter.event.set()
@@ -538,6 +539,19 @@ def _shutdown(conn: amqp.Connection) -> None:
         conn.transport.sock.shutdown(socket.SHUT_RDWR)
     except Exception:  # noqa: BLE001 - already closed
         pass
+
+
+def _decode_reply(body: str) -> Any:
+    """A reply's JSON: orjson (several times faster than kombu's ``json.loads`` with its
+    object hook), kombu's decoder for what only it reads back — its tagged values
+    (``{"__type__": "datetime", ...}``) and the NaN / Infinity literals Python's json
+    writes."""
+    if '"__type__"' not in body:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return kombu_json.loads(body)
 
 
 def _unpack(reply) -> Any:

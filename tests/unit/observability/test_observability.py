@@ -104,6 +104,28 @@ def test_configure_logging_sets_the_root_handler_level_and_format(monkeypatch):
         root.setLevel(saved[1])
 
 
+def test_configured_logging_skips_what_no_format_prints(monkeypatch):
+    """No caller lookup (a stack walk per record), no thread, process names: the lines
+    are the same without them."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    for name, value in (("_srcfile", logging._srcfile), ("logThreads", True), ("logProcesses", True),
+                        ("logMultiprocessing", True)):
+        monkeypatch.setattr(logging, name, value)
+    stream = io.StringIO()
+    try:
+        monkeypatch.setenv("OKR_LOG_FORMAT", "json")
+        logs.configure_logging(stream=stream)
+        assert (logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing) == (
+            None, False, False, False)
+        logging.getLogger("okr.x").info("lean", extra={"n": 1})
+        line = json.loads(stream.getvalue())
+        assert set(line) == {"ts", "level", "logger", "msg", "n"} and line["msg"] == "lean"
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+
+
 @pytest.mark.parametrize("env, message", [
     ({"OKR_LOG_FORMAT": "xml"}, "OKR_LOG_FORMAT: expected one of json, text, got 'xml'"),
     ({"OKR_LOG_LEVEL": "loud"}, "OKR_LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'LOUD'"),
