@@ -38,6 +38,7 @@ from okr_shared.eventstore import make_engine
 from okr_shared.observability import lag
 from okr_shared.observability.nameko import Observed  # noqa: F401 - every service class carries one
 from okr_shared.service_layer import CallContext, check_schema, command_executor, today_in
+from okr_shared.service_layer.repository import BackgroundSnapshots
 
 _log = logging.getLogger(__name__)
 
@@ -217,14 +218,19 @@ class Aggregates(DependencyProvider):
             self.engine.dispose()
             raise
         self.executor = command_executor(self.engine, today=today_in(settings.timezone))
+        # due snapshots are written by a green thread, off the commands' path (ADR 0018)
+        repository = self.executor.repository
+        repository.snapshot_writer = self.snapshots = BackgroundSnapshots(repository.save_snapshot)
         # the relay lag gauges, from this store, even while no relay runs
         self._lag_key = settings.database_url
         lag.track_store(self._lag_key, self.engine)
 
     def start(self):
         freeze_startup_objects()
+        self.snapshots.start()
 
     def stop(self):
+        self.snapshots.stop()
         if self._lag_key is not None:
             lag.untrack_store(self._lag_key)
             self._lag_key = None

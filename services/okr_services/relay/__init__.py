@@ -51,7 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         option("--exchange", default=wire.EXCHANGE, help=f"topic exchange (default {wire.EXCHANGE})")
         option("--name", default=None, help="checkpoint and lease name (default: the exchange)")
         option("--window", type=int, default=500, help="messages per confirm window (default 500)")
-        option("--poll-interval", type=float, default=0.01, help="seconds between polls when idle (0.01)")
+        option("--poll-interval", type=float, default=0.01, help="longest wait between polls when idle (0.01)")
+        option("--busy-poll-interval", type=float, default=0.002,
+               help="wait after a published window; doubles per empty poll up to --poll-interval (0.002)")
         option("--checkpoint-interval", type=float, default=0.1,
                help="at most one checkpoint save per this many seconds under load; 0: after every window "
                     "(default 0.1; ADR 0014)")
@@ -97,19 +99,24 @@ def run_relay(args: argparse.Namespace, settings: Settings) -> int:
         logging.shutdown()
         os._exit(EXIT_AFTER_CONFIRM)
 
-    relay = Relay(
-        engine,
-        settings.amqp_uri,
-        exchange=args.exchange,
-        name=args.name,
-        window=args.window,
-        poll_interval=args.poll_interval,
-        confirm_timeout=args.confirm_timeout,
-        lease_ttl=args.lease_ttl,
-        lease_renew_interval=args.lease_renew_interval,
-        on_confirmed=exit_after_confirm if args.exit_after_confirm else None,
-        checkpoint_interval=args.checkpoint_interval,
-    )
+    try:
+        relay = Relay(
+            engine,
+            settings.amqp_uri,
+            exchange=args.exchange,
+            name=args.name,
+            window=args.window,
+            poll_interval=args.poll_interval,
+            busy_poll_interval=args.busy_poll_interval,
+            confirm_timeout=args.confirm_timeout,
+            lease_ttl=args.lease_ttl,
+            lease_renew_interval=args.lease_renew_interval,
+            on_confirmed=exit_after_confirm if args.exit_after_confirm else None,
+            checkpoint_interval=args.checkpoint_interval,
+        )
+    except ValueError as e:  # a bad option value: one line naming it
+        log.error(str(e))
+        return 2
 
     def on_signal(signum, _frame):
         log.info("%s: stopping", signal.Signals(signum).name)

@@ -78,10 +78,12 @@ def _find_ids_sql(p: str, n: int) -> str:
     )
 
 
-#: ``OKR_SQLITE_COMMIT_IN_THREAD`` (default 1): whether ``_off_the_hub`` hands SQLite
-#: COMMITs to eventlet's thread pool. 0 on a disk whose fsync is cheaper than the hand-off
-#: (~0.1-0.2 ms of CPU per commit; e.g. NVMe with power-loss protection).
-COMMIT_IN_THREAD = os.environ.get("OKR_SQLITE_COMMIT_IN_THREAD", "1").strip() not in ("0", "false", "no", "off")
+#: ``OKR_SQLITE_COMMIT_IN_THREAD`` (default 0): whether ``_off_the_hub`` hands SQLite
+#: COMMITs to eventlet's thread pool. 1 on a disk whose fsync is slow (several ms):
+#: the hub then keeps serving during it. The hand-off costs ~0.1-0.2 ms of CPU and,
+#: on a busy machine, a wait for the GIL on the way back (up to the 5 ms switch
+#: interval) with the append lock held — ADR 0014, addendum of stop 12.
+COMMIT_IN_THREAD = os.environ.get("OKR_SQLITE_COMMIT_IN_THREAD", "0").strip() in ("1", "true", "yes", "on")
 
 
 def _off_the_hub(call, *args):

@@ -248,7 +248,7 @@ class CommandExecutor:
             _log.warning("could not fold the new events of %s", loaded.stream_id, exc_info=True)
             return
         after = Loaded(loaded.stream_id, state, version, events[0].tenant_id, since)
-        if due and repository.save_snapshot(after):
+        if due and repository.snapshot(after):
             after = Loaded(loaded.stream_id, state, version, events[0].tenant_id, 0)
         repository.remember(after)
 

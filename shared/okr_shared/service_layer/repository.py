@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from types import ModuleType
@@ -67,6 +68,7 @@ class Repository:
         *,
         snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
         cache_size: int = 0,
+        snapshot_writer: "BackgroundSnapshots | None" = None,
     ):
         if snapshot_every < 1:
             raise ValueError(f"snapshot_every must be >= 1, not {snapshot_every}")
@@ -75,6 +77,8 @@ class Repository:
         self.snapshots = snapshots
         self.snapshot_every = snapshot_every
         self.cache_size = cache_size
+        #: None: a due snapshot is written at once, by the caller; else handed to it
+        self.snapshot_writer = snapshot_writer
         self._cache: OrderedDict[str, Loaded] = OrderedDict()
         self._cache_guard = threading.Lock()
         self._events_after = (
@@ -104,7 +108,7 @@ class Repository:
         state = self.domain.fold([(row[2], loads(row[3])) for row in rows], known.state)
         loaded = Loaded(stream_id, state, rows[-1][1] if rows else known.version, known.tenant_id,
                         known.since_snapshot + len(rows))
-        if loaded.since_snapshot >= self.snapshot_every and self.save_snapshot(loaded):
+        if loaded.since_snapshot >= self.snapshot_every and self.snapshot(loaded):
             loaded = replace(loaded, since_snapshot=0)
         if self.cache_size > 0:
             self.remember(loaded)
@@ -137,6 +141,16 @@ class Repository:
                 self._cache.clear()
             else:
                 self._cache.pop(stream_id, None)
+
+    def snapshot(self, loaded: Loaded) -> bool:
+        """A snapshot of ``loaded`` is due: write it now, or hand it to the
+        ``snapshot_writer``. True when it is stored or on its way."""
+        if self.snapshots is None or loaded.state is None:
+            return False
+        if self.snapshot_writer is not None:
+            self.snapshot_writer.submit(loaded)
+            return True
+        return self.save_snapshot(loaded)
 
     def save_snapshot(self, loaded: Loaded) -> bool:
         """Store ``loaded.state`` as the stream's snapshot. Best-effort: a failure is
@@ -207,3 +221,91 @@ class Repository:
                          snapshot.version, exc_info=True)
             return None
         return Loaded(stream_id, state, snapshot.version, snapshot.tenant_id, 0)
+
+
+class BackgroundSnapshots:
+    """Writes due snapshots from one background thread (a green thread in the
+    eventlet-patched services), the newest state per stream, one write per ``pace``
+    seconds, oldest stream first.
+
+    A snapshot is an optimisation, so it need not be written inside the command that
+    made it due: written there, its write (the state's JSON and a transaction of its own
+    with a commit) adds to that command's latency, and when many streams reach their
+    snapshot interval together — 50 key results checked in round robin cross version
+    100 within a quarter of a second — the service stalled every call in flight for
+    ~100 ms (bench/e2e.py, ADR 0018). Here a burst is spread over ``pace`` steps and
+    a state submitted again before its write replaces the older one. Failures are logged
+    and forgotten; at most ``max_pending``
+    streams wait (more are dropped: their next due snapshot comes 100 events later).
+    ``stop`` writes what is still pending, for at most ``timeout`` seconds."""
+
+    def __init__(self, save, *, pace: float = 0.01, max_pending: int = 10_000):
+        self._save = save
+        self.pace = pace
+        self.max_pending = max_pending
+        self._pending: OrderedDict[str, Loaded] = OrderedDict()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._stop_deadline = 0.0
+        self._thread: threading.Thread | None = None
+        self.written = 0
+        self.dropped = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="snapshot-writer", daemon=True)
+            self._thread.start()
+
+    def submit(self, loaded: Loaded) -> None:
+        with self._lock:
+            if loaded.stream_id in self._pending:
+                if self._pending[loaded.stream_id].version >= loaded.version:
+                    return
+                del self._pending[loaded.stream_id]
+            elif len(self._pending) >= self.max_pending:
+                self.dropped += 1
+                return
+            self._pending[loaded.stream_id] = loaded
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def _next(self) -> Loaded | None:
+        with self._lock:
+            if not self._pending:
+                self._wake.clear()
+                return None
+            return self._pending.popitem(last=False)[1]
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            while (loaded := self._next()) is not None:
+                try:
+                    self._save(loaded)
+                    self.written += 1
+                except Exception:  # noqa: BLE001 - an optimisation: log, go on with the next
+                    _log.warning("could not save the snapshot of %s at version %s", loaded.stream_id,
+                                 loaded.version, exc_info=True)
+                if not self._stopping:
+                    time.sleep(self.pace)
+                elif time.monotonic() > self._stop_deadline:
+                    return
+            if self._stopping:
+                return
+
+    def stop(self, timeout: float = 5.0) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop_deadline = time.monotonic() + timeout
+        self._stopping = True
+        self._wake.set()
+        thread.join(timeout + 1)
+        if self._pending:
+            _log.info("%d snapshots not written at stop (the next loads fold a few more events)",
+                      len(self._pending))

@@ -1,6 +1,11 @@
-"""A SQLite append's COMMIT (its fsync) runs in eventlet's thread pool in an
-eventlet-patched process (this test process is one, like the nameko services): the
-hub keeps serving other green threads meanwhile; the append stays serial and atomic."""
+"""With OKR_SQLITE_COMMIT_IN_THREAD=1 a SQLite append's COMMIT (its fsync) runs in
+eventlet's thread pool in an eventlet-patched process (this test process is one, like
+the nameko services): the hub keeps serving other green threads meanwhile; the append
+stays serial and atomic. By default (0) the COMMIT is made in place (ADR 0014)."""
+
+import os
+import subprocess
+import sys
 
 import eventlet
 from eventlet import patcher
@@ -12,6 +17,7 @@ _real_thread_id = patcher.original("threading").get_ident
 
 
 def test_the_commit_runs_on_another_os_thread_and_green_threads_run_meanwhile(tmp_path, monkeypatch):
+    monkeypatch.setattr(transactions, "COMMIT_IN_THREAD", True)
     engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
     migrate(engine)
     store = EventStore(engine)
@@ -55,3 +61,13 @@ def test_okr_sqlite_commit_in_thread_0_makes_the_call_directly(monkeypatch):
     assert transactions._off_the_hub(_real_thread_id) == _real_thread_id()
     monkeypatch.setattr(transactions, "COMMIT_IN_THREAD", True)
     assert transactions._off_the_hub(_real_thread_id) != _real_thread_id()
+
+
+def test_commits_are_made_in_place_unless_okr_sqlite_commit_in_thread_is_1():
+    code = "import okr_shared.eventstore.transactions as t; print(t.COMMIT_IN_THREAD)"
+    for value, expected in ((None, "False"), ("1", "True"), ("0", "False"), ("on", "True")):
+        env = {k: v for k, v in os.environ.items() if k != "OKR_SQLITE_COMMIT_IN_THREAD"}
+        if value is not None:
+            env["OKR_SQLITE_COMMIT_IN_THREAD"] = value
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected, value

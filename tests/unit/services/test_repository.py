@@ -152,3 +152,60 @@ def test_a_kept_states_one_query_fails_as_a_sqlalchemy_error_and_the_next_load_w
     repository._events_after_sql = good
     record(executor, call, 1)
     assert len(repository.load("kr-members").state.check_ins) == 3
+
+
+# -- snapshots written in the background (the services' BackgroundSnapshots) ----------
+
+
+def _loaded(stream_id, version):
+    from okr_shared.service_layer.repository import Loaded
+
+    return Loaded(stream_id, {"v": version}, version, "acme", 0)
+
+
+def test_the_background_writer_writes_the_newest_state_per_stream_oldest_stream_first():
+    from okr_shared.service_layer.repository import BackgroundSnapshots
+
+    saved = []
+    writer = BackgroundSnapshots(lambda loaded: saved.append((loaded.stream_id, loaded.version)), pace=0)
+    for stream, version in (("kr-a", 100), ("kr-b", 100), ("kr-a", 200), ("kr-a", 150), ("kr-c", 100)):
+        writer.submit(_loaded(stream, version))
+    assert writer.pending == 3
+    writer.start()
+    writer.stop()
+    assert saved == [("kr-b", 100), ("kr-a", 200), ("kr-c", 100)]  # kr-a's 150 came after its 200
+    assert (writer.written, writer.pending) == (3, 0)
+
+
+def test_the_background_writer_survives_a_failing_write_and_bounds_what_waits(caplog):
+    from okr_shared.service_layer.repository import BackgroundSnapshots
+
+    saved = []
+
+    def save(loaded):
+        if loaded.stream_id == "kr-bad":
+            raise OSError("disk full")
+        saved.append(loaded.stream_id)
+
+    writer = BackgroundSnapshots(save, pace=0, max_pending=2)
+    for stream in ("kr-bad", "kr-ok", "kr-dropped"):
+        writer.submit(_loaded(stream, 100))
+    assert (writer.pending, writer.dropped) == (2, 1)
+    with caplog.at_level(logging.WARNING):
+        writer.start()
+        writer.stop()
+    assert saved == ["kr-ok"] and writer.written == 1
+    assert "could not save the snapshot of kr-bad at version 100" in caplog.text
+
+
+def test_with_a_background_writer_a_due_snapshot_is_handed_over_not_written_by_the_command(
+        engine, executor, call, world):
+    from okr_shared.service_layer.repository import BackgroundSnapshots
+
+    writer = executor.repository.snapshot_writer = BackgroundSnapshots(executor.repository.save_snapshot, pace=0)
+    record(executor, call, 99)  # the stream's 100th event
+    assert snapshot_versions(engine) == [] and writer.pending == 1
+    writer.start()
+    writer.stop()
+    assert snapshot_versions(engine) == [("kr-members", 100)]
+    assert executor.read("kr", "members", call)["version"] == 100
