@@ -10,7 +10,8 @@ protobuf JSON mapping of okr.v1 — enum values by full name, e.g. ``CADENCE_QUA
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
+from functools import cache
 from datetime import date
 from typing import Iterable, NamedTuple
 
@@ -29,20 +30,35 @@ def _date(value: str) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
+def _plain(v):
+    """A field's JSON-safe value: dates as ISO text, lists and dicts as new ones (a
+    caller may change the dict it gets; the state, maybe kept in a cache, stays as it is)."""
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+@cache
+def _field_names(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 class _State:
     """Shared behaviour: JSON-safe dicts for RPC replies and snapshots."""
 
     def to_dict(self) -> dict:
-        def plain(v):
-            if isinstance(v, date):
-                return v.isoformat()
-            if isinstance(v, list):
-                return [plain(x) for x in v]
-            if isinstance(v, dict):
-                return {k: plain(x) for k, x in v.items()}
-            return v
+        return self._fields_dict()
 
-        return {k: plain(v) for k, v in asdict(self).items()}
+    def _fields_dict(self, leave_out: str = "") -> dict:
+        """Every field in declaration order, JSON-safe; ``leave_out``'s value is None (the
+        caller fills it in). Field by field rather than ``dataclasses.asdict``, which deep-
+        copies every value first: for a key result with 100 check-ins that was ~2 ms of a
+        3 ms snapshot write, the check-ins then replaced anyway (ADR 0018)."""
+        return {name: None if name == leave_out else _plain(getattr(self, name)) for name in _field_names(type(self))}
 
     @classmethod
     def from_dict(cls, d: dict):
@@ -178,7 +194,7 @@ class KeyResult(_State):
         }
 
     def to_dict(self) -> dict:
-        d = _State.to_dict(self)
+        d = self._fields_dict(leave_out="check_ins")
         d["check_ins"] = [c.to_dict() for c in self.check_ins]
         return d
 
@@ -191,7 +207,7 @@ class KeyResult(_State):
     def to_snapshot(self) -> dict:
         """Like to_dict, with check-ins as rows (field order of CheckIn): a key result
         with thousands of check-ins loads from its snapshot in half the time."""
-        d = _State.to_dict(self)
+        d = self._fields_dict(leave_out="check_ins")
         d["check_ins"] = [[*c[:5], c.effective_date.isoformat(), *c[6:]] for c in self.check_ins]
         return d
 
