@@ -128,6 +128,7 @@ from sqlalchemy import (
 from .. import contracts, dbapi
 from ..config import Settings
 from ..eventstore import EventStore, make_engine
+from ..eventstore import transactions
 from ..eventstore.transactions import _off_the_hub
 from ..observability import lag as _lag, metrics
 from . import wire
@@ -351,7 +352,8 @@ class ConsumerDatabase(DependencyProvider):
     @contextlib.contextmanager
     def transaction(self) -> Iterator:
         """A write transaction on the consumer's database (commits on leaving; on SQLite
-        the COMMIT, an fsync, runs off the eventlet hub: ``_off_the_hub``)."""
+        the COMMIT, an fsync, runs off the eventlet hub unless
+        ``OKR_SQLITE_COMMIT_IN_THREAD=0``: ``_off_the_hub``)."""
         with self._lock:
             if not self._sqlite:
                 with self._writer.begin() as conn:
@@ -360,7 +362,7 @@ class ConsumerDatabase(DependencyProvider):
             with self._writer.connect() as conn:
                 with conn.begin() as trans:
                     yield conn
-                    _off_the_hub(trans.commit)
+                    _off_the_hub(trans.commit, in_thread=transactions.CONSUMER_COMMIT_IN_THREAD)
 
     def get_dependency(self, worker_ctx):
         return self.engine

@@ -78,23 +78,33 @@ def _find_ids_sql(p: str, n: int) -> str:
     )
 
 
-#: ``OKR_SQLITE_COMMIT_IN_THREAD`` (default 0): whether ``_off_the_hub`` hands SQLite
-#: COMMITs to eventlet's thread pool. 1 on a disk whose fsync is slow (several ms):
-#: the hub then keeps serving during it. The hand-off costs ~0.1-0.2 ms of CPU and,
-#: on a busy machine, a wait for the GIL on the way back (up to the 5 ms switch
-#: interval) with the append lock held — ADR 0014, addendum of stop 12.
-COMMIT_IN_THREAD = os.environ.get("OKR_SQLITE_COMMIT_IN_THREAD", "0").strip() in ("1", "true", "yes", "on")
+_COMMIT_IN_THREAD = (os.environ.get("OKR_SQLITE_COMMIT_IN_THREAD") or "").strip().lower()
+if _COMMIT_IN_THREAD not in ("", "0", "1", "false", "true", "no", "yes", "off", "on"):
+    raise ValueError(f"OKR_SQLITE_COMMIT_IN_THREAD: expected 1 or 0 (or unset), got {_COMMIT_IN_THREAD!r}")
+#: ``OKR_SQLITE_COMMIT_IN_THREAD`` — unset (the default): the event store's appends
+#: COMMIT in place and the consumers' read-model transactions hand their COMMIT to
+#: eventlet's thread pool; ``1``: both in the pool; ``0``: both in place. Measured at 200
+#: check-ins/s on 2 cores (ADR 0014, addendum of stop 12): an append's hand-off, made
+#: with the store's append lock held, waits for the GIL of a busy process on the way
+#: back (up to the 5 ms switch interval) and holds up every command queued behind it,
+#: while the fsync itself costs ~0.25 ms; the reporting consumer's commits (rows of tens
+#: of KB, and the WAL checkpoints they set off) stalled its whole process in place.
+COMMIT_IN_THREAD = _COMMIT_IN_THREAD in ("1", "true", "yes", "on")
+CONSUMER_COMMIT_IN_THREAD = _COMMIT_IN_THREAD not in ("0", "false", "no", "off")
 
 
-def _off_the_hub(call, *args):
+def _off_the_hub(call, *args, in_thread: bool | None = None):
     """``call(*args)`` in eventlet's thread pool when this process is eventlet-patched
-    (the nameko services), else directly. For the COMMIT: its fsync (0.3-2 ms here,
-    tens of ms on a busy disk) would otherwise stop every green thread of the process;
-    sqlite3 releases the GIL meanwhile, so RPC replies and the next commands' decisions
-    go on. Appends stay serial: the caller holds the append lock throughout. Durability
-    is the same either way (``OKR_SQLITE_SYNCHRONOUS``)."""
+    (the nameko services) and ``in_thread`` (default: ``COMMIT_IN_THREAD``, the event
+    store's setting) says so, else directly. For a COMMIT: its fsync would otherwise stop
+    every green thread of the process; sqlite3 releases the GIL meanwhile, so RPC
+    replies and the next commands' decisions go on. Appends stay serial: the caller holds
+    the append lock throughout. Durability is the same either way
+    (``OKR_SQLITE_SYNCHRONOUS``)."""
+    if in_thread is None:
+        in_thread = COMMIT_IN_THREAD
     patcher = sys.modules.get("eventlet.patcher")
-    if COMMIT_IN_THREAD and patcher is not None and patcher.is_monkey_patched("thread"):
+    if in_thread and patcher is not None and patcher.is_monkey_patched("thread"):
         from eventlet import tpool
 
         return tpool.execute(call, *args)

@@ -1,7 +1,8 @@
 """With OKR_SQLITE_COMMIT_IN_THREAD=1 a SQLite append's COMMIT (its fsync) runs in
 eventlet's thread pool in an eventlet-patched process (this test process is one, like
 the nameko services): the hub keeps serving other green threads meanwhile; the append
-stays serial and atomic. By default (0) the COMMIT is made in place (ADR 0014)."""
+stays serial and atomic. By default appends COMMIT in place and the consumers' read-model
+transactions in the pool (ADR 0014, addendum)."""
 
 import os
 import subprocess
@@ -63,11 +64,26 @@ def test_okr_sqlite_commit_in_thread_0_makes_the_call_directly(monkeypatch):
     assert transactions._off_the_hub(_real_thread_id) != _real_thread_id()
 
 
-def test_commits_are_made_in_place_unless_okr_sqlite_commit_in_thread_is_1():
-    code = "import okr_shared.eventstore.transactions as t; print(t.COMMIT_IN_THREAD)"
-    for value, expected in ((None, "False"), ("1", "True"), ("0", "False"), ("on", "True")):
+def test_by_default_appends_commit_in_place_and_consumers_in_a_thread():
+    code = "import okr_shared.eventstore.transactions as t; print(t.COMMIT_IN_THREAD, t.CONSUMER_COMMIT_IN_THREAD)"
+    for value, expected in ((None, "False True"), ("", "False True"), ("1", "True True"), ("on", "True True"),
+                            ("0", "False False"), ("off", "False False")):
         env = {k: v for k, v in os.environ.items() if k != "OKR_SQLITE_COMMIT_IN_THREAD"}
         if value is not None:
             env["OKR_SQLITE_COMMIT_IN_THREAD"] = value
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         assert out.stdout.strip() == expected, value
+
+
+def test_a_bad_okr_sqlite_commit_in_thread_is_named():
+    env = {**os.environ, "OKR_SQLITE_COMMIT_IN_THREAD": "sometimes"}
+    out = subprocess.run([sys.executable, "-c", "import okr_shared.eventstore.transactions"], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "OKR_SQLITE_COMMIT_IN_THREAD: expected 1 or 0 (or unset), got 'sometimes'" in out.stderr
+
+
+def test_the_consumers_commit_follows_its_own_setting(monkeypatch):
+    monkeypatch.setattr(transactions, "COMMIT_IN_THREAD", False)
+    assert transactions._off_the_hub(_real_thread_id, in_thread=True) != _real_thread_id()
+    assert transactions._off_the_hub(_real_thread_id, in_thread=False) == _real_thread_id()
