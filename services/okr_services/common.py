@@ -34,7 +34,7 @@ from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
 
 from okr_shared.config import Settings
 from okr_shared.domain.errors import DomainError
-from okr_shared.eventstore import make_engine
+from okr_shared.eventstore.engine import background_checkpoints
 from okr_shared.observability import lag
 from okr_shared.observability.nameko import Observed  # noqa: F401 - every service class carries one
 from okr_shared.service_layer import CallContext, check_schema, command_executor, today_in
@@ -211,10 +211,13 @@ class Aggregates(DependencyProvider):
 
     def setup(self):
         settings = Settings.from_env()
-        self.engine = make_engine(settings.database_url)
+        # SQLite: the WAL is checkpointed by a thread of its own, not by an append's
+        # COMMIT with the append lock held (ADR 0018)
+        self.engine, self._checkpointer = background_checkpoints(settings.database_url)
         try:
             check_schema(self.engine)
         except Exception:
+            self._stop_checkpoints()
             self.engine.dispose()
             raise
         self.executor = command_executor(self.engine, today=today_in(settings.timezone))
@@ -235,7 +238,13 @@ class Aggregates(DependencyProvider):
             lag.untrack_store(self._lag_key)
             self._lag_key = None
         self.executor.store.close()
+        self._stop_checkpoints()
         self.engine.dispose()
+
+    def _stop_checkpoints(self):
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
 
     def kill(self):
         self.stop()

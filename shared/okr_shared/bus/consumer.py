@@ -128,6 +128,7 @@ from sqlalchemy import (
 from .. import contracts, dbapi
 from ..config import Settings
 from ..eventstore import EventStore, make_engine
+from ..eventstore.engine import background_checkpoints
 from ..eventstore import transactions
 from ..eventstore.transactions import _off_the_hub
 from ..observability import lag as _lag, metrics
@@ -322,6 +323,7 @@ class ConsumerDatabase(DependencyProvider):
         self.url_env = url_env
         self.event_store_url = event_store_url
         self.engine: Engine | None = None
+        self._checkpointer = None
         self._store: EventStore | None = None
         self._store_engine: Engine | None = None
 
@@ -331,7 +333,9 @@ class ConsumerDatabase(DependencyProvider):
         if not url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{settings.data_dir / self.container.service_name}.db"
-        self.engine = make_engine(url)
+        # SQLite: the WAL is checkpointed by a thread of its own, not by the COMMIT that
+        # the next event waits for (ADR 0018)
+        self.engine, self._checkpointer = background_checkpoints(url)
         self._store_url = self.event_store_url or settings.database_url
         self._sqlite = self.engine.dialect.name == "sqlite"
         if self._sqlite:
@@ -372,6 +376,9 @@ class ConsumerDatabase(DependencyProvider):
             self._store.close()
             self._store_engine.dispose()
             self._store = None
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self.engine is not None:
             self.engine.dispose()
 
