@@ -210,7 +210,9 @@ class Stack:
                    OKR_REPORTING_DATABASE_URL=self.reporting_url, OKR_GATEWAY_DATABASE_URL=self.keys_url,
                    PYTHONPATH=os.pathsep.join([str(self.tmp), str(ROOT / "shared"), str(ROOT / "services"),
                                                os.environ.get("PYTHONPATH", "")]),
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1",
+                   # each process its own /metrics port (they all serve one, as deployed)
+                   OKR_METRICS_HOST="127.0.0.1", OKR_METRICS_PORT=str(free_port()))
         env.update(extra)
         return env
 
