@@ -15,7 +15,6 @@ RPC entrypoints report refusals.
 
 from __future__ import annotations
 
-import gc
 import inspect
 import logging
 import os
@@ -37,6 +36,7 @@ from okr_shared.domain.errors import DomainError
 from okr_shared.eventstore.engine import background_checkpoints
 from okr_shared.observability import lag
 from okr_shared.observability.nameko import Observed  # noqa: F401 - every service class carries one
+from okr_shared.runtime import freeze_startup_objects  # noqa: F401 - bench/kr_load.py imports it from here
 from okr_shared.service_layer import CallContext, check_schema, command_executor, today_in
 from okr_shared.service_layer.repository import BackgroundSnapshots
 
@@ -185,20 +185,6 @@ class _Rpc(Rpc):
 #: ``@command`` / ``@query``: an RPC entrypoint whose domain refusals are expected. Every
 #: RPC entrypoint of a service must come from here (one RpcConsumer per service queue).
 command = query = _Rpc.decorator(expected_exceptions=DomainError)
-
-_frozen = threading.Event()
-
-
-def freeze_startup_objects() -> None:
-    """Move every object alive now (modules, classes, the containers) out of the
-    garbage collector's reach, once per process: a full collection then no longer walks
-    them, which otherwise stalls a request by ~30 ms now and then (bench/kr_load.py).
-    Objects made later are collected as usual."""
-    if not _frozen.is_set():
-        _frozen.set()
-        gc.collect()
-        gc.freeze()
-
 
 class Aggregates(DependencyProvider):
     """The event store behind the service layer: each worker gets the container's

@@ -17,6 +17,7 @@ import threading
 
 from okr_shared.observability.logs import configure_logging
 from okr_shared.observability.server import serve_from_env, check_from_env as metrics_address
+from okr_shared.runtime import freeze_startup_objects
 
 from .server import Gateway, GatewayConfig
 
@@ -32,6 +33,7 @@ def main() -> int:
     gateway = Gateway(config)
     port = gateway.start()
     metrics_port = serve_from_env("gateway")  # OKR_METRICS_PORT (9466)
+    freeze_startup_objects()  # no full GC pass over the server's objects mid-call
     print(f"okr gateway: gRPC on {config.address.rsplit(':', 1)[0]}:{port} (health, reflection on)"
           + (f"; metrics on :{metrics_port}/metrics" if metrics_port else ""), flush=True)
     done = threading.Event()

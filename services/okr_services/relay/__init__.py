@@ -124,6 +124,9 @@ def run_relay(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    from okr_shared.runtime import freeze_startup_objects
+
+    freeze_startup_objects()  # no full GC pass over the startup objects mid-window
     try:
         relay.run()
     finally:

@@ -239,7 +239,7 @@ class BackgroundSnapshots:
     streams wait (more are dropped: their next due snapshot comes 100 events later).
     ``stop`` writes what is still pending, for at most ``timeout`` seconds."""
 
-    def __init__(self, save, *, pace: float = 0.01, max_pending: int = 10_000):
+    def __init__(self, save, *, pace: float = 0.05, max_pending: int = 10_000):
         self._save = save
         self.pace = pace
         self.max_pending = max_pending
