@@ -63,7 +63,7 @@ from okr_shared.eventstore import NO_STREAM, EventStore, NewEvent, make_engine, 
 from okr_shared.eventstore.snapshots import SnapshotStore  # noqa: E402
 from okr_shared.service_layer import Repository  # noqa: E402
 from okr_shared.service_layer.repository import DEFAULT_CACHE_SIZE  # noqa: E402
-from okr_services.common import freeze_startup_objects  # noqa: E402
+from okr_shared.runtime import freeze_startup_objects  # noqa: E402
 
 TARGET_P99_MS = 5.0
 EVENTS = 1000

@@ -36,7 +36,7 @@ from okr_shared.domain.errors import DomainError
 from okr_shared.eventstore.engine import background_checkpoints
 from okr_shared.observability import lag
 from okr_shared.observability.nameko import Observed  # noqa: F401 - every service class carries one
-from okr_shared.runtime import freeze_startup_objects  # noqa: F401 - bench/kr_load.py imports it from here
+from okr_shared.runtime import freeze_startup_objects
 from okr_shared.service_layer import CallContext, check_schema, command_executor, today_in
 from okr_shared.service_layer.repository import BackgroundSnapshots
 

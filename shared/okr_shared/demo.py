@@ -147,6 +147,25 @@ class _KR:
     individual: bool = False
 
 
+#: The team objectives an individual objective aligns to, by team.
+TEAM_OBJECTIVES = {"growth": ("o-growth-pipeline", "o-growth-brand"),
+                   "platform": ("o-platform-reliability", "o-platform-speed"),
+                   "success": ("o-success-retention", "o-success-expansion")}
+
+
+def individual_parent(rng, team: str, person: str, team_krs: dict) -> tuple[str, str]:
+    """(parent objective, parent key result) of ``person``'s individual objective: one of
+    the team's objectives, in 30 % of the draws one of the team's key results instead;
+    Kofi's is aligned only once the quarter has started. The demo and the test
+    fixture (tests/fixtures/company_history.py) draw it the same way."""
+    parent, parent_kr = rng.choice(TEAM_OBJECTIVES[team]), ""
+    if rng.random() < 0.3:
+        parent, parent_kr = "", rng.choice(team_krs[team])
+    if person == "kofi":
+        parent = parent_kr = ""
+    return parent, parent_kr
+
+
 _INDIVIDUAL_TEMPLATES = (
     ("Customer interviews held", "INCREASE_TO", 0, 12, "interviews", "", 0),
     ("Tickets answered within 4 h", "PERCENTAGE", 70, 90, "%", "", 1),
@@ -322,20 +341,13 @@ class _Planner:
         # Individuals: one objective per member (the first of each team in month 1, the
         # second in month 3, the others in the quarter), two key results each.
         rng = self.rng
-        team_objectives = {"growth": ("o-growth-pipeline", "o-growth-brand"),
-                           "platform": ("o-platform-reliability", "o-platform-speed"),
-                           "success": ("o-success-retention", "o-success-expansion")}
         team_krs = {team: [k.key_result_id for k in self.krs if k.objective_id in objectives]
-                    for team, objectives in team_objectives.items()}
+                    for team, objectives in TEAM_OBJECTIVES.items()}
         for team, (lead, members) in TEAMS.items():
             for i, person in enumerate(members):
                 cycle = MONTH_1 if i == 0 else MONTH_3 if i == 1 else QUARTER
                 objective_id = f"o-{person}"
-                parent, parent_kr = rng.choice(team_objectives[team]), ""
-                if rng.random() < 0.3:
-                    parent, parent_kr = "", rng.choice(team_krs[team])
-                if person == "kofi":  # aligned only once the quarter has started
-                    parent = parent_kr = ""
+                parent, parent_kr = individual_parent(rng, team, person, team_krs)
                 o(objective_id, cycle, "INDIVIDUAL", f"{person.title()}'s contribution to {team}", person, team,
                   parent, parent_kr)
                 for n, template in enumerate(rng.sample(_INDIVIDUAL_TEMPLATES, 2), start=1):
