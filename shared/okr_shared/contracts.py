@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from okr.v1 import events_pb2
+
+from .protojson import Codec
 
 if TYPE_CHECKING:  # only a type: consumers of the contracts need no event store
     from .eventstore.model import RecordedEvent
@@ -104,17 +105,17 @@ def stream_id_for(message: Message) -> str:
     return f"{options.stream_category}-{key}"
 
 
+#: The payloads' JSON conversion, compiled per message type (okr_shared.protojson).
+_codec = Codec()
+
+
 def payload_to_dict(message: Message) -> dict[str, Any]:
     """The JSON object the store keeps for a payload: protobuf's JSON mapping with the
     proto field names (``key_result_id``, enum values by name). Fields without presence
     are written even at their default (``"confidence": 0``) so a stored event reads the
     same to a person or a non-protobuf tool as to a protobuf reader."""
     event_type_of(message)
-    return json_format.MessageToDict(
-        message,
-        preserving_proto_field_name=True,
-        always_print_fields_with_no_presence=True,
-    )
+    return _codec.to_dict(message)  # = json_format.MessageToDict with those options
 
 
 def payload_from_dict(event_type: str, data: Mapping[str, Any]) -> Message:
@@ -125,9 +126,8 @@ def payload_from_dict(event_type: str, data: Mapping[str, Any]) -> Message:
     UnknownEventType for an unknown type and ``json_format.ParseError`` for a payload
     that does not fit the schema (e.g. a string where a number belongs).
     """
-    message = message_class(event_type)()
-    json_format.ParseDict(dict(data), message, ignore_unknown_fields=True)
-    return message
+    # = json_format.ParseDict(data, message, ignore_unknown_fields=True), compiled
+    return _codec.from_dict(message_class(event_type), data)
 
 
 def envelope_header(event: RecordedEvent) -> EventEnvelope:
