@@ -134,11 +134,7 @@ def _load(conn, tenant: str, ids: dict[str, list[str]]) -> dict:
     for key, doc in conn.execute(select(t.c.key, t.c.doc).where(t.c.tenant == tenant)):
         model["cycles"][key] = storage.loads(doc)
     for name, wanted in ids.items():
-        t = TABLES[name]
-        keys = [row_key(tenant, i) for i in wanted if i]
-        if keys:
-            for key, doc in conn.execute(select(t.c.key, t.c.doc).where(t.c.tenant == tenant, t.c.key.in_(keys))):
-                model[name][key] = storage.loads(doc)
+        model[name].update(storage.load_rows(conn, TABLES, name, tenant, wanted))
     return model
 
 

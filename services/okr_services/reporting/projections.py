@@ -12,7 +12,8 @@ days-since are computed by ``queries`` against the clock the service is given). 
 ``"<tenant>/<id>"`` (history rows: ``"<tenant>/<stream_id>/<position>"``; ids never
 contain ``/``). Tables and documents: docs/reporting.md.
 
-``project`` returns the ``(table, key)`` pairs it wrote, so the service persists exactly
+``project`` returns the ``(table, key)`` pairs it wrote (and, for a check-in, the
+``(POINTS, key)`` of the chart point it wrote), so the service persists exactly
 those rows in its own tables, in the same transaction as its consumer offset. Because
 the fold is deterministic and documents carry no clock, a model built incrementally
 (the consumer layer delivers each position once, in order) and one rebuilt from the
@@ -36,6 +37,13 @@ from orjson import loads as _loads
 
 #: The tables of the model, in the order the service creates them.
 TABLES = ("cycles", "objectives", "key_results", "initiatives", "history")
+
+#: Not a table of the model: a key result's chart point (an element of its row's
+#: ``points``), which ``project`` names when it writes one, as ``(POINTS, "<kr row
+#: key>/<root check-in id>")``; the service's storage keeps each point in a row of its
+#: own. Points are never changed in place or removed: a correction replaces its chain's
+#: point (same root) with a new dict.
+POINTS = "key_result_points"
 
 Model = dict[str, dict[str, dict[str, Any]]]
 Touched = set[tuple[str, str]]
@@ -376,7 +384,10 @@ def _check_in(what: str):
                 i -= 1
             points.insert(i, point)
         kr["position"] = event.position
-        return ("key_results", key), _history(model, tenant, event, d, what)
+        # the point is a part of the key result's row that storage keeps in a row of its
+        # own (POINTS, keyed "<kr row key>/<root check-in id>"): a check-in writes one
+        # point, whatever the length of the chart
+        return ("key_results", key), (POINTS, f"{key}/{root}"), _history(model, tenant, event, d, what)
 
     return apply
 

@@ -70,7 +70,7 @@ from okr_shared import dbapi
 from okr_shared.bus.consumer import ensure_schema as ensure_consumer_schema
 from okr_shared.bus.consumer import offsets, sqlite_write_lock, write_transaction
 
-from .projections import TABLES, Model, fold_rows, new_model, project
+from .projections import POINTS, TABLES, Model, fold_rows, new_model, project
 
 #: The ordered consumer's queue (and its name in okr_consumer_offsets).
 CONSUMER = "reporting.read-models"
@@ -78,9 +78,18 @@ PREFIX = "reporting_"
 NEXT = "_next"
 OLD = "_old"
 
+#: Every table kept: the model's tables, and the key results' chart points in rows of
+#: their own (``reporting_key_result_points``; a key result's row holds the rest).
+STORED = (*TABLES, POINTS)
+
 
 def table_name(table: str, suffix: str = "", prefix: str = PREFIX) -> str:
     return f"{prefix}{table}{suffix}"
+
+
+#: The points' keys compare byte by byte (PostgreSQL's default collations may not; SQLite's
+#: BINARY does): a key result's points are the index range ("<kr key>/", "<kr key>0").
+_BYTEWISE_KEY = String(400).with_variant(String(400, collation="C"), "postgresql")
 
 
 def _table(metadata: MetaData, table: str, suffix: str = "", token: str = "live", indexed: bool = True,
@@ -91,7 +100,7 @@ def _table(metadata: MetaData, table: str, suffix: str = "", token: str = "live"
         table_name(table, suffix, prefix),
         metadata,
         Column("tenant", String(64), nullable=False),
-        Column("key", String(400), nullable=False),
+        Column("key", _BYTEWISE_KEY if table == POINTS else String(400), nullable=False),
         Column("doc", Text, nullable=False),
     )
     if indexed:
@@ -106,14 +115,18 @@ def _index(t: Table, table: str, token: str, prefix: str = PREFIX) -> Index:
 def tables_for(prefix: str, names: Iterable[str] = TABLES) -> dict[str, Table]:
     """Read-model tables of the same shape under another prefix: another service that
     keeps its own copy of (some of) these read models with the same fold (the
-    notification service: ``notification_rm_``), never reading this service's tables."""
+    notification service: ``notification_rm_``), never reading this service's tables.
+    With ``key_results`` come its points (``POINTS``)."""
+    names = tuple(names)
+    if "key_results" in names and POINTS not in names:
+        names += (POINTS,)
     md = MetaData()
     return {t: _table(md, t, prefix=prefix) for t in names}
 
 
 _metadata = MetaData()
 #: The live tables (for queries; constraint names do not matter to queries).
-LIVE: dict[str, Table] = {t: _table(_metadata, t) for t in TABLES}
+LIVE: dict[str, Table] = {t: _table(_metadata, t) for t in STORED}
 
 
 def dumps(doc: dict) -> str:
@@ -142,11 +155,166 @@ def ensure_schema(engine: Engine, tables: dict[str, Table] | None = None) -> Non
     for attempt in range(3):
         try:
             md.create_all(engine, tables=missing, checkfirst=True)
-            return
+            break
         except Exception:  # another instance created one between check and create
             if attempt == 2:
                 raise
             time.sleep(0.05 * (attempt + 1))
+    if POINTS in wanted and "key_results" in wanted and wanted["key_results"].name in existing \
+            and wanted[POINTS].name not in existing:
+        move_points_out(engine, wanted)
+
+
+def move_points_out(engine: Engine, tables: dict[str, Table] | None = None) -> int:
+    """The upgrade from the layout that kept a key result's chart points in its row:
+    every such row becomes its head row and one row per point, in one transaction (a
+    row already split is left alone, so a second instance doing it too changes
+    nothing). Returns the rows split."""
+    tables = LIVE if tables is None else tables
+    krs, points = tables["key_results"], tables[POINTS]
+    split = 0
+    with write_transaction(engine) as conn:
+        _forget_cached(conn)
+        for tenant, key, text_ in conn.execute(select(krs.c.tenant, krs.c.key, krs.c.doc)).all():
+            doc = loads(text_)
+            if "points" not in doc:
+                continue
+            conn.execute(update(krs).where(krs.c.tenant == tenant, krs.c.key == key).values(doc=dumps(_kr_head(doc))))
+            rows = [{"tenant": tenant, "key": pkey, "doc": dumps(pdoc)} for pkey, pdoc in _point_rows(key, doc)]
+            if rows:
+                conn.execute(insert(points), rows)
+            split += 1
+    return split
+
+
+# ------------------------------------------------------- a key result's chart points
+#
+# The model keeps a key result's chart in its row (``points``, sorted by effective date
+# and stream order, and ``roots``: check-in id -> the original check-in of its correction
+# chain). Storage keeps the row without them, and each point in a row of POINTS keyed
+# "<kr row key>/<root check-in id>" holding the point and ``ids``: the check-ins whose
+# root it is. A check-in thus writes one small point row and the small head row, however
+# long the chart (the whole row with every point was ~35 KB read, parsed, dumped and
+# written per check-in after 240 check-ins).
+
+_KR_PARTS = frozenset({"points", "roots"})
+
+
+def _kr_head(doc: dict) -> dict:
+    return {k: v for k, v in doc.items() if k not in _KR_PARTS}
+
+
+def _point_rows(key: str, doc: dict) -> list[tuple[str, dict]]:
+    """A key result row's points as (point row key, point row doc)."""
+    ids: dict[str, list[str]] = {}
+    for check_in_id, root in doc["roots"].items():
+        ids.setdefault(root, []).append(check_in_id)
+    return [(f"{key}/{p['check_in_id']}", {**p, "ids": sorted(ids.get(p["check_in_id"], ()))}) for p in doc["points"]]
+
+
+def _point_row(kr: dict, root: str) -> dict:
+    """The point row doc of ``root``'s point in the key result row ``kr``."""
+    points = kr["points"]
+    for i in range(len(points) - 1, -1, -1):  # the usual case: the last point
+        if points[i]["check_in_id"] == root:
+            return {**points[i], "ids": sorted(c for c, r in kr["roots"].items() if r == root)}
+    raise KeyError(f"key result {kr.get('key_result_id')!r} has no point of check-in {root!r}")
+
+
+def _point_order(point: dict) -> tuple:
+    return point["effective_date"], point["seq"]
+
+
+def _attach(kr: dict, points: list[dict]) -> dict:
+    """The key result row ``kr`` (a head row) with its points (point row docs, any
+    order) back in place: the model's row."""
+    points.sort(key=_point_order)
+    roots = {}
+    for point in points:
+        root = point["check_in_id"]
+        for check_in_id in point.pop("ids"):
+            roots[check_in_id] = root
+    kr["points"] = points
+    kr["roots"] = roots
+    return kr
+
+
+def _attach_all(conn, krs: dict[str, dict], points: Table, tenant: str | None) -> None:
+    query = select(points.c.key, points.c.doc)
+    if tenant is not None:
+        query = query.where(points.c.tenant == tenant)
+    by_kr: dict[str, list[dict]] = {}
+    for key, text_ in conn.execute(query):
+        by_kr.setdefault(key.rpartition("/")[0], []).append(loads(text_))
+    for key, kr in krs.items():
+        _attach(kr, by_kr.get(key, []))
+
+
+def load_rows(conn, tables: dict[str, Table], name: str, tenant: str, ids: Iterable[str]) -> dict[str, dict]:
+    """The rows of ``tables[name]`` of these entity ids (key results with their points)."""
+    t = tables[name]
+    keys = [f"{tenant}/{i}" for i in ids if i]
+    if not keys:
+        return {}
+    rows = {key: loads(doc) for key, doc in conn.execute(
+        select(t.c.key, t.c.doc).where(t.c.tenant == tenant, t.c.key.in_(keys)))}
+    if name == "key_results":
+        for key, kr in rows.items():
+            _attach(kr, _kr_points(conn, tables[POINTS], tenant, key))
+    return rows
+
+
+def _kr_points(conn, points: Table, tenant: str, key: str) -> list[dict]:
+    statement = dbapi.compiled(_statements_of(points).range, conn.dialect)
+    cursor = dbapi.run(conn, statement, {"tenant": tenant, "lo": key + "/", "hi": key + "0"})
+    try:
+        return [loads(row[0]) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+class _KeyResultCache:
+    """The key result rows (with their points) the incremental path last wrote, each
+    with the exact head row text it wrote: a row is taken from here only while the
+    stored head row is still that text (a rolled-back transaction, a rebuild's swap or
+    another writer changes it: the row is then read from the tables). Taking a row
+    removes it (the fold changes it in place); the write puts it back."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._rows: dict[str, tuple[str, dict]] = {}
+
+    def take(self, key: str, head_text: str) -> dict | None:
+        found = self._rows.pop(key, None)
+        return found[1] if found is not None and found[0] == head_text else None
+
+    def put(self, key: str, head_text: str, doc: dict) -> None:
+        rows = self._rows
+        rows.pop(key, None)
+        rows[key] = (head_text, doc)
+        if len(rows) > self.size:
+            del rows[next(iter(rows))]  # the least recently written
+
+
+#: Per database (its engine's pool: an engine and its execution-option copies share it)
+#: and table name. The rows of one database at one head row text are the same in every
+#: process (the fold is deterministic), so a rebuild's swap leaves the cache right;
+#: storage's own bulk rewrites (``clear``, the swap, ``move_points_out``) drop it anyway.
+_kr_caches: weakref.WeakKeyDictionary[Any, dict[str, _KeyResultCache]] = weakref.WeakKeyDictionary()
+
+
+def _kr_cache(conn, t: Table) -> _KeyResultCache:
+    by_table = _kr_caches.get(conn.engine.pool)
+    if by_table is None:
+        by_table = _kr_caches[conn.engine.pool] = {}
+    found = by_table.get(t.name)
+    if found is None:
+        found = by_table[t.name] = _KeyResultCache()
+    return found
+
+
+def _forget_cached(conn) -> None:
+    _kr_caches.pop(conn.engine.pool, None)
 
 
 # ---------------------------------------------------------------------- loading
@@ -163,6 +331,8 @@ def load_model(conn, tenant: str | None = None, tables: Iterable[str] = TABLES,
         if tenant is not None:
             query = query.where(t.c.tenant == tenant)
         model[name] = {key: loads(doc) for key, doc in conn.execute(query)}
+        if name == "key_results":
+            _attach_all(conn, model[name], live[POINTS], tenant)
     return model
 
 
@@ -170,7 +340,7 @@ def dump_tables(conn, names: Iterable[str] | None = None) -> dict[str, list[tupl
     """Every row of the live tables as stored (tenant, key, doc text), sorted: for
     byte-for-byte comparisons."""
     out = {}
-    for name in names or TABLES:
+    for name in names or STORED:
         t = LIVE[name]
         out[name] = [tuple(r) for r in conn.execute(select(t.c.tenant, t.c.key, t.c.doc).order_by(t.c.tenant, t.c.key))]
     return out
@@ -189,13 +359,16 @@ class _Statements:
     and its cache key per event was a third of the handler's CPU, and even a prebuilt
     statement costs ~80 µs through ``Connection.execute`` against ~6 µs on the cursor."""
 
-    __slots__ = ("read", "update", "insert")
+    __slots__ = ("read", "update", "insert", "range")
 
     def __init__(self, t: Table):
         self.read = select(t.c.doc).where(t.c.tenant == bindparam("tenant"), t.c.key == bindparam("key"))
         self.update = (update(t).where(t.c.tenant == bindparam("w_tenant"), t.c.key == bindparam("w_key"))
                        .values(doc=bindparam("doc")))
         self.insert = insert(t).values(tenant=bindparam("tenant"), key=bindparam("key"), doc=bindparam("doc"))
+        # the rows whose keys lie between two keys (a key result's points)
+        self.range = select(t.c.doc).where(t.c.tenant == bindparam("tenant"), t.c.key > bindparam("lo"),
+                                           t.c.key < bindparam("hi"))
 
 
 _statements: weakref.WeakKeyDictionary[Table, _Statements] = weakref.WeakKeyDictionary()
@@ -228,21 +401,66 @@ class _RowsOnDemand(dict):
         return dict.get(self, key, default)
 
 
+class _KeyResultsOnDemand(_RowsOnDemand):
+    """The key results table of the incremental path: a row is its head row with its
+    points attached — from the cache while the stored head row is the one the cache
+    wrote, else read from the points table. ``loaded``: key -> the head row text read."""
+
+    def __init__(self, conn, table: Table, points: Table):
+        super().__init__(conn, table)
+        self._points = points
+        self.cache = _kr_cache(conn, table)
+        self.loaded: dict[str, str] = {}
+
+    def get(self, key, default=None):
+        if key not in self:
+            conn = self._conn
+            tenant = key.split("/", 1)[0]
+            head_text = dbapi.scalar(conn, dbapi.compiled(_statements_of(self._table).read, conn.dialect),
+                                     {"tenant": tenant, "key": key})
+            if head_text is None:
+                return default
+            doc = self.cache.take(key, head_text)
+            if doc is None:
+                doc = _attach(loads(head_text), _kr_points(conn, self._points, tenant, key))
+            self[key] = doc
+            self.loaded[key] = head_text
+        return dict.get(self, key, default)
+
+
 def apply_event(conn, event, tables: dict[str, Table] | None = None) -> set[tuple[str, str]]:
     """Project one event onto the live tables (or ``tables``) in ``conn``'s transaction:
-    load the rows it reads, ``project``, write the touched rows (update, else insert).
-    Returns them."""
+    load the rows it reads, ``project``, write the touched rows (update, else insert) —
+    a key result as its head row and the one point the event wrote. Returns them."""
     tables = LIVE if tables is None else tables
-    model = {name: _RowsOnDemand(conn, tables[name]) for name in TABLES if name in tables}
-    touched = {(name, key) for name, key in project(model, event) if name in model}
+    model: dict[str, _RowsOnDemand] = {name: _RowsOnDemand(conn, tables[name]) for name in TABLES if name in tables}
+    krs = None
+    if "key_results" in model:
+        krs = model["key_results"] = _KeyResultsOnDemand(conn, tables["key_results"], tables[POINTS])
+    touched = {(name, key) for name, key in project(model, event) if name in model or (name == POINTS and krs)}
     for name, key in sorted(touched):
-        write_row(conn, tables[name], key, model[name][key])
+        if name == POINTS:
+            kr_key, _, root = key.rpartition("/")
+            kr = krs[kr_key]
+            _write_text(conn, tables[POINTS], kr["tenant"], key, dumps(_point_row(kr, root)))
+        elif name == "key_results":
+            doc = krs[key]
+            head_text = dumps(_kr_head(doc))
+            _write_text(conn, tables[name], doc["tenant"], key, head_text)
+            krs.loaded[key] = head_text
+        else:
+            write_row(conn, tables[name], key, model[name][key])
+    if krs is not None:
+        for key, head_text in krs.loaded.items():  # written or only read: back to the cache
+            krs.cache.put(key, head_text, krs[key])
     return touched
 
 
 def write_row(conn, t: Table, key: str, doc: dict) -> None:
-    tenant = doc["tenant"]
-    text_ = dumps(doc)
+    _write_text(conn, t, doc["tenant"], key, dumps(doc))
+
+
+def _write_text(conn, t: Table, tenant: str, key: str, text_: str) -> None:
     statements = _statements_of(t)
     cursor = dbapi.run(conn, dbapi.compiled(statements.update, conn.dialect),
                        {"w_tenant": tenant, "w_key": key, "doc": text_})
@@ -299,9 +517,9 @@ def rebuild(engine: Engine, store, *, progress: Callable[[int, int], None] | Non
         raise ValueError(f"workers must be >= 1, not {workers!r}")
     token = uuid.uuid4().hex[:8]
     md = MetaData()
-    nxt = {t: _table(md, t, NEXT, token, indexed=False) for t in TABLES}
+    nxt = {t: _table(md, t, NEXT, token, indexed=False) for t in STORED}
     with write_transaction(engine) as conn:
-        _drop(conn, [table_name(t, NEXT) for t in TABLES])
+        _drop(conn, [table_name(t, NEXT) for t in STORED])
         md.create_all(conn)
     try:
         if head > 0 and workers > 1:
@@ -319,7 +537,7 @@ def rebuild(engine: Engine, store, *, progress: Callable[[int, int], None] | Non
     except BaseException as e:
         try:
             with write_transaction(engine) as conn:
-                _drop(conn, [table_name(t, NEXT) for t in TABLES])
+                _drop(conn, [table_name(t, NEXT) for t in STORED])
         finally:
             if isinstance(e, Exception):
                 raise RebuildFailed(f"rebuild failed before the swap; live tables untouched: {e!r}") from e
@@ -348,8 +566,8 @@ def fold_partition(engine: Engine, store, head: int, *, partition: int = 0, part
                    chunk: int = 5000, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Fold the events up to ``head`` of the tenants in ``partition`` (of ``partitions``)
     into the ``_next`` tables; returns the rows written per table."""
-    nxt = {t: table_name(t, NEXT) for t in TABLES}
-    counts = dict.fromkeys(TABLES, 0)
+    nxt = {t: table_name(t, NEXT) for t in STORED}
+    counts = dict.fromkeys(STORED, 0)
     gc_enabled = gc.isenabled()
     gc.disable()
     writer = _BulkWriter(engine)
@@ -380,7 +598,16 @@ def fold_partition(engine: Engine, store, head: int, *, partition: int = 0, part
             model[name] = {}
             counts[name] += len(rows)
             for i in range(0, len(rows), 20_000):
-                writer.write(nxt[name], [(doc["tenant"], key, dumps(doc)) for key, doc in rows[i:i + 20_000]])
+                if name == "key_results":  # head rows, and the points in rows of their own
+                    points = []
+                    for key, doc in rows[i:i + 20_000]:
+                        points.extend((doc["tenant"], pkey, dumps(pdoc)) for pkey, pdoc in _point_rows(key, doc))
+                    writer.write(nxt[name], [(doc["tenant"], key, dumps(_kr_head(doc))) for key, doc in rows[i:i + 20_000]])
+                    counts[POINTS] += len(points)
+                    for j in range(0, len(points), 20_000):
+                        writer.write(nxt[POINTS], points[j:j + 20_000])
+                else:
+                    writer.write(nxt[name], [(doc["tenant"], key, dumps(doc)) for key, doc in rows[i:i + 20_000]])
             del rows
         writer.close()
         return counts
@@ -558,11 +785,12 @@ def _swap(engine: Engine, store, consumer: str, head: int, nxt: dict[str, Table]
             for event in store.read_all(head + 1, to_position=current):
                 apply_event(conn, event, nxt)
             position = current
-        _drop(conn, [table_name(t, OLD) for t in TABLES])
-        for t in TABLES:
+        _drop(conn, [table_name(t, OLD) for t in STORED])
+        _forget_cached(conn)
+        for t in STORED:
             conn.execute(text(f'ALTER TABLE "{table_name(t)}" RENAME TO "{table_name(t, OLD)}"'))
             conn.execute(text(f'ALTER TABLE "{table_name(t, NEXT)}" RENAME TO "{table_name(t)}"'))
-        _drop(conn, [table_name(t, OLD) for t in TABLES])
+        _drop(conn, [table_name(t, OLD) for t in STORED])
         now = time.time_ns() // 1000
         if current is None:
             conn.execute(insert(offsets).values(consumer=consumer, last_position=position, updated_at_us=now))
@@ -581,6 +809,7 @@ def offset_of(conn, consumer: str = CONSUMER) -> int | None:
 
 def clear(conn) -> None:
     """Delete every row of the live tables (tests)."""
+    _forget_cached(conn)
     for t in LIVE.values():
         conn.execute(delete(t))
 
