@@ -242,6 +242,22 @@ class PostgresAppender:
     def close(self) -> None:
         self.writer.dispose()
 
+    _streams_sql_by_size: dict[int, str] = {}
+
+    def lock_and_read_streams_sql(self, n: int) -> str:
+        """BEGIN, take the head's row lock (adding the batch's size), then one SELECT:
+        a row per existing stream of ``n`` — (head, the tenant's last hash, stream id,
+        its version, its owner) — or one row with no stream when none exists."""
+        sql = self._streams_sql_by_size.get(n)
+        if sql is None:
+            sql = (
+                "BEGIN; UPDATE es_head SET last_position = last_position + %s WHERE id = 1; "
+                "SELECT h.last_position, (SELECT last_hash FROM es_chain_heads WHERE tenant_id = %s), s.* "
+                f"FROM es_head h LEFT JOIN ({_streams_sql('%s', n)}) s ON TRUE WHERE h.id = 1"
+            )
+            self._streams_sql_by_size[n] = sql
+        return sql
+
     def insert_sql(self, n: int) -> str:
         sql = self._sql_by_size.get(n)
         if sql is None:
@@ -277,17 +293,15 @@ class PostgresAppender:
             return self._conn.exec_driver_sql(_find_ids_sql("%s", len(event_ids)), tuple(event_ids)).all()
 
         def lock_and_read_streams(self, n: int, stream_ids: list[str], tenant_id: str):
-            """As SqliteAppender's: under the head's row lock, each statement of READ
-            COMMITTED sees everything committed before the lock was granted."""
+            """As SqliteAppender's, in ONE round trip (the head's row lock is held from
+            here to the COMMIT, so every round trip in between is time every other
+            append waits): under the lock, each statement of READ COMMITTED sees
+            everything committed before the lock was granted."""
             self._open = True
-            self._conn.exec_driver_sql("BEGIN")
-            last = self._conn.exec_driver_sql(
-                "UPDATE es_head SET last_position = last_position + %s WHERE id = 1 RETURNING last_position", (n,)
-            ).scalar_one()
-            streams = {row[0]: (row[1], row[2]) for row in self._conn.exec_driver_sql(
-                _streams_sql("%s", len(stream_ids)), tuple(stream_ids)).all()}
-            last_hash = self._conn.exec_driver_sql(
-                "SELECT last_hash FROM es_chain_heads WHERE tenant_id = %s", (tenant_id,)).scalar_one_or_none()
+            rows = self._conn.exec_driver_sql(
+                self.a.lock_and_read_streams_sql(len(stream_ids)), (n, tenant_id, *stream_ids)).all()
+            last, last_hash = rows[0][0], rows[0][1]
+            streams = {row[2]: (row[3], row[4]) for row in rows if row[2] is not None}
             return last, streams, last_hash
 
         def write_and_commit(self, rows: list[tuple], chain_head: tuple) -> None:
