@@ -12,8 +12,9 @@ board page).
 - **As-of**: ``as_of(read_model, position=…|time=…)`` folds the store's prefix into a
   fresh model; the live tables are never touched.
 - **Clock**: ``Clock`` gives ``today`` in ``OKR_TIMEZONE``; tests pass a fixed day. A
-  ``@timer`` (every ``refresh_interval`` s) refreshes the cached board per tenant; it
-  reads only and writes nothing to the event store.
+  ``@timer`` (every ``refresh_interval`` s) refreshes the cached board per tenant when
+  no event was applied since its previous tick; it reads only and writes nothing to
+  the event store.
 
 RPC queries take the tenant from the call's context data ``tenant_id`` (as the goal and
 progress services do; ``okr_services.common.Caller``).
@@ -42,6 +43,7 @@ from datetime import date, datetime, timezone
 from urllib.parse import unquote, unquote_to_bytes
 from zoneinfo import ZoneInfo
 
+import eventlet.tpool
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from nameko.web.handlers import http
@@ -136,6 +138,8 @@ class BoardCache(DependencyProvider):
     def setup(self):
         self.entries: dict[str, dict] = {}
         self.refreshes = 0
+        self.skipped = 0  # ticks while events were being applied
+        self.seen_position: int | None = None  # the consumer's offset at the last tick
         self.lock = threading.Lock()
 
     def get_dependency(self, worker_ctx):
@@ -143,6 +147,28 @@ class BoardCache(DependencyProvider):
 
 
 # ------------------------------------------------------------------------ helpers
+
+
+class _OffTheHub:
+    """``queries`` run in eventlet's thread pool. A query is pure CPU-bound Python over
+    a model loaded for it (the board of 50 key results with 170 check-ins each: ~60 ms,
+    several times that on a busy machine); on the hub it stopped every green thread of
+    the process meanwhile — the event consumer too, so the 60-second board refresh froze
+    the read models for hundreds of milliseconds. In a thread the GIL is handed back at
+    least every switch interval (5 ms) and the consumer goes on applying events. The
+    queries touch nothing but their arguments (no I/O, no logging, no locks)."""
+
+    def __getattr__(self, name: str):
+        query = getattr(queries, name)
+
+        @functools.wraps(query)
+        def off_the_hub(*args, **kwargs):
+            return eventlet.tpool.execute(query, *args, **kwargs)
+
+        return off_the_hub
+
+
+_queries = _OffTheHub()
 
 
 def _parse_instant(value, zone, field: str = "time") -> int:
@@ -177,15 +203,15 @@ def _parse_day(value, field: str = "today") -> date | None:
 
 #: The read models ``as_of`` replays: name -> f(model, tenant, today, **params).
 READ_MODELS = {
-    "board": lambda m, t, d, **p: queries.board(m, t, d, **p),
-    "team_dashboard": lambda m, t, d, **p: queries.team_dashboard(m, t, today=d, **p),
-    "person_dashboard": lambda m, t, d, **p: queries.person_dashboard(m, t, today=d, **p),
-    "scorecard": lambda m, t, d, **p: queries.scorecard(m, t, today=d, **p),
-    "kr_history": lambda m, t, d, **p: queries.kr_history(m, t, **p),
-    "key_result_status": lambda m, t, d, **p: queries.key_result_status(m, t, today=d, **p),
-    "key_result_statuses": lambda m, t, d, **p: queries.key_result_statuses(m, t, d, **p),
-    "objective_rollup": lambda m, t, d, **p: queries.objective_rollup(m, t, today=d, **p),
-    "alignment_tree": lambda m, t, d, **p: queries.alignment_tree(m, t, d, **p),
+    "board": lambda m, t, d, **p: _queries.board(m, t, d, **p),
+    "team_dashboard": lambda m, t, d, **p: _queries.team_dashboard(m, t, today=d, **p),
+    "person_dashboard": lambda m, t, d, **p: _queries.person_dashboard(m, t, today=d, **p),
+    "scorecard": lambda m, t, d, **p: _queries.scorecard(m, t, today=d, **p),
+    "kr_history": lambda m, t, d, **p: _queries.kr_history(m, t, **p),
+    "key_result_status": lambda m, t, d, **p: _queries.key_result_status(m, t, today=d, **p),
+    "key_result_statuses": lambda m, t, d, **p: _queries.key_result_statuses(m, t, d, **p),
+    "objective_rollup": lambda m, t, d, **p: _queries.objective_rollup(m, t, today=d, **p),
+    "alignment_tree": lambda m, t, d, **p: _queries.alignment_tree(m, t, d, **p),
     "model": lambda m, t, d, **p: m,
 }
 
@@ -364,7 +390,7 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
                 entry = self.cache.entries.get(tenant)
                 if entry and entry["today"] == today and entry["position"] == self._position():
                     return entry["board"]
-            return queries.board(self._model(tenant), tenant, today, cycle_id=cycle_id, team_id=team_id,
+            return _queries.board(self._model(tenant), tenant, today, cycle_id=cycle_id, team_id=team_id,
                                  owner=owner)
 
         # -------------------------------------------------------------- timer
@@ -373,9 +399,26 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         def refresh(self):
             """Re-read each tenant's board and KR statuses on today's date into the cache.
             Reads the read-model tables only: nothing is written to the event store (nor
-            to any table)."""
+            to any table).
+
+            Only when the read models are quiet: if the consumer applied events since
+            the previous tick, a board computed now would be stale before anyone read it
+            (each entry is valid at one position), and computing every tenant's board
+            while events flow took the consumer's process for hundreds of milliseconds
+            each minute — the tick just notes the position (``skipped``). A quiet tick
+            whose entries already hold this position and day recomputes nothing."""
             today = self.clock.today()
             position = self._position()
+            cache = self.cache
+            moved, cache.seen_position = position != cache.seen_position, position
+            if moved:
+                cache.skipped += 1
+                return 0
+            if cache.entries and all(e["position"] == position and e["today"] == today
+                                     for e in cache.entries.values()):
+                with cache.lock:
+                    cache.refreshes += 1
+                return len(cache.entries)
             with self.db.engine.connect() as conn:
                 t = storage.LIVE["key_results"]
                 tenants = [r[0] for r in conn.execute(select(t.c.tenant).distinct().order_by(t.c.tenant))]
@@ -383,8 +426,8 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
             for tenant in tenants:
                 model = self._model(tenant)
                 entries[tenant] = {"today": today, "position": position,
-                                   "board": queries.board(model, tenant, today),
-                                   "statuses": queries.key_result_statuses(model, tenant, today)}
+                                   "board": _queries.board(model, tenant, today),
+                                   "statuses": _queries.key_result_statuses(model, tenant, today)}
             with self.cache.lock:
                 self.cache.entries = entries
                 self.cache.refreshes += 1
@@ -401,19 +444,19 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         @query
         def team_dashboard(self, team_id, cycle_id=None, today=None):
             tenant = self._tenant()
-            return queries.team_dashboard(self._model(tenant), tenant, team_id,
+            return _queries.team_dashboard(self._model(tenant), tenant, team_id,
                                           _parse_day(today) or self.clock.today(), cycle_id=cycle_id)
 
         @query
         def person_dashboard(self, person, cycle_id=None, today=None):
             tenant = self._tenant()
-            return queries.person_dashboard(self._model(tenant), tenant, person,
+            return _queries.person_dashboard(self._model(tenant), tenant, person,
                                             _parse_day(today) or self.clock.today(), cycle_id=cycle_id)
 
         @query
         def scorecard(self, cycle_id, today=None):
             tenant = self._tenant()
-            result = queries.scorecard(self._model(tenant), tenant, cycle_id, _parse_day(today) or self.clock.today())
+            result = _queries.scorecard(self._model(tenant), tenant, cycle_id, _parse_day(today) or self.clock.today())
             if result is None:
                 raise NotFound("cycle", cycle_id)
             return result
@@ -421,7 +464,7 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         @query
         def kr_history(self, key_result_id):
             tenant = self._tenant()
-            result = queries.kr_history(self._model(tenant, history=True), tenant, key_result_id)
+            result = _queries.kr_history(self._model(tenant, history=True), tenant, key_result_id)
             if result is None:
                 raise NotFound("key result", key_result_id)
             return result
@@ -429,7 +472,7 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         @query
         def key_result_status(self, key_result_id, today=None):
             tenant = self._tenant()
-            result = queries.key_result_status(self._model(tenant), tenant, key_result_id,
+            result = _queries.key_result_status(self._model(tenant), tenant, key_result_id,
                                                _parse_day(today) or self.clock.today())
             if result is None:
                 raise NotFound("key result", key_result_id)
@@ -438,13 +481,13 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         @query
         def key_result_statuses(self, cycle_id=None, today=None):
             tenant = self._tenant()
-            return queries.key_result_statuses(self._model(tenant), tenant, _parse_day(today) or self.clock.today(),
+            return _queries.key_result_statuses(self._model(tenant), tenant, _parse_day(today) or self.clock.today(),
                                                cycle_id=cycle_id)
 
         @query
         def objective_rollup(self, objective_id, include_children=False, child_weight=1.0, today=None):
             tenant = self._tenant()
-            result = queries.objective_rollup(self._model(tenant), tenant, objective_id,
+            result = _queries.objective_rollup(self._model(tenant), tenant, objective_id,
                                               _parse_day(today) or self.clock.today(),
                                               include_children=include_children, child_weight=child_weight)
             if result is None:
@@ -454,7 +497,7 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         @query
         def alignment_tree(self, cycle_id=None, today=None):
             tenant = self._tenant()
-            return queries.alignment_tree(self._model(tenant), tenant, _parse_day(today) or self.clock.today(),
+            return _queries.alignment_tree(self._model(tenant), tenant, _parse_day(today) or self.clock.today(),
                                           cycle_id=cycle_id)
 
         @query
@@ -468,7 +511,7 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
                 after, day_after = self._model(tenant, history=True), self.clock.today()
             else:
                 after, day_after = self._replay(tenant, **_instant(until, "until"), field="until")
-            return queries.diff(before, after, tenant, day_before, day_after)
+            return _queries.diff(before, after, tenant, day_before, day_after)
 
         @query
         def as_of(self, read_model, position=None, time=None, today=None, **params):
@@ -505,7 +548,7 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
                 if not any(doc["tenant"] == tenant and doc["cycle_id"] == cycle_id
                            for doc in model["cycles"].values()):
                     raise NotFound("cycle", cycle_id)
-                return queries.board(model, tenant, self.clock.today(), **filters)
+                return _queries.board(model, tenant, self.clock.today(), **filters)
             return self._board(tenant, self.clock.today(), **filters)
 
         @http("GET", "/api/<tenant>/board")
@@ -517,7 +560,7 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         @_http_errors
         def http_scorecard(self, request, tenant, cycle_id):
             _query_args(request, {})
-            result = queries.scorecard(self._model(tenant), tenant, cycle_id, self.clock.today())
+            result = _queries.scorecard(self._model(tenant), tenant, cycle_id, self.clock.today())
             if result is None:
                 raise NotFound("cycle", cycle_id)
             return _json_response(result)
@@ -526,7 +569,7 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         @_http_errors
         def http_kr_history(self, request, tenant, key_result_id):
             _query_args(request, {})
-            result = queries.kr_history(self._model(tenant, history=True), tenant, key_result_id)
+            result = _queries.kr_history(self._model(tenant, history=True), tenant, key_result_id)
             if result is None:
                 raise NotFound("key result", key_result_id)
             return _json_response(result)

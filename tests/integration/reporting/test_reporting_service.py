@@ -213,6 +213,18 @@ def test_the_timer_refreshes_the_board_and_writes_nothing(world):
     assert set(cache.entries) == {"acme", "globex"}
 
 
+def test_the_timer_computes_no_board_while_events_are_being_applied(world):
+    cache = world.dependency("cache")
+    wait_until(lambda: cache.entries.get("acme", {}).get("position") == world.offset(), timeout=10,
+               message="a quiet refresh")
+    entries, skipped, refreshes = cache.entries, cache.skipped, cache.refreshes
+    cache.seen_position = -1  # as if the consumer had applied events since the last tick
+    wait_until(lambda: cache.skipped > skipped, timeout=10, message="a skipped tick")
+    assert cache.entries is entries  # nothing recomputed on that tick
+    wait_until(lambda: cache.refreshes > refreshes, timeout=10, message="the next quiet tick")
+    assert cache.entries is entries  # quiet, same position and day: nothing to recompute either
+
+
 # ------------------------------------------------- rebuild on the live service, then on
 
 

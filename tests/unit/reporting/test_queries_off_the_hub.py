@@ -1,0 +1,49 @@
+"""The reporting service runs its queries (pure, CPU-bound over a loaded model) in
+eventlet's thread pool: while one computes, the process's other green threads — the
+event consumer — keep running (on the hub they all stood still until it returned)."""
+
+import time
+
+import eventlet
+
+from okr_services.reporting import queries, service
+
+
+def busy(seconds: float, answer):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:  # pure Python CPU work, like a big board
+        pass
+    return answer
+
+
+def test_a_long_query_leaves_the_other_green_threads_running(monkeypatch):
+    monkeypatch.setattr(queries, "board", lambda model, tenant, today, **kw: busy(0.4, {"tenant": tenant, **kw}))
+    ticks = []
+
+    def consumer():
+        while len(ticks) < 1000:
+            ticks.append(time.perf_counter())
+            eventlet.sleep(0.002)
+
+    thread = eventlet.spawn(consumer)
+    eventlet.sleep(0.01)
+    started = time.perf_counter()
+    assert service._queries.board({}, "acme", None, team_id="growth") == {"tenant": "acme", "team_id": "growth"}
+    finished = time.perf_counter()
+    thread.kill()
+    during = [t for t in ticks if started < t < finished]
+    assert finished - started >= 0.4
+    assert len(during) >= 20, f"the other green thread ran {len(during)} times in {finished - started:.2f} s"
+
+
+def test_a_query_that_raises_raises_in_the_caller(monkeypatch):
+    def refused(*args, **kwargs):
+        raise ValueError("cycle_id: no such cycle")
+
+    monkeypatch.setattr(queries, "scorecard", refused)
+    try:
+        service._queries.scorecard({}, "acme", "q9")
+    except ValueError as e:
+        assert str(e) == "cycle_id: no such cycle"
+    else:
+        raise AssertionError("the error was lost")
