@@ -28,13 +28,17 @@ An admin API key is created with ``auth.create_key`` in the gateway's key databa
 cycle (quarterly, started 40 days ago), an objective and ``--krs`` (50) key results are
 seeded through the gateway and the cycle activated.
 
-Load (open loop): a scheduler thread puts one RecordCheckIn every 1/rate s (round robin
-over the key results, increasing values, effective dates from the cycle's start to
-yesterday, never decreasing per key result) on a queue served by ``--senders`` threads,
-each with its own channels and stubs. This process is a plain one (not eventlet-patched).
+Load (open loop): a scheduler thread starts one RecordCheckIn every 1/rate s (round
+robin over the key results, increasing values, effective dates from the cycle's start
+to yesterday, never decreasing per key result) as a gRPC future on ``--senders`` (4)
+client channels in turn; replies complete on grpcio's thread. A stalled stack thus
+never delays the sends behind it (no coordinated omission) and no thread waits per
+call. ``--threaded-senders``: the earlier load, a queue served by that many threads
+making blocking calls (busy threads delay the next sends; their "send lag" is reported).
+This process is a plain one (not eventlet-patched).
 
-Per check-in: t0 = the send (the sender takes the job and calls); the call latency is the
-reply minus t0; the CommandResult's ``last_position`` is the check-in's event; it is
+Per check-in: t0 = the send (the scheduled moment, give or take the scheduler's
+wake-up: see "send lag"); the call latency is the reply minus t0; the CommandResult's ``last_position`` is the check-in's event; it is
 *visible on the board* when the reporting consumer's offset (``storage.offset_of`` on the
 reporting database: it commits with the read-model rows in one transaction) reaches that
 position — a watcher process polls it every ~1 ms on one long-lived connection and notes
@@ -564,7 +568,7 @@ class Workload:
 
 
 def run_load(stack: Stack, workload: Workload, rate: float, seconds: float, senders: int, first_index: int,
-             kind: str = "c") -> dict:
+             kind: str = "c", threaded: bool = False) -> dict:
     """Open loop at ``rate`` for ``seconds``: RecordCheckIn calls to the gateway
     (``kind`` "c") or, in a phase of its own, echo calls to the bare grpcio server with
     the same request bytes and metadata ("e")."""
@@ -599,11 +603,13 @@ def run_load(stack: Stack, workload: Workload, rate: float, seconds: float, send
         finally:
             client.close()
 
+    interval_ns = int(1e9 / rate)
+    if not threaded:
+        return _run_open_loop(stack, rows, requests, n, interval_ns, senders, kind)
     threads = [threading.Thread(target=sender, daemon=True, name=f"sender-{k}") for k in range(senders)]
     for t in threads:
         t.start()
     time.sleep(0.5)  # channels connect
-    interval_ns = int(1e9 / rate)
     started = time.monotonic_ns()
     for i in range(n):
         at = started + i * interval_ns
@@ -617,6 +623,54 @@ def run_load(stack: Stack, workload: Workload, rate: float, seconds: float, send
         jobs.put(None)
     for t in threads:
         t.join(60)
+    elapsed_s = (max(r[2] for r in rows) - started) / 1e9
+    return {"n": n, "rows": rows, "started": started, "scheduled_s": scheduled_s, "elapsed_s": elapsed_s}
+
+
+def _run_open_loop(stack: Stack, rows: list, requests: list, n: int, interval_ns: int, clients: int,
+                   kind: str) -> dict:
+    """The default load: each call is started at its scheduled time as a gRPC future (on
+    ``clients`` channels in turn) and completes on grpcio's own thread, so a slow reply
+    never delays the next send (no coordinated omission: latency is measured from the
+    schedule even when the stack stalls) and no sender thread waits per call."""
+    channels = [Client(stack) for _ in range(clients)]
+    calls = [c.progress.RecordCheckIn if kind == "c" else c.echo for c in channels]
+    metadata = channels[0].metadata
+    pending = threading.Semaphore(0)
+    clock = time.monotonic_ns
+
+    def done(i: int, future) -> None:
+        row = rows[i]
+        row[2] = clock()
+        error = future.exception()
+        if error is None:
+            if kind == "c":
+                row[3] = future.result().last_position
+        else:
+            row[4] = f"{error.code().name}: {error.details()}"
+        pending.release()
+
+    try:
+        for c in channels:  # connected before the clock starts
+            grpc.channel_ready_future(c.gateway if kind == "c" else c.echo_channel).result(timeout=30)
+        started = clock()
+        sleep = time.sleep
+        for i in range(n):
+            at = started + i * interval_ns
+            pause = at - clock()
+            if pause > 0:
+                sleep(pause / 1e9)
+            row = rows[i]
+            row[0] = at
+            row[1] = clock()
+            calls[i % clients].future(requests[i], metadata=metadata, timeout=10).add_done_callback(
+                lambda future, i=i: done(i, future))
+        scheduled_s = (clock() - started) / 1e9
+        for _ in range(n):
+            pending.acquire(timeout=60)
+    finally:
+        for c in channels:
+            c.close()
     elapsed_s = (max(r[2] for r in rows) - started) / 1e9
     return {"n": n, "rows": rows, "started": started, "scheduled_s": scheduled_s, "elapsed_s": elapsed_s}
 
@@ -713,7 +767,8 @@ def bench_backend(backend: str, args) -> dict:
               f"{'es' if args.layout == 'split' else ''}); seeded {len(workload.krs)} key results in {seed_s:.1f} s; "
               f"store head {head}; sequential idle: check-in call p50 {ms(statistics.median(warm))} ms, "
               f"echo p50 {ms(statistics.median(echo_idle))} ms", flush=True)
-        echo_load = run_load(stack, workload, args.rate, args.echo_seconds, args.senders, args.warmup, kind="e")
+        echo_load = run_load(stack, workload, args.rate, args.echo_seconds, args.senders, args.warmup, kind="e",
+                             threaded=args.threaded_senders)
         time.sleep(1)
         pids = {name: proc.pid for name, proc in stack.procs}
         pids["bench watcher"] = watcher.proc.pid
@@ -722,7 +777,8 @@ def bench_backend(backend: str, args) -> dict:
             pids["RabbitMQ"] = broker
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         cpu_self_before = time.process_time()
-        load = run_load(stack, workload, args.rate, args.seconds, args.senders, args.warmup)
+        load = run_load(stack, workload, args.rate, args.seconds, args.senders, args.warmup,
+                        threaded=args.threaded_senders)
         cpu_used = {name: round(cpu_seconds(pid) - cpu_before[name], 2) for name, pid in pids.items()}
         cpu_used["bench (this process)"] = round(time.process_time() - cpu_self_before, 2)
         checkins = load["rows"]
@@ -840,7 +896,11 @@ def main(argv=None) -> int:
                    help="one nameko process per service (split, as compose and Kubernetes deploy them) "
                         "or the three in one (single, as make run does)")
     p.add_argument("--krs", type=int, default=50, help="key results checked in round robin")
-    p.add_argument("--senders", type=int, default=16, help="sender threads")
+    p.add_argument("--senders", type=int, default=4,
+                   help="client channels the calls take in turn (with --threaded-senders: sender threads)")
+    p.add_argument("--threaded-senders", action="store_true",
+                   help="the earlier load: --senders threads each making blocking calls from a queue (a stalled "
+                        "stack delays the sends behind it; latency is measured from the send)")
     p.add_argument("--warmup", type=int, default=100, help="sequential check-ins before the load (idle figures)")
     p.add_argument("--poll-ms", type=float, default=1.0, help="offset watcher's poll interval")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite files)")
