@@ -113,7 +113,7 @@ def outcome(convert):
         return "error", type(e)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(ANY_MESSAGE)
 def test_to_dict_is_message_to_dict_values_and_key_order(message):
     fast = Codec().to_dict(message)
@@ -123,7 +123,7 @@ def test_to_dict_is_message_to_dict_values_and_key_order(message):
     assert json.dumps(fast) == json.dumps(slow)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(ANY_MESSAGE)
 def test_from_dict_of_a_stored_payload_is_parse_dict(message):
     data = slow_to_dict(message)
@@ -132,7 +132,7 @@ def test_from_dict_of_a_stored_payload_is_parse_dict(message):
     assert fast.SerializeToString(deterministic=True) == slow_from_dict(cls, data).SerializeToString(deterministic=True)
 
 
-@settings(max_examples=1200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
 @given(stored_payloads())
 def test_from_dict_of_any_payload_gives_what_parse_dict_gives_or_the_same_error(case):
     cls, data = case
