@@ -40,7 +40,7 @@ from sqlalchemy import select
 from okr_shared.bus import wire
 from okr_shared.bus.consumer import ConsumerDatabase, okr_event_handler, write_transaction
 from okr_shared.domain.errors import NotFound, ValidationError
-from okr_services.common import Caller, Observed, query
+from okr_services.common import Caller, Observed, OffTheHub, query
 from okr_services.reporting import storage
 from okr_services.reporting.projections import EVENT_TYPES, row_key
 from okr_services.reporting.service import BusEvent
@@ -117,6 +117,10 @@ class NotificationDatabase(ConsumerDatabase):
     def get_dependency(self, worker_ctx):
         return self
 
+
+#: The timed rules and status changes over a tenant's model, computed off the hub (pure;
+#: on the hub a large tenant stopped the event consumer meanwhile).
+_rules = OffTheHub(rules)
 
 def _refused(e: ValueError) -> ValidationError:
     """A ValueError of directory/rules/delivery ("field: message") as a ValidationError."""
@@ -225,13 +229,13 @@ def make_service(name: str = "notification", *, queue: str = CONSUMER, db_url: s
                         model = storage.load_model(conn, tenant, ENTITY_TABLES, live=TABLES)
                         settings = directory.get_settings(conn, tenant)
                         zones = directory.zones(conn, tenant)
-                    for rule, subject, period, notes in rules.timed(model, tenant, now, settings, zones):
+                    for rule, subject, period, notes in _rules.timed(model, tenant, now, settings, zones):
                         with write_transaction(engine) as conn:
                             if delivery.claim_period(conn, tenant, rule, subject, period, _us(now)):
                                 created += self._enqueue(conn, tenant, notes)
                     with write_transaction(engine) as conn:  # drops as time passed (pace, overdue)
                         last = directory.last_statuses(conn, tenant)
-                        drops, statuses = rules.status_changes(model, tenant, now, settings, last)
+                        drops, statuses = _rules.status_changes(model, tenant, now, settings, last)
                         for _kr_id, notes in drops:
                             created += self._enqueue(conn, tenant, notes)
                         directory.store_statuses(conn, tenant, statuses, _us(now))

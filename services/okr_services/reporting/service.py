@@ -43,7 +43,6 @@ from datetime import date, datetime, timezone
 from urllib.parse import unquote, unquote_to_bytes
 from zoneinfo import ZoneInfo
 
-import eventlet.tpool
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 from nameko.web.handlers import http
@@ -55,7 +54,7 @@ from okr_shared.bus.consumer import ConsumerDatabase, okr_event_handler
 from okr_shared.config import Settings
 from okr_shared.contracts import payload_to_dict, unpack_payload
 from okr_shared.domain.errors import DomainError, NotFound, ValidationError
-from okr_services.common import Caller, Observed, query
+from okr_services.common import Caller, Observed, OffTheHub, query
 
 from . import queries, storage
 from .html import render_board
@@ -149,26 +148,10 @@ class BoardCache(DependencyProvider):
 # ------------------------------------------------------------------------ helpers
 
 
-class _OffTheHub:
-    """``queries`` run in eventlet's thread pool. A query is pure CPU-bound Python over
-    a model loaded for it (the board of 50 key results with 170 check-ins each: ~60 ms,
-    several times that on a busy machine); on the hub it stopped every green thread of
-    the process meanwhile — the event consumer too, so the 60-second board refresh froze
-    the read models for hundreds of milliseconds. In a thread the GIL is handed back at
-    least every switch interval (5 ms) and the consumer goes on applying events. The
-    queries touch nothing but their arguments (no I/O, no logging, no locks)."""
-
-    def __getattr__(self, name: str):
-        query = getattr(queries, name)
-
-        @functools.wraps(query)
-        def off_the_hub(*args, **kwargs):
-            return eventlet.tpool.execute(query, *args, **kwargs)
-
-        return off_the_hub
-
-
-_queries = _OffTheHub()
+#: ``queries`` computed off the hub: a board is ~60 ms of pure Python for 50 key results
+#: with 170 check-ins each (several times that on a busy machine); on the hub it stopped
+#: the event consumer meanwhile.
+_queries = OffTheHub(queries)
 
 
 def _parse_instant(value, zone, field: str = "time") -> int:

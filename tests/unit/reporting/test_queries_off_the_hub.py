@@ -6,6 +6,8 @@ import time
 
 import eventlet
 
+from okr_services.notification import rules
+from okr_services.notification import service as notification_service
 from okr_services.reporting import queries, service
 
 
@@ -47,3 +49,21 @@ def test_a_query_that_raises_raises_in_the_caller(monkeypatch):
         assert str(e) == "cycle_id: no such cycle"
     else:
         raise AssertionError("the error was lost")
+
+
+def test_the_notification_service_computes_its_timed_rules_off_the_hub(monkeypatch):
+    monkeypatch.setattr(rules, "timed", lambda *args: busy(0.3, [("rule", "subject", "period", [])]))
+    ticks = []
+
+    def other():
+        while True:
+            ticks.append(time.perf_counter())
+            eventlet.sleep(0.002)
+
+    thread = eventlet.spawn(other)
+    eventlet.sleep(0.01)
+    started = time.perf_counter()
+    assert notification_service._rules.timed({}, "acme", None, {}, {}) == [("rule", "subject", "period", [])]
+    finished = time.perf_counter()
+    thread.kill()
+    assert len([t for t in ticks if started < t < finished]) >= 15
