@@ -48,7 +48,6 @@ _log = logging.getLogger(__name__)
 REPLY_CONFIRMS = os.environ.get("OKR_RPC_REPLY_CONFIRMS", "0").strip() in ("1", "true", "yes", "on")
 
 
-
 class OffTheHub:
     """A module of pure functions whose calls run in eventlet's thread pool.
 

@@ -122,6 +122,7 @@ class NotificationDatabase(ConsumerDatabase):
 #: on the hub a large tenant stopped the event consumer meanwhile).
 _rules = OffTheHub(rules)
 
+
 def _refused(e: ValueError) -> ValidationError:
     """A ValueError of directory/rules/delivery ("field: message") as a ValidationError."""
     text = str(e)

@@ -179,10 +179,10 @@ def move_points_out(engine: Engine, tables: dict[str, Table] | None = None) -> i
             doc = loads(text_)
             if "points" not in doc:
                 continue
-            conn.execute(update(krs).where(krs.c.tenant == tenant, krs.c.key == key).values(doc=dumps(_kr_head(doc))))
-            rows = [{"tenant": tenant, "key": pkey, "doc": dumps(pdoc)} for pkey, pdoc in _point_rows(key, doc)]
-            if rows:
-                conn.execute(insert(points), rows)
+            head, point_rows = _stored_rows(key, doc)
+            conn.execute(update(krs).where(krs.c.tenant == tenant, krs.c.key == key).values(doc=head))
+            if point_rows:
+                conn.execute(insert(points), [{"tenant": tenant, "key": k, "doc": d} for k, d in point_rows])
             split += 1
     return split
 
@@ -204,12 +204,15 @@ def _kr_head(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if k not in _KR_PARTS}
 
 
-def _point_rows(key: str, doc: dict) -> list[tuple[str, dict]]:
-    """A key result row's points as (point row key, point row doc)."""
+def _stored_rows(key: str, doc: dict) -> tuple[str, list[tuple[str, str]]]:
+    """A key result's model row as stored: its head row text, and its points as (point
+    row key, point row text)."""
     ids: dict[str, list[str]] = {}
     for check_in_id, root in doc["roots"].items():
         ids.setdefault(root, []).append(check_in_id)
-    return [(f"{key}/{p['check_in_id']}", {**p, "ids": sorted(ids.get(p["check_in_id"], ()))}) for p in doc["points"]]
+    points = [(f"{key}/{p['check_in_id']}", dumps({**p, "ids": sorted(ids.get(p["check_in_id"], ()))}))
+              for p in doc["points"]]
+    return dumps(_kr_head(doc)), points
 
 
 def _point_row(kr: dict, root: str) -> dict:
@@ -614,10 +617,12 @@ def fold_partition(engine: Engine, store, head: int, *, partition: int = 0, part
             counts[name] += len(rows)
             for i in range(0, len(rows), 20_000):
                 if name == "key_results":  # head rows, and the points in rows of their own
-                    points = []
+                    heads, points = [], []
                     for key, doc in rows[i:i + 20_000]:
-                        points.extend((doc["tenant"], pkey, dumps(pdoc)) for pkey, pdoc in _point_rows(key, doc))
-                    writer.write(nxt[name], [(doc["tenant"], key, dumps(_kr_head(doc))) for key, doc in rows[i:i + 20_000]])
+                        head, point_rows = _stored_rows(key, doc)
+                        heads.append((doc["tenant"], key, head))
+                        points.extend((doc["tenant"], pkey, ptext) for pkey, ptext in point_rows)
+                    writer.write(nxt[name], heads)
                     counts[POINTS] += len(points)
                     for j in range(0, len(points), 20_000):
                         writer.write(nxt[POINTS], points[j:j + 20_000])
