@@ -13,7 +13,7 @@ PROTO_STAMP := $(PROTO_OUT)/.generated
 
 export OKR_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install proto run demo test test-unit migrate services relay gateway browser screenshot bench bench-eventstore bench-kr-load bench-bus bench-reporting bench-e2e clean
+.PHONY: install proto run demo test test-unit migrate services relay gateway browser screenshot bench bench-eventstore bench-kr-load bench-bus bench-reporting bench-e2e bench-appends clean
 
 ## install: create $(VENV) and install the pinned dependencies and the project
 install: $(STAMP) $(PROTO_STAMP)
@@ -81,6 +81,10 @@ bench-eventstore: install
 bench-kr-load: install
 	$(PY) bench/kr_load.py
 
+## bench-appends: concurrent appends of one process on PostgreSQL, group commit on vs off (ADR 0020)
+bench-appends: install
+	$(PY) bench/concurrent_appends.py
+
 ## bench-bus: outbox relay throughput (SQLite, PostgreSQL) beside raw kombu / py-amqp publish loops, and latency
 bench-bus: install
 	$(PY) bench/bus.py
@@ -98,7 +102,7 @@ bench-reporting: install
 bench-e2e: install
 	$(PY) bench/e2e.py
 
-bench: bench-eventstore bench-kr-load bench-bus bench-reporting bench-e2e
+bench: bench-eventstore bench-kr-load bench-bus bench-reporting bench-e2e bench-appends
 
 clean:
 	rm -rf $(VENV) $(PROTO_STAMP) .pytest_cache

@@ -69,3 +69,18 @@ def canonical_bytes(
 def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
     """SHA-256(prev_hash || canonical) as 32 raw bytes."""
     return hashlib.sha256(prev_hash + canonical).digest()
+
+
+def chain_records(records: list, prev: bytes, position: int, tenant_id: str, stream_id: str, current: int,
+                  rows: list[tuple], now: int) -> bytes:
+    """Append to ``records`` the stored rows of ``rows`` (from ``_prepare``) written at
+    ``position`` on, after stream version ``current``, chained from ``prev``; return the
+    last hash."""
+    for i, (event_id, event_type, schema_version, data, meta) in enumerate(rows):
+        version = current + 1 + i
+        prev = chain_hash(prev, canonical_bytes(
+            position + i, tenant_id, stream_id, version, event_id, event_type, schema_version, now, data, meta,
+        ))
+        records.append((position + i, tenant_id, stream_id, version, event_id, event_type,
+                        schema_version, data, meta, now, prev.hex()))
+    return prev

@@ -16,6 +16,7 @@ assigned in commit order and a rollback leaves no hole.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -24,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from sqlalchemy import Engine, and_, func, select
 
 from . import schema
-from .canonical import GENESIS_HASH, canonical_bytes, chain_hash, dumps
+from .canonical import GENESIS_HASH, canonical_bytes, chain_hash, chain_records, dumps
 from .errors import (
     DuplicateEventIds,
     EmptyBatch,
@@ -37,7 +38,8 @@ from .errors import (
     WrongExpectedVersion,
 )
 from .model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, NewEvent, RecordedEvent, VerifyResult
-from .transactions import EventIdCollision, appender_for
+from .group_commit import GroupCommit
+from .transactions import EventIdCollision, PostgresAppender, appender_for
 from ..observability import metrics
 
 TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
@@ -77,6 +79,14 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+def _group_commit_default() -> bool:
+    """``OKR_EVENTSTORE_GROUP_COMMIT``: 1 (the default) or 0."""
+    value = (os.environ.get("OKR_EVENTSTORE_GROUP_COMMIT") or "1").strip().lower()
+    if value not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
+        raise ValueError(f"OKR_EVENTSTORE_GROUP_COMMIT: expected 1 or 0, got {value!r}")
+    return value in ("1", "true", "yes", "on")
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
 
@@ -96,6 +106,7 @@ class EventStore:
         max_metadata_bytes: int = 16 * 1024,
         max_batch_size: int = 1000,
         clock=_now_us,
+        group_commit: bool | None = None,
     ):
         self.engine = engine
         self.max_data_bytes = max_data_bytes
@@ -103,6 +114,14 @@ class EventStore:
         self.max_batch_size = max_batch_size
         self._clock = clock
         self._appender = appender_for(engine)
+        if group_commit is None:
+            group_commit = _group_commit_default()
+        #: concurrent appends share a transaction (PostgreSQL only: a SQLite append is
+        #: in-process and needs no round trip; ADR 0020)
+        self._group = (
+            GroupCommit(self, max_batch_size) if group_commit and isinstance(self._appender, PostgresAppender)
+            else None
+        )
 
     # ------------------------------------------------------------------ append
 
@@ -118,6 +137,12 @@ class EventStore:
         """
         self._check_expected_version(expected_version)
         rows, tenant_id = self._prepare(stream_id, events)
+        if self._group is not None:
+            return self._group.append(stream_id, expected_version, rows, tenant_id)
+        return self._append_one(stream_id, expected_version, rows, tenant_id)
+
+    def _append_one(self, stream_id: str, expected_version, rows: list[tuple], tenant_id: str) -> AppendResult:
+        """``append`` of validated rows in a transaction of its own."""
         event_ids = [r[0] for r in rows]
         n = len(rows)
         try:
@@ -137,14 +162,7 @@ class EventStore:
                 prev = bytes.fromhex(prev_hex) if prev_hex else GENESIS_HASH
                 now = self._clock()
                 records = []
-                for i, (event_id, event_type, schema_version, data, meta) in enumerate(rows):
-                    position, version = first_position + i, current + 1 + i
-                    prev = chain_hash(prev, canonical_bytes(
-                        position, tenant_id, stream_id, version, event_id, event_type,
-                        schema_version, now, data, meta,
-                    ))
-                    records.append((position, tenant_id, stream_id, version, event_id, event_type,
-                                    schema_version, data, meta, now, prev.hex()))
+                prev = chain_records(records, prev, first_position, tenant_id, stream_id, current, rows, now)
                 tx.write_and_commit(records, (tenant_id, last, prev.hex(), n))
         except _AlreadyStored as done:
             return done.result
@@ -250,15 +268,8 @@ class EventStore:
                 position = last - n + 1
                 for (stream_id, _, rows), current in zip(prepared, currents):
                     first = position
-                    for i, (event_id, event_type, schema_version, data, meta) in enumerate(rows):
-                        version = current + 1 + i
-                        prev = chain_hash(prev, canonical_bytes(
-                            position, tenant_id, stream_id, version, event_id, event_type,
-                            schema_version, now, data, meta,
-                        ))
-                        records.append((position, tenant_id, stream_id, version, event_id, event_type,
-                                        schema_version, data, meta, now, prev.hex()))
-                        position += 1
+                    prev = chain_records(records, prev, position, tenant_id, stream_id, current, rows, now)
+                    position += len(rows)
                     results.append(AppendResult(stream_id, current + len(rows), first, position - 1))
                 tx.write_and_commit(records, (tenant_id, last, prev.hex(), n))
         except _AlreadyStored as done:

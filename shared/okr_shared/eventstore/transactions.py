@@ -13,7 +13,8 @@ SQLAlchemy connection, with statements written once:
   round trips plus the commit's flush on an autocommit connection of a dedicated writer
   pool: ``BEGIN; UPDATE head; SELECT state`` (each statement of a multi-statement string
   gets a fresh snapshot, so the SELECT sees everything committed before the lock was
-  granted), then ``INSERT events; UPSERT chain head; COMMIT``.
+  granted), then ``INSERT events; UPSERT chain head; COMMIT``. Concurrent appends of a
+  process share those two round trips (``group_commit``, ADR 0020).
 """
 
 from __future__ import annotations
@@ -258,6 +259,52 @@ class PostgresAppender:
             self._streams_sql_by_size[n] = sql
         return sql
 
+    _group_read_sql_by_size: dict[tuple[int, int], str] = {}
+
+    def lock_and_read_group_sql(self, streams: int, tenants: int) -> str:
+        """For a group commit (``okr_shared.eventstore.group_commit``): BEGIN, take the
+        head's row lock (adding the group's size), then one SELECT of tagged rows — the
+        head (0), each existing stream's version and owner (1), each tenant's last
+        chain hash (2) — in one round trip."""
+        key = (streams, tenants)
+        sql = self._group_read_sql_by_size.get(key)
+        if sql is None:
+            sql = (
+                "BEGIN; UPDATE es_head SET last_position = last_position + %s WHERE id = 1; "
+                "SELECT 0, NULL, last_position, NULL FROM es_head WHERE id = 1 UNION ALL "
+                # the newest event of each stream by the (stream_id, stream_version)
+                # index: one index probe per stream, whatever the stream's length
+                "SELECT 1, s.id, e.stream_version, e.tenant_id FROM (VALUES "
+                + ", ".join(["(%s)"] * streams)
+                + ") s(id) CROSS JOIN LATERAL (SELECT stream_version, tenant_id FROM es_events "
+                "WHERE stream_id = s.id ORDER BY stream_version DESC LIMIT 1) e UNION ALL "
+                "SELECT 2, tenant_id, NULL, last_hash FROM es_chain_heads "
+                f"WHERE tenant_id IN ({', '.join(['%s'] * tenants)})"
+            )
+            self._group_read_sql_by_size[key] = sql
+        return sql
+
+    _group_write_sql_by_size: dict[tuple[int, int, bool], str] = {}
+
+    def write_group_sql(self, rows: int, tenants: int, set_head: bool) -> str:
+        """INSERT the events, upsert each tenant's chain head (one row per tenant: a
+        statement may not update a row twice), set the head back to the last position
+        used when some appends of the group were refused (positions stay gap-free; the
+        head's row lock is still held), COMMIT — one round trip."""
+        key = (rows, tenants, set_head)
+        sql = self._group_write_sql_by_size.get(key)
+        if sql is None:
+            upsert = _upsert_chain_head_sql("%s")
+            one = upsert[upsert.index("VALUES ") + len("VALUES "):upsert.index(" ON CONFLICT")]
+            sql = (
+                self._INSERT + ", ".join([self._ROW] * rows) + "; "
+                + upsert.replace("VALUES " + one, "VALUES " + ", ".join([one] * tenants))
+                + ("; UPDATE es_head SET last_position = %s WHERE id = 1" if set_head else "")
+                + "; COMMIT"
+            )
+            self._group_write_sql_by_size[key] = sql
+        return sql
+
     def insert_sql(self, n: int) -> str:
         sql = self._sql_by_size.get(n)
         if sql is None:
@@ -303,6 +350,40 @@ class PostgresAppender:
             last, last_hash = rows[0][0], rows[0][1]
             streams = {row[2]: (row[3], row[4]) for row in rows if row[2] is not None}
             return last, streams, last_hash
+
+        def lock_and_read_group(self, n: int, stream_ids: list[str], tenant_ids: list[str]):
+            """Move the head by n; return (last position, {stream_id: (version, owner)}
+            of the streams that exist, {tenant_id: last chain hash} of the tenants that
+            have one) — one round trip; under the lock, each statement of READ
+            COMMITTED sees everything committed before the lock was granted."""
+            self._open = True
+            rows = self._conn.exec_driver_sql(
+                self.a.lock_and_read_group_sql(len(stream_ids), len(tenant_ids)),
+                (n, *stream_ids, *tenant_ids)).all()
+            last, streams, hashes = None, {}, {}
+            for tag, key, number, text in rows:
+                if tag == 0:
+                    last = number
+                elif tag == 1:
+                    streams[key] = (number, text)
+                else:
+                    hashes[key] = text
+            return last, streams, hashes
+
+        def write_group_and_commit(self, rows: list[tuple], chain_heads: list[tuple], head: int | None) -> None:
+            """Write a group's events and chain heads and COMMIT; ``head``: the last
+            position used, when it is below the one the lock took (refused appends)."""
+            params = [value for row in rows for value in row]
+            for chain_head in chain_heads:
+                params.extend(chain_head)
+            if head is not None:
+                params.append(head)
+            try:
+                self._conn.exec_driver_sql(
+                    self.a.write_group_sql(len(rows), len(chain_heads), head is not None), tuple(params))
+            except exc.IntegrityError as e:
+                raise EventIdCollision(str(e.orig)) from None
+            self._open = False
 
         def write_and_commit(self, rows: list[tuple], chain_head: tuple) -> None:
             params = [value for row in rows for value in row]
