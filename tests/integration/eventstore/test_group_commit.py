@@ -24,7 +24,7 @@ from okr_shared.eventstore import (
 )
 from okr_shared.eventstore.store import _now_us
 
-from tests.conftest import Database
+from conftest import Database
 
 
 @pytest.fixture
