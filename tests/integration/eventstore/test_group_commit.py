@@ -21,17 +21,13 @@ from okr_shared.eventstore import (
     StreamNotFound,
     TenantMismatch,
     WrongExpectedVersion,
+    make_engine,
+    migrate,
 )
 from okr_shared.eventstore.store import _now_us
 
-from conftest import Database
-
-
-@pytest.fixture
-def database(tmp_path):
-    db = Database("postgres", tmp_path)
-    yield db
-    db.close()
+# the suite's ``database`` fixture (tests/conftest.py), on PostgreSQL only
+pytestmark = pytest.mark.parametrize("database", ["postgres"], indirect=True)
 
 
 def ev(n=0, tenant="acme", **kw):
@@ -260,12 +256,13 @@ def test_group_commit_can_be_switched_off(database, monkeypatch):
     assert EventStore(database.engine)._group is not None
 
 
-def test_sqlite_appends_are_not_grouped(tmp_path):
-    db = Database("sqlite", tmp_path)
+def test_sqlite_appends_are_not_grouped(database, tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/eventstore.db")
     try:
-        assert EventStore(db.engine)._group is None
+        migrate(engine)
+        assert EventStore(engine)._group is None
     finally:
-        db.close()
+        engine.dispose()
 
 
 def test_head_and_chain_heads_after_groups_match_the_log(database):
