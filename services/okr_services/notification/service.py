@@ -121,6 +121,7 @@ class NotificationDatabase(ConsumerDatabase):
 #: The timed rules and status changes over a tenant's model, computed off the hub (pure;
 #: on the hub a large tenant stopped the event consumer meanwhile).
 _rules = OffTheHub(rules)
+_storage = OffTheHub(storage)  # only its pure functions (build_model)
 
 
 def _refused(e: ValueError) -> ValidationError:
@@ -227,7 +228,7 @@ def make_service(name: str = "notification", *, queue: str = CONSUMER, db_url: s
             for tenant in tenants:
                 try:
                     with engine.connect() as conn:
-                        model = storage.load_model(conn, tenant, ENTITY_TABLES, live=TABLES)
+                        model = storage.load_model(conn, tenant, ENTITY_TABLES, live=TABLES, build=_storage.build_model)
                         settings = directory.get_settings(conn, tenant)
                         zones = directory.zones(conn, tenant)
                     for rule, subject, period, notes in _rules.timed(model, tenant, now, settings, zones):

@@ -135,6 +135,22 @@ def rows_as_of(pages: Iterable[Iterable[tuple]], position: int | None = None,
             yield row
 
 
+def fold_page(model: Model, page: list[tuple], position: int | None = None,
+              recorded_before_us: int | None = None) -> tuple[int | None, bool]:
+    """``fold_rows`` of one ``EventStore.scan`` page's rows within an as-of replay's
+    limits (as ``rows_as_of``). Pure: run in eventlet's thread pool by the service.
+    Returns (recorded_at_us of the last row folded or None, whether a row past a limit
+    was met — the replay ends there)."""
+    end = len(page)
+    for i, row in enumerate(page):
+        if (position is not None and row[0] > position) or (
+                recorded_before_us is not None and row[6] >= recorded_before_us):
+            end = i
+            break
+    fold_rows(model, page[:end] if end < len(page) else page)
+    return (page[end - 1][6] if end else None), end < len(page)
+
+
 def fold_as_of(events: Iterable, position: int | None = None, recorded_before_us: int | None = None) -> Model:
     """As-of replay: a fresh model of the events up to and including ``position`` and
     recorded before ``recorded_before_us`` (microseconds since the epoch, exclusive).

@@ -56,9 +56,9 @@ from okr_shared.contracts import payload_to_dict, unpack_payload
 from okr_shared.domain.errors import DomainError, NotFound, ValidationError
 from okr_services.common import Caller, Observed, OffTheHub, query
 
-from . import queries, storage
+from . import projections, queries, storage
 from .html import render_board
-from .projections import TABLES, fold_rows, new_model, rows_as_of
+from .projections import TABLES, new_model
 
 _log = logging.getLogger(__name__)
 
@@ -152,6 +152,8 @@ class BoardCache(DependencyProvider):
 #: with 170 check-ins each (several times that on a busy machine); on the hub it stopped
 #: the event consumer meanwhile.
 _queries = OffTheHub(queries)
+_storage = OffTheHub(storage)  # only its pure functions (build_model)
+_projections = OffTheHub(projections)  # fold_page
 
 
 def _parse_instant(value, zone, field: str = "time") -> int:
@@ -315,7 +317,8 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
 
         def _model(self, tenant: str, history: bool = False):
             with self.db.engine.connect() as conn:
-                return storage.load_model(conn, tenant, TABLES if history else ENTITY_TABLES)
+                return storage.load_model(conn, tenant, TABLES if history else ENTITY_TABLES,
+                                          build=_storage.build_model)
 
         def _position(self) -> int | None:
             with self.db.engine.connect() as conn:
@@ -350,20 +353,22 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
             if before_us is not None and before_us <= first.recorded_at_us:
                 raise ValidationError(field or "time", f"{_us_text(before_us)} is before the first event of the "
                                                        f"tenant (recorded {_us_text(first.recorded_at_us)})")
-            seen = {"us": None}
-
-            def rows():
-                pages = self.db.event_store.scan(first.position, to_position=position, tenant_id=tenant)
-                for row in rows_as_of(pages, position=position, recorded_before_us=before_us):
-                    seen["us"] = row[6]
-                    yield row
-
-            model = new_model(history=history)
-            fold_rows(model, rows())
+            # The store's pages are read here, each folded in eventlet's thread pool: a
+            # large tenant's replay would otherwise stop the event consumer until it ends.
+            model, last_us = new_model(history=history), None
+            pages = self.db.event_store.scan(first.position, to_position=position, tenant_id=tenant)
+            try:
+                for page in pages:
+                    page_us, ended = _projections.fold_page(model, page, position, before_us)
+                    last_us = page_us if page_us is not None else last_us
+                    if ended:
+                        break
+            finally:
+                pages.close()  # ends the read transaction now, not when collected
             if before_us is not None:
                 day = self.clock.day_of_us(before_us - 1)
-            elif seen["us"] is not None:
-                day = self.clock.day_of_us(seen["us"])
+            elif last_us is not None:
+                day = self.clock.day_of_us(last_us)
             else:
                 day = self.clock.today()
             return model, day

@@ -244,17 +244,21 @@ def _attach(kr: dict, points: list[dict]) -> dict:
     return kr
 
 
-def _attach_all(conn, krs: dict[str, dict], points: Table, tenant: str | None) -> None:
-    """Every point row of ``tenant`` (or all), read on the DBAPI cursor (a tenant's
-    model holds thousands: SQLAlchemy's result rows were most of the load's time),
-    attached to its key result."""
+def _point_rows(conn, points: Table, tenant: str | None) -> list[tuple[str, str]]:
+    """Every point row (key, doc text) of ``tenant`` (or all), read on the DBAPI cursor
+    (a tenant's model holds thousands: SQLAlchemy's result rows were most of the load's
+    time)."""
     statements = _statements_of(points)
     statement, params = (statements.tenant_rows, {"tenant": tenant}) if tenant is not None else (statements.all_rows, {})
     cursor = dbapi.run(conn, dbapi.compiled(statement, conn.dialect), params)
     try:
-        rows = cursor.fetchall()
+        return cursor.fetchall()
     finally:
         cursor.close()
+
+
+def _attach_all(krs: dict[str, dict], rows: list[tuple[str, str]]) -> None:
+    """The point rows attached to their key results."""
     by_kr: dict[str, list[dict]] = {}
     for key, text_ in rows:
         kr_key = key[:key.rindex("/")]
@@ -337,18 +341,39 @@ def _forget_cached(conn) -> None:
 
 
 def load_model(conn, tenant: str | None = None, tables: Iterable[str] = TABLES,
-               live: dict[str, Table] | None = None) -> Model:
-    """The model held by the live tables (or ``live``): every row, or one tenant's."""
-    model = new_model()
+               live: dict[str, Table] | None = None, *, build=None) -> Model:
+    """The model held by the live tables (or ``live``): every row, or one tenant's.
+    The rows are read here; ``build`` (default ``build_model``) makes the model of
+    them — the service passes it run in eventlet's thread pool (parsing a large
+    tenant's rows would stop its event consumer)."""
+    return (build or build_model)(read_model_rows(conn, tenant, tables, live))
+
+
+def read_model_rows(conn, tenant: str | None = None, tables: Iterable[str] = TABLES,
+                    live: dict[str, Table] | None = None) -> dict[str, list[tuple[str, str]]]:
+    """The stored rows of the model, unparsed: ``{table: [(key, doc text)]}``, the key
+    results' point rows under ``POINTS``."""
     live = LIVE if live is None else live
+    raw: dict[str, list[tuple[str, str]]] = {}
     for name in tables:
         t = live[name]
         query = select(t.c.key, t.c.doc)
         if tenant is not None:
             query = query.where(t.c.tenant == tenant)
-        model[name] = {key: loads(doc) for key, doc in conn.execute(query)}
+        raw[name] = [tuple(row) for row in conn.execute(query)]
         if name == "key_results":
-            _attach_all(conn, model[name], live[POINTS], tenant)
+            raw[POINTS] = _point_rows(conn, live[POINTS], tenant)
+    return raw
+
+
+def build_model(raw: dict[str, list[tuple[str, str]]]) -> Model:
+    """The model of ``read_model_rows``' rows (pure: parses and attaches the points)."""
+    model = new_model()
+    for name, rows in raw.items():
+        if name != POINTS:
+            model[name] = {key: loads(doc) for key, doc in rows}
+    if "key_results" in model:
+        _attach_all(model["key_results"], raw[POINTS])
     return model
 
 

@@ -326,6 +326,70 @@ def test_the_bulk_fold_over_raw_rows_is_the_fold(world):
         assert storage.model_dumps(lean) == storage.model_dumps({k: v for k, v in expected.items() if k != "history"})
 
 
+def test_the_service_builds_models_and_folds_replays_in_the_thread_pool(world, monkeypatch):
+    """Through the running service: a query's model is built by ``build_model`` and an
+    as-of replay folded by ``fold_page``, both through their OffTheHub wrappers (the
+    thread pool; tests/unit/reporting/test_queries_off_the_hub.py shows the hub runs
+    meanwhile) — and the answers are those of the plain fold."""
+    from okr_services.reporting import service as reporting_service
+
+    calls = []
+
+    class Spy:
+        def __init__(self, off_the_hub):
+            self.off_the_hub = off_the_hub
+
+        def __getattr__(self, name):
+            function = getattr(self.off_the_hub, name)
+            assert function.__wrapped__ is not None  # an OffTheHub wrapper
+
+            def spy(*args, **kwargs):
+                calls.append(name)
+                return function(*args, **kwargs)
+            return spy
+
+    monkeypatch.setattr(reporting_service, "_storage", Spy(reporting_service._storage))
+    monkeypatch.setattr(reporting_service, "_projections", Spy(reporting_service._projections))
+    acme = world.rpc(tenant_id="acme")
+    week6 = fold_as_of(world.events, recorded_before_us=week_end_us(6))
+    assert acme.as_of("board", time={"us": week_end_us(6)}) == normal(queries.board(week6, "acme", week_end(6)))
+    assert "fold_page" in calls and "build_model" not in calls
+    calls.clear()
+    kr_id = first_kr(world.events)
+    assert acme.key_result_status(kr_id) == normal(queries.key_result_status(
+        fold(world.events), "acme", kr_id, TODAY))
+    assert calls == ["build_model"]
+
+
+def test_the_page_by_page_as_of_fold_is_the_as_of_fold(world):
+    """The service folds an as-of replay page by page (each page in the thread pool):
+    the same model and the same last recorded time, wherever the pages and the cut fall
+    (a cut on a page's first or last row, inside one, past the end)."""
+    from okr_services.reporting.projections import fold_page, new_model
+
+    events = world.events
+    cuts = [{"position": events[i].position} for i in (0, 49, 50, 63, 64, len(events) // 2, len(events) - 1)]
+    cuts += [{"recorded_before_us": events[i].recorded_at_us} for i in (1, len(events) // 3, len(events) - 1)]
+    cuts += [{"position": events[-1].position + 10}, {}]
+    for cut in cuts:
+        position, before = cut.get("position"), cut.get("recorded_before_us")
+        expected = fold_as_of(events, **cut)
+        kept = [e for e in events if (position is None or e.position <= position)
+                and (before is None or e.recorded_at_us < before)]
+        for batch_size in (1, 50, 64, 5000):
+            model, last_us, pages_read = new_model(), None, 0
+            for page in world.store.scan(batch_size=batch_size):
+                pages_read += 1
+                page_us, ended = fold_page(model, page, position, before)
+                last_us = page_us if page_us is not None else last_us
+                if ended:
+                    break
+            assert storage.model_dumps(model) == storage.model_dumps(expected), (cut, batch_size)
+            assert last_us == (kept[-1].recorded_at_us if kept else None), (cut, batch_size)
+            # reading stops at the page holding the first row past the cut
+            assert pages_read == min(len(kept) // batch_size + 1, -(-len(events) // batch_size)), (cut, batch_size)
+
+
 def test_copy_loads_any_text_exactly(world):
     """The COPY path (unpatched processes) escapes backslashes, tabs, newlines and
     carriage returns in keys and documents."""

@@ -8,7 +8,7 @@ import eventlet
 
 from okr_services.notification import rules
 from okr_services.notification import service as notification_service
-from okr_services.reporting import queries, service
+from okr_services.reporting import projections, queries, service, storage
 
 
 def busy(seconds: float, answer):
@@ -67,3 +67,36 @@ def test_the_notification_service_computes_its_timed_rules_off_the_hub(monkeypat
     finished = time.perf_counter()
     thread.kill()
     assert len([t for t in ticks if started < t < finished]) >= 15
+
+
+def _runs_off_the_hub(call, seconds: float) -> int:
+    """How often another green thread ran while ``call()`` (taking ``seconds``) ran."""
+    ticks = []
+
+    def other():
+        while True:
+            ticks.append(time.perf_counter())
+            eventlet.sleep(0.002)
+
+    thread = eventlet.spawn(other)
+    eventlet.sleep(0.01)
+    started = time.perf_counter()
+    call()
+    finished = time.perf_counter()
+    thread.kill()
+    assert finished - started >= seconds
+    return len([t for t in ticks if started < t < finished])
+
+
+def test_loading_a_tenants_model_and_replaying_its_history_run_off_the_hub(monkeypatch):
+    """The reporting service parses a loaded model (``build_model``) and folds an as-of
+    replay's pages (``fold_page``) in the thread pool — a large tenant's model or
+    history no longer stops the event consumer; the notification service builds the
+    model of its timed rules the same way."""
+    monkeypatch.setattr(storage, "build_model", lambda raw: busy(0.3, {"built": raw}))
+    monkeypatch.setattr(projections, "fold_page", lambda model, page, *limits: busy(0.3, (7, True)))
+    answers = []
+    assert _runs_off_the_hub(lambda: answers.append(service._storage.build_model({"x": []})), 0.3) >= 15
+    assert _runs_off_the_hub(lambda: answers.append(service._projections.fold_page({}, [], None, None)), 0.3) >= 15
+    assert answers == [{"built": {"x": []}}, (7, True)]
+    assert notification_service._storage.build_model.__wrapped__ is storage.build_model
