@@ -107,10 +107,21 @@ ECHO_METHOD = "/bench.Echo/Echo"
 SETTLE_S = 30.0
 
 
+_PORTS_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port not handed out before in this run: the OS may hand the same free
+    port to two bind(0) calls in a row, and eventlet's listener and grpcio both set
+    SO_REUSEPORT by default — the stack's reporting web server and gateway once shared
+    a port and the gateway's readiness probe reached the web server."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
 
 
 def pct(values, p):

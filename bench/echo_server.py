@@ -23,7 +23,8 @@ METHOD = "/bench.Echo/Echo"
 def main(argv: list[str]) -> int:
     address = argv[1] if len(argv) > 1 else "127.0.0.1:0"
     workers = int(argv[2]) if len(argv) > 2 else 32
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="echo"))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="echo"),
+                         options=[("grpc.so_reuseport", 0)])  # as the gateway
     handler = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("bench.Echo", {"Echo": handler})])
     port = server.add_insecure_port(address)

@@ -31,7 +31,11 @@ def main() -> int:
         return 2
     config = GatewayConfig.from_env()
     gateway = Gateway(config)
-    port = gateway.start()
+    try:
+        port = gateway.start()
+    except RuntimeError as e:
+        print(f"okr gateway: {e}", file=sys.stderr)
+        return 2
     metrics_port = serve_from_env("gateway")  # OKR_METRICS_PORT (9466)
     freeze_startup_objects()  # no full GC pass over the server's objects mid-call
     print(f"okr gateway: gRPC on {config.address.rsplit(':', 1)[0]}:{port} (health, reflection on)"

@@ -568,16 +568,25 @@ class Gateway:
         self.rpc.start()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.config.workers,
                                                              thread_name_prefix="okr-gateway"),
-                                  interceptors=[ObservingInterceptor()])
+                                  interceptors=[ObservingInterceptor()],
+                                  # a port another process listens on is an error, not
+                                  # a port silently shared (grpcio's default)
+                                  options=[("grpc.so_reuseport", 0)])
         self.server.add_generic_rpc_handlers(self.handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = self.service_names()
         for name in names + [""]:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         reflection.enable_server_reflection(names + [health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
-        port = self.server.add_insecure_port(self.config.address)
+        try:
+            port = self.server.add_insecure_port(self.config.address)
+        except RuntimeError:  # grpcio >= 1.5x raises where older ones returned 0
+            port = 0
         if port == 0:
-            raise RuntimeError(f"cannot listen on {self.config.address}")
+            self.server = None
+            self.rpc.stop()
+            raise RuntimeError(f"cannot listen on {self.config.address}: in use by another process, "
+                               "or not an address of this machine (OKR_GATEWAY_ADDRESS)")
         self.server.start()
         return port
 

@@ -342,6 +342,25 @@ def test_a_dead_service_is_unavailable_not_a_hang(seeded):
                timeout=15, message="progress back")
 
 
+def test_a_second_gateway_on_a_port_in_use_fails_with_a_clear_error(seeded, tmp_path):
+    """grpcio shares a port with any listener that allows it (SO_REUSEPORT, eventlet's
+    default too) unless told not to: a second gateway on the first one's address must
+    refuse to start, not silently take half of its connections."""
+    from infra import AMQP_URI
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("OKR_JWT_", "OKR_GATEWAY_"))}
+    env.update(OKR_GATEWAY_ADDRESS=seeded.address, AMQP_URI=AMQP_URI, OKR_METRICS_PORT="0",
+               OKR_GATEWAY_DATABASE_URL=f"sqlite:///{tmp_path}/keys.db", OKR_DATABASE_URL=f"sqlite:///{tmp_path}/es.db")
+    second = subprocess.run([sys.executable, "-m", "okr_services.gateway"], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2, second.stderr
+    assert f"okr gateway: cannot listen on {seeded.address}: in use by another process" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert seeded.process.poll() is None  # the first one serves on
+    assert seeded.call(seeded.stub("progress").GetKeyResult,
+                       goal_pb2.GetKeyResultRequest(key_result_id="kr-other"))[1] is None
+
+
 def test_the_callers_deadline_is_honoured(seeded):
     w = seeded
     _, error = w.call(w.stub("reporting").GetBoard, reporting_pb2.GetBoardRequest(), timeout=0.001)
