@@ -182,9 +182,11 @@ class GroupCommit:
             for req in batch:  # each redone alone: the group's outcome is unknown
                 req.error = req.conflict = None
                 req.alone = True
+            metrics.APPEND_GROUP_FAILURES.inc()
             return
         for req, result in written:
             req.result = result
         self.groups += 1
         self.grouped_appends += len(batch)
+        metrics.APPEND_GROUP_SIZE.observe(len(batch))
         metrics.events_appended([r[1] for req, _ in written for r in req.rows])

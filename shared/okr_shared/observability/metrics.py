@@ -67,6 +67,17 @@ RELAY_PUBLISHED = Counter(
     "okr_relay_events_published_total", "Events the relay published and the broker confirmed.", ["relay"],
     registry=REGISTRY)
 
+APPEND_GROUP_SIZE = Histogram(
+    "okr_event_store_append_group_size",
+    "Appends written by one group-commit transaction of the event store (PostgreSQL, ADR 0020); "
+    "an append alone in the queue is not a group.",
+    buckets=(2, 4, 8, 16, 32, 64, 128, 256, 512, 1000), registry=REGISTRY)
+
+APPEND_GROUP_FAILURES = Counter(
+    "okr_event_store_append_group_failures_total",
+    "Group-commit transactions that failed (an event id stored earlier, a lost connection, ...); "
+    "each of their appends was redone alone.", registry=REGISTRY)
+
 # ------------------------------------------------------------------- hot-path helpers
 
 _appended: dict[str, object] = {}

@@ -10,6 +10,7 @@ import uuid
 
 import eventlet
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from okr_shared.eventstore import (
@@ -71,13 +72,22 @@ def positions(store):
     return [e.position for e in store.read_all()]
 
 
+def group_metrics():
+    return (REGISTRY.get_sample_value("okr_event_store_append_group_size_count"),
+            REGISTRY.get_sample_value("okr_event_store_append_group_size_sum"),
+            REGISTRY.get_sample_value("okr_event_store_append_group_failures_total"))
+
+
 def test_appends_queued_behind_a_transaction_share_the_next_one(database):
     clock = HoldFirst()
     store = EventStore(database.engine, clock=clock)
     appends = [(f"kr-{i}", NO_STREAM, [ev(i), ev(i + 100)]) for i in range(20)]
+    before = group_metrics()
     outcomes, groups = run_group(store, clock, appends)
     assert groups == 1, "the 19 queued appends were written by one transaction"
     assert store._group.grouped_appends == 19
+    after = group_metrics()
+    assert (after[0] - before[0], after[1] - before[1], after[2] - before[2]) == (1, 19, 0)
     assert all(not isinstance(o, Exception) for o in outcomes), outcomes
     # in queue order, gap-free, each append contiguous
     assert [(o.first_position, o.last_position) for o in outcomes] == [(2 * i + 1, 2 * i + 2) for i in range(20)]
@@ -176,8 +186,10 @@ def test_a_failure_inside_the_group_transaction_redoes_each_append_alone(databas
     clock = FailGroup()
     store = EventStore(database.engine, clock=clock)
     appends = [(f"kr-{i}", NO_STREAM, [ev(i)]) for i in range(6)]
+    failed_before = group_metrics()[2]
     outcomes, groups = run_group(store, clock, appends)
     assert failures == [1]
+    assert group_metrics()[2] == failed_before + 1
     assert groups == 0  # the group failed; its appends were written one by one
     assert all(not isinstance(o, Exception) for o in outcomes), outcomes
     assert sorted(o.first_position for o in outcomes) == list(range(1, 7))
