@@ -68,6 +68,18 @@ def run_group(store, clock, appends):
     return outcomes, store._group.groups - groups_before
 
 
+def queue_behind_a_held_leader(store, first: str):
+    """The leader appending in a held transaction, ``first`` queued behind it, then three
+    more (kr-0..kr-2): returns (leader, first's green thread, the three)."""
+    leader = eventlet.spawn(store.append, "kr-lead", NO_STREAM, [ev(0)])
+    eventlet.sleep(0.05)
+    queued = eventlet.spawn(store.append, first, NO_STREAM, [ev(1)])
+    eventlet.sleep(0.01)
+    rest = [eventlet.spawn(store.append, f"kr-{i}", NO_STREAM, [ev(i)]) for i in range(3)]
+    eventlet.sleep(0.05)
+    return leader, queued, rest
+
+
 def positions(store):
     return [e.position for e in store.read_all()]
 
@@ -215,12 +227,7 @@ def test_a_leader_killed_in_its_transaction_does_not_strand_the_queue(database):
 def test_a_follower_killed_while_queued_leaves_and_the_rest_go_on(database):
     clock = HoldFirst()
     store = EventStore(database.engine, clock=clock)
-    leader = eventlet.spawn(store.append, "kr-lead", NO_STREAM, [ev(0)])
-    eventlet.sleep(0.05)
-    gone = eventlet.spawn(store.append, "kr-gone", NO_STREAM, [ev(1)])
-    eventlet.sleep(0.01)
-    rest = [eventlet.spawn(store.append, f"kr-{i}", NO_STREAM, [ev(i)]) for i in range(3)]
-    eventlet.sleep(0.05)
+    leader, gone, rest = queue_behind_a_held_leader(store, "kr-gone")
     gone.kill()
     clock.gate.send(None)
     leader.wait()
@@ -307,12 +314,7 @@ def test_a_follower_killed_just_after_it_was_handed_the_lead_passes_it_on(databa
             promoted.kill()
 
     group._hand_over = hand_over_then_kill
-    leader = eventlet.spawn(store.append, "kr-lead", NO_STREAM, [ev(0)])
-    eventlet.sleep(0.05)
-    promoted = eventlet.spawn(store.append, "kr-promoted", NO_STREAM, [ev(1)])
-    eventlet.sleep(0.01)
-    rest = [eventlet.spawn(store.append, f"kr-{i}", NO_STREAM, [ev(i)]) for i in range(3)]
-    eventlet.sleep(0.05)
+    leader, promoted, rest = queue_behind_a_held_leader(store, "kr-promoted")
     clock.gate.send(None)
     with eventlet.Timeout(10):
         leader.wait()
