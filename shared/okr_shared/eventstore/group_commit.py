@@ -29,7 +29,6 @@ import threading
 from collections import deque
 
 from .canonical import GENESIS_HASH, chain_records
-from .errors import TenantMismatch
 from .model import AppendResult
 from ..observability import metrics
 
@@ -158,9 +157,8 @@ class GroupCommit:
                 for req in batch:
                     stream_id, tenant_id, rows = req.stream_id, req.tenant_id, req.rows
                     current, owner = streams.get(stream_id, (0, None))
-                    if owner is not None and owner != tenant_id:
-                        req.error = TenantMismatch(
-                            f"stream {stream_id!r} belongs to tenant {owner!r}, not {tenant_id!r}")
+                    req.error = store._foreign(stream_id, owner, tenant_id)
+                    if req.error is not None:
                         continue
                     conflict = store._conflict(stream_id, req.expected, current)
                     if conflict is not None:

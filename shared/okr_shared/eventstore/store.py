@@ -149,10 +149,9 @@ class EventStore:
             with self._appender.begin() as tx:
                 last, current, owner, prev_hex = tx.lock_and_read(n, stream_id, tenant_id)
                 first_position = last - n + 1
-                if owner is not None and owner != tenant_id:
-                    raise TenantMismatch(
-                        f"stream {stream_id!r} belongs to tenant {owner!r}, not {tenant_id!r}"
-                    )
+                foreign = self._foreign(stream_id, owner, tenant_id)
+                if foreign is not None:
+                    raise foreign
                 conflict = self._conflict(stream_id, expected_version, current)
                 if conflict is not None:
                     stored = self._already_stored(tx.find_event_ids(event_ids), stream_id, event_ids)
@@ -253,10 +252,9 @@ class EventStore:
                 currents = []
                 for stream_id, expected, _ in prepared:
                     current, owner = streams.get(stream_id, (0, None))
-                    if owner is not None and owner != tenant_id:
-                        raise TenantMismatch(
-                            f"stream {stream_id!r} belongs to tenant {owner!r}, not {tenant_id!r}"
-                        )
+                    foreign = self._foreign(stream_id, owner, tenant_id)
+                    if foreign is not None:
+                        raise foreign
                     conflict = self._conflict(stream_id, expected, current)
                     if conflict is not None:
                         stored = self._batch_already_stored(tx.find_event_ids(event_ids), prepared)
@@ -309,6 +307,13 @@ class EventStore:
             )
         if expected < 0:
             raise InvalidExpectedVersion(f"expected_version must be >= 0, not {expected}")
+
+    @staticmethod
+    def _foreign(stream_id: str, owner: str | None, tenant_id: str) -> TenantMismatch | None:
+        """The refusal of an append for ``tenant_id`` to a stream another tenant owns."""
+        if owner is None or owner == tenant_id:
+            return None
+        return TenantMismatch(f"stream {stream_id!r} belongs to tenant {owner!r}, not {tenant_id!r}")
 
     @staticmethod
     def _conflict(stream_id: str, expected, current: int):

@@ -55,10 +55,10 @@ def _state_sql(p: str) -> str:
     )
 
 
-def _upsert_chain_head_sql(p: str) -> str:
+def _upsert_chain_head_sql(p: str, rows: int = 1) -> str:
     return (
         f"INSERT INTO es_chain_heads (tenant_id, last_position, last_hash, event_count) "
-        f"VALUES ({p}, {p}, {p}, {p}) ON CONFLICT (tenant_id) DO UPDATE SET "
+        f"VALUES {', '.join([f'({p}, {p}, {p}, {p})'] * rows)} ON CONFLICT (tenant_id) DO UPDATE SET "
         "last_position = excluded.last_position, last_hash = excluded.last_hash, "
         "event_count = es_chain_heads.event_count + excluded.event_count"
     )
@@ -259,58 +259,56 @@ class PostgresAppender:
             self._streams_sql_by_size[n] = sql
         return sql
 
-    _group_read_sql_by_size: dict[tuple[int, int], str] = {}
+    # The group statements are put together per call from parts cached per count (each
+    # count is at most max_batch_size): a cache per combination of counts could grow
+    # without bound in a long-running service.
+    _group_streams_sql: dict[int, str] = {}
+    _group_tenants_sql: dict[int, str] = {}
+    _values_sql: dict[int, str] = {}
+    _group_upsert_sql: dict[int, str] = {}
+
+    @staticmethod
+    def _cached(cache: dict[int, str], n: int, make) -> str:
+        sql = cache.get(n)
+        if sql is None:
+            sql = cache[n] = make(n)
+        return sql
 
     def lock_and_read_group_sql(self, streams: int, tenants: int) -> str:
         """For a group commit (``okr_shared.eventstore.group_commit``): BEGIN, take the
         head's row lock (adding the group's size), then one SELECT of tagged rows — the
         head (0), each existing stream's version and owner (1), each tenant's last
         chain hash (2) — in one round trip."""
-        key = (streams, tenants)
-        sql = self._group_read_sql_by_size.get(key)
-        if sql is None:
-            sql = (
-                "BEGIN; UPDATE es_head SET last_position = last_position + %s WHERE id = 1; "
-                "SELECT 0, NULL, last_position, NULL FROM es_head WHERE id = 1 UNION ALL "
-                # the newest event of each stream by the (stream_id, stream_version)
-                # index: one index probe per stream, whatever the stream's length
-                "SELECT 1, s.id, e.stream_version, e.tenant_id FROM (VALUES "
-                + ", ".join(["(%s)"] * streams)
+        return (
+            "BEGIN; UPDATE es_head SET last_position = last_position + %s WHERE id = 1; "
+            "SELECT 0, NULL, last_position, NULL FROM es_head WHERE id = 1 UNION ALL "
+            # the newest event of each stream by the (stream_id, stream_version) index:
+            # one index probe per stream, whatever the stream's length
+            + self._cached(self._group_streams_sql, streams, lambda n: (
+                "SELECT 1, s.id, e.stream_version, e.tenant_id FROM (VALUES " + ", ".join(["(%s)"] * n)
                 + ") s(id) CROSS JOIN LATERAL (SELECT stream_version, tenant_id FROM es_events "
-                "WHERE stream_id = s.id ORDER BY stream_version DESC LIMIT 1) e UNION ALL "
-                "SELECT 2, tenant_id, NULL, last_hash FROM es_chain_heads "
-                f"WHERE tenant_id IN ({', '.join(['%s'] * tenants)})"
-            )
-            self._group_read_sql_by_size[key] = sql
-        return sql
-
-    _group_write_sql_by_size: dict[tuple[int, int, bool], str] = {}
+                "WHERE stream_id = s.id ORDER BY stream_version DESC LIMIT 1) e UNION ALL "))
+            + self._cached(self._group_tenants_sql, tenants, lambda n: (
+                f"SELECT 2, tenant_id, NULL, last_hash FROM es_chain_heads WHERE tenant_id IN ({', '.join(['%s'] * n)})"))
+        )
 
     def write_group_sql(self, rows: int, tenants: int, set_head: bool) -> str:
         """INSERT the events, upsert each tenant's chain head (one row per tenant: a
         statement may not update a row twice), set the head back to the last position
         used when some appends of the group were refused (positions stay gap-free; the
         head's row lock is still held), COMMIT — one round trip."""
-        key = (rows, tenants, set_head)
-        sql = self._group_write_sql_by_size.get(key)
-        if sql is None:
-            upsert = _upsert_chain_head_sql("%s")
-            one = upsert[upsert.index("VALUES ") + len("VALUES "):upsert.index(" ON CONFLICT")]
-            sql = (
-                self._INSERT + ", ".join([self._ROW] * rows) + "; "
-                + upsert.replace("VALUES " + one, "VALUES " + ", ".join([one] * tenants))
-                + ("; UPDATE es_head SET last_position = %s WHERE id = 1" if set_head else "")
-                + "; COMMIT"
-            )
-            self._group_write_sql_by_size[key] = sql
-        return sql
+        return (
+            self._insert_values_sql(rows) + "; "
+            + self._cached(self._group_upsert_sql, tenants, lambda n: _upsert_chain_head_sql("%s", n))
+            + ("; UPDATE es_head SET last_position = %s WHERE id = 1" if set_head else "")
+            + "; COMMIT"
+        )
 
     def insert_sql(self, n: int) -> str:
-        sql = self._sql_by_size.get(n)
-        if sql is None:
-            sql = self._INSERT + ", ".join([self._ROW] * n) + self._UPSERT_AND_COMMIT
-            self._sql_by_size[n] = sql
-        return sql
+        return self._cached(self._sql_by_size, n, lambda n: self._insert_values_sql(n) + self._UPSERT_AND_COMMIT)
+
+    def _insert_values_sql(self, n: int) -> str:
+        return self._cached(self._values_sql, n, lambda n: self._INSERT + ", ".join([self._ROW] * n))
 
     class _Transaction:
         def __init__(self, appender: "PostgresAppender"):
