@@ -1,0 +1,136 @@
+"""The contract suite's client side: the running suite and call helpers.
+
+The contract suite: what an outside client sees.
+
+Every test here is written as an integrator would write it, from ``protos/`` and
+``docs/`` alone: it talks to the whole suite started exactly as ``make run`` starts it
+(``python -m okr_services.run`` on a data folder of its own, free ports, the real
+RabbitMQ), through the stubs generated from ``protos/`` (the ``okr.v1`` ``*_pb2`` modules
+of ``make proto``), the gRPC status codes and the documented formats. It imports nothing
+of the project's own code (``okr_shared``, ``okr_services``): a test of this package
+checks that (test_contract_rules.py). API keys come from the documented CLI
+(``okr keys create``), as an operator would make them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+from waiting import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+OKR = [sys.executable, "-m", "okr_shared.cli"]  # the installed `okr` command of this interpreter
+
+
+def _env(data_dir: Path, **extra: str) -> dict:
+    env = dict(os.environ, OKR_DATA_DIR=str(data_dir), AMQP_URI=AMQP_URI,
+               PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services")]), **extra)
+    for name in ("OKR_DATABASE_URL", "OKR_REPORTING_DATABASE_URL", "OKR_NOTIFICATION_DATABASE_URL",
+                 "OKR_GATEWAY_DATABASE_URL", "OKR_API_URL", "OKR_API_KEY"):
+        env.pop(name, None)
+    return env
+
+
+class Suite:
+    """The running suite: its gRPC address, its data folder and log, and API keys."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.gateway = f"127.0.0.1:{free_port()}"
+        self.web = f"127.0.0.1:{free_port()}"
+        self.log = data_dir.parent / "run.log"
+        self.process: subprocess.Popen | None = None
+        self._keys: dict[tuple, str] = {}
+        self.channel: grpc.Channel | None = None
+
+    # ------------------------------------------------------------------ process
+    def start(self) -> None:
+        env = _env(self.data_dir, OKR_GATEWAY_ADDRESS=self.gateway, WEB_SERVER_ADDRESS=self.web,
+                   OKR_METRICS_PORT="0")
+        self.process = subprocess.Popen([sys.executable, "-m", "okr_services.run"], env=env, cwd=ROOT,
+                                        stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+        wait_until(lambda: "ready" in self.log.read_text() or self.process.poll() is not None, timeout=180,
+                   interval=0.2, message="make run's suite ready")
+        assert self.process.poll() is None, self.log.read_text()
+        self.channel = grpc.insecure_channel(self.gateway)
+
+    def stop(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover - reported by the run test
+            self.process.kill()
+            self.process.wait()
+
+    # --------------------------------------------------------------------- keys
+    @property
+    def admin_key(self) -> str:
+        """The demo tenant's admin key that `make run` wrote to data/admin.key."""
+        return (self.data_dir / "admin.key").read_text().strip()
+
+    def key(self, tenant: str, role: str = "admin", subject: str | None = None, teams: tuple[str, ...] = (),
+            delegated: tuple[str, ...] = ()) -> str:
+        """An API key for ``subject`` with ``role`` in ``tenant``, made with `okr keys create`."""
+        subject = subject or f"{role}-{tenant}"
+        cache = (tenant, role, subject, teams, delegated)
+        if cache not in self._keys:
+            args = [*OKR, "keys", "create", "--tenant", tenant, "--subject", subject, "--role", role]
+            for team in teams:
+                args += ["--team", team]
+            for kr in delegated:
+                args += ["--delegate-key-result", kr]
+            done = subprocess.run(args, env=_env(self.data_dir), capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            self._keys[cache] = done.stdout.strip().splitlines()[-1]
+        return self._keys[cache]
+
+    def new_tenant(self, role: str = "admin") -> tuple[str, str]:
+        """A tenant no other test uses, and a key of ``role`` in it."""
+        tenant = f"t-{uuid.uuid4().hex[:10]}"
+        return tenant, self.key(tenant, role)
+
+    def okr(self, *args: str, key: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """The `okr` command against the suite's API, with ``key`` (default: the admin key)."""
+        env = _env(self.data_dir, OKR_API_URL=self.gateway, OKR_API_KEY=key or self.admin_key)
+        return subprocess.run([*OKR, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def auth(key: str) -> tuple[tuple[str, str], ...]:
+    """The call metadata of docs/api.md for an API key."""
+    return (("authorization", f"ApiKey {key}"),)
+
+
+def code_of(call, *args, **kwargs) -> grpc.StatusCode:
+    """Make the call and return its status code (OK when it succeeds)."""
+    try:
+        call(*args, **kwargs)
+    except grpc.RpcError as e:
+        return e.code()
+    return grpc.StatusCode.OK
+
+
+def refusal(call, *args, **kwargs) -> grpc.RpcError:
+    """Make a call that must be refused; return its error (code, details, trailing metadata)."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call(*args, **kwargs)
+    return caught.value
+
+
+def trailers(error: grpc.RpcError) -> dict[str, str]:
+    return dict(error.trailing_metadata() or ())
+
+
