@@ -5,7 +5,7 @@ PostgreSQL, cold (with and without a snapshot) and warm. Target (issue): p99 <= 
     .venv/bin/python bench/kr_load.py --backends sqlite --loads 200
     .venv/bin/python bench/kr_load.py --no-eventlet --gc-unfrozen   # a plain process
 
-One load is ``Repository.load("kr-<id>")``, exactly what every command on the key result
+One load is ``Repository.load("kr-<id>", "acme")``, exactly what every command on the key result
 and every ``get_key_result`` does: take the newest known state (kept in the process,
 else the snapshot), read the events after it (type and payload, one query), parse their
 JSON and fold them with ``okr_shared.domain.fold``.
@@ -100,11 +100,11 @@ def fill(engine, kr_id: str) -> None:
 
 def timed_loads(repository: Repository, stream_id: str, loads: int, warmup: int) -> dict:
     for _ in range(warmup):
-        repository.load(stream_id)
+        repository.load(stream_id, "acme")
     times = []
     for _ in range(loads):
         t0 = time.perf_counter()
-        loaded = repository.load(stream_id)
+        loaded = repository.load(stream_id, "acme")
         times.append((time.perf_counter() - t0) * 1000)
     assert loaded.version == EVENTS and len(loaded.state.check_ins) == EVENTS - 1, loaded.version
     times.sort()
@@ -151,7 +151,7 @@ def _state_at(engine, stream_id: str, version: int):
     with engine.connect() as conn:
         rows = conn.execute(
             select(e.c.event_type, e.c.data)
-            .where(e.c.stream_id == stream_id, e.c.stream_version <= version)
+            .where(e.c.tenant_id == "acme", e.c.stream_id == stream_id, e.c.stream_version <= version)
             .order_by(e.c.stream_version)
         ).all()
     return domain.fold([(t, json.loads(d)) for t, d in rows])

@@ -137,7 +137,7 @@ def store_demo(data_dir: Path):
         )
         store.append(kr, week, [_event(check_in, tenant, meta)])
     elapsed = time.perf_counter() - t0
-    events = list(store.read_stream(kr))
+    events = list(store.read_stream(kr, tenant_id=tenant))
     click.echo(f"appended {len(events)} events to stream {kr} in {elapsed * 1000:.1f} ms:")
     for e in events[:2] + events[-1:]:
         click.echo(f"  #{e.position:<6} v{e.stream_version:<3} {e.event_type:<24} {e.data_json[:50]}… hash {e.hash[:12]}…")

@@ -253,7 +253,7 @@ def test_envelope_of_an_event_read_back_from_the_store(tmp_path):
             contracts.event_type_of(adjusted), contracts.payload_to_dict(adjusted), tenant_id="acme",
             metadata={"actor": "person-1", "correlation_id": "c-9", "reason": adjusted.reason},
         )])
-        (event,) = store.read_stream(stream)
+        (event,) = store.read_stream(stream, tenant_id="acme")
     finally:
         engine.dispose()
 

@@ -401,9 +401,8 @@ class Gateway:
         store = self._store()
         try:
             events = []
-            for event in store.read_stream(stream_id, start, batch_size=page_size + 1):
-                if event.tenant_id != principal.tenant:  # another tenant's stream: as if absent
-                    raise StreamNotFound(stream_id)
+            # the caller's tenant's stream: another tenant's of the same id is another stream
+            for event in store.read_stream(stream_id, start, tenant_id=principal.tenant, batch_size=page_size + 1):
                 events.append(event)
                 if len(events) > page_size:
                     break

@@ -38,7 +38,8 @@ class InvalidExpectedVersion(InvalidAppend):
 
 
 class TenantMismatch(InvalidAppend):
-    """Events of one batch name different tenants, or the stream belongs to another tenant."""
+    """Events of one batch name different tenants (a stream is always the tenant's own:
+    another tenant's stream of the same id is another stream, ADR 0023)."""
 
 
 class StreamNotFound(EventStoreError, LookupError):

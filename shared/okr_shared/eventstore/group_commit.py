@@ -11,9 +11,9 @@ all: still two round trips and one COMMIT, for any number of appends.
 Leader/follower: an append joins the queue; when no transaction is running it leads —
 takes the queue's front (its own request first, at most ``max_events`` events), writes
 that group in one transaction and passes the lead to the next request waiting. Every
-append keeps its own semantics: its expected version and tenant ownership are checked
-against the stream as the earlier appends of the same group leave it; a refused append
-(conflict, another tenant's stream) writes nothing and does not stop the others;
+append keeps its own semantics: its expected version is checked against the stream —
+the tenant's own, named by (tenant, stream id) — as the earlier appends of the same
+group leave it; a refused append (a conflict) writes nothing and does not stop the others;
 positions stay gap-free (the head is set back to the last position used) and each
 tenant's hash chain runs through the group in queue order. Whatever else goes wrong in
 a group's transaction (an event id stored already, a lost connection, a kill of the
@@ -95,7 +95,8 @@ class GroupCommit:
             # Checked after the group's COMMIT (stored events never change), by the
             # caller, so that the leader's group is not held up by it.
             event_ids = [r[0] for r in req.rows]
-            stored = store._already_stored(store._appender.find_event_ids(event_ids), req.stream_id, event_ids)
+            stored = store._already_stored(store._appender.find_event_ids(event_ids), req.tenant_id, req.stream_id,
+                                           event_ids)
             if stored is None:
                 raise req.conflict
             return stored
@@ -143,12 +144,12 @@ class GroupCommit:
                 req.error = e
             return
         n = sum(len(req.rows) for req in batch)
-        stream_ids = list(dict.fromkeys(req.stream_id for req in batch))
+        keys = list(dict.fromkeys((req.tenant_id, req.stream_id) for req in batch))
         tenant_ids = list(dict.fromkeys(req.tenant_id for req in batch))
         written = []
         try:
             with store._appender.begin() as tx:
-                last, streams, hashes = tx.lock_and_read_group(n, stream_ids, tenant_ids)
+                last, streams, hashes = tx.lock_and_read_group(n, keys, tenant_ids)
                 position = last - n + 1
                 prev = {t: bytes.fromhex(h) for t, h in hashes.items()}
                 heads: dict[str, list] = {}
@@ -156,10 +157,7 @@ class GroupCommit:
                 records = []
                 for req in batch:
                     stream_id, tenant_id, rows = req.stream_id, req.tenant_id, req.rows
-                    current, owner = streams.get(stream_id, (0, None))
-                    req.error = store._foreign(stream_id, owner, tenant_id)
-                    if req.error is not None:
-                        continue
+                    current = streams.get((tenant_id, stream_id), 0)
                     conflict = store._conflict(stream_id, req.expected, current)
                     if conflict is not None:
                         req.conflict = conflict
@@ -171,7 +169,7 @@ class GroupCommit:
                     prev[tenant_id] = h
                     head = heads.setdefault(tenant_id, [tenant_id, 0, "", 0])
                     head[1], head[2], head[3] = position - 1, h.hex(), head[3] + len(rows)
-                    streams[stream_id] = (current + len(rows), tenant_id)
+                    streams[(tenant_id, stream_id)] = current + len(rows)
                     written.append((req, AppendResult(stream_id, current + len(rows), first, position - 1)))
                 if written:  # else: nothing to write, the exit rolls the head back
                     tx.write_group_and_commit(

@@ -10,7 +10,9 @@ metadata = MetaData()
 #: BIGINT, but SQLite's rowid alias (INTEGER PRIMARY KEY) there.
 POSITION_TYPE = BigInteger().with_variant(Integer, "sqlite")
 
-#: One row per event. ``position`` is global, gap-free and in commit order.
+#: One row per event. ``position`` is global, gap-free and in commit order. A stream is
+#: named by (tenant_id, stream_id): each tenant has its own id space, so two tenants may
+#: both have a stream "objective-o1" (ADR 0023). ``event_id`` stays unique store-wide.
 events = Table(
     "es_events",
     metadata,
@@ -30,7 +32,7 @@ events = Table(
     # to hash and to read.
     Column("recorded_at_us", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
-    UniqueConstraint("stream_id", "stream_version", name="uq_es_events_stream_version"),
+    UniqueConstraint("tenant_id", "stream_id", "stream_version", name="uq_es_events_tenant_stream_version"),
     UniqueConstraint("event_id", name="uq_es_events_event_id"),
     Index("ix_es_events_tenant_position", "tenant_id", "position"),
 )
@@ -56,15 +58,15 @@ chain_heads = Table(
     Column("event_count", BigInteger, nullable=False),
 )
 
-#: Derived data, not history: the folded state of one stream at ``version``, so a long
+#: Derived data, not history: the folded state of one (tenant's) stream at ``version``, so a long
 #: stream loads from here plus the events after it. Written best-effort outside the
 #: append transaction; a row whose ``snapshot_version`` differs from the fold code's is
 #: ignored (and replaced on the next write). Deleting every row is always safe.
 snapshots = Table(
     "es_snapshots",
     metadata,
+    Column("tenant_id", String(64), primary_key=True),
     Column("stream_id", String(200), primary_key=True),
-    Column("tenant_id", String(64), nullable=False),
     Column("version", Integer, nullable=False),
     Column("snapshot_version", Integer, nullable=False),
     # JSON text of the state (``to_snapshot()``, else ``to_dict()``, of the aggregate).

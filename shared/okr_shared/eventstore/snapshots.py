@@ -10,7 +10,9 @@ means (and bumping that number) invalidates every old snapshot at once (ADR 0005
 
     snapshots = SnapshotStore(engine)
     snapshots.save("kr-42", "acme", version=300, snapshot_version=1, state={...})
-    snapshots.load("kr-42", snapshot_version=1)   # -> Snapshot(version=300, ...) or None
+    snapshots.load("kr-42", snapshot_version=1, tenant_id="acme")   # -> Snapshot(version=300, ...) or None
+
+A stream is a tenant's (ADR 0023): snapshots are keyed by (tenant_id, stream_id).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _now_us() -> int:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The state of ``stream_id`` after its event number ``version``, as the JSON object
+    """The state of the tenant's ``stream_id`` after its event number ``version``, as the JSON object
     the fold code's ``to_dict()`` made (``state``)."""
 
     stream_id: str
@@ -49,7 +51,7 @@ class Snapshot:
 class SnapshotStore:
     """Reads and writes rows of ``es_snapshots`` (created by the event store migrations).
 
-    Writes keep the newest snapshot per stream: a save for a version older than the
+    Writes keep the newest snapshot per (tenant, stream): a save for a version older than the
     stored one (a slow writer losing a race) changes nothing, unless the stored row was
     made by another ``snapshot_version`` of the fold code.
     """
@@ -64,11 +66,13 @@ class SnapshotStore:
         else:
             raise ValueError(f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL")
 
-    def load(self, stream_id: str, snapshot_version: int, *, connection: Connection | None = None) -> Snapshot | None:
-        """The stream's snapshot if one was made by ``snapshot_version``, else None.
-        Pass the ``connection`` of a read that follows (saves a pool round)."""
+    def load(
+        self, stream_id: str, snapshot_version: int, *, tenant_id: str, connection: Connection | None = None
+    ) -> Snapshot | None:
+        """The snapshot of the tenant's stream if one was made by ``snapshot_version``,
+        else None. Pass the ``connection`` of a read that follows (saves a pool round)."""
         query = select(_S.c.tenant_id, _S.c.version, _S.c.state, _S.c.taken_at_us).where(
-            _S.c.stream_id == stream_id, _S.c.snapshot_version == snapshot_version
+            _S.c.tenant_id == tenant_id, _S.c.stream_id == stream_id, _S.c.snapshot_version == snapshot_version
         )
         if connection is not None:
             row = connection.execute(query).first()
@@ -87,7 +91,7 @@ class SnapshotStore:
         snapshot_version: int,
         state: Mapping[str, Any],
     ) -> bool:
-        """Store ``state`` as the stream's snapshot at ``version``. Returns False when a
+        """Store ``state`` as the snapshot of the tenant's stream at ``version``. Returns False when a
         snapshot at least as new (by the same fold code) is already stored.
 
         One short statement in its own transaction, never inside an append: on SQLite
@@ -106,8 +110,8 @@ class SnapshotStore:
         }
         insert = self._insert(_S).values(**values)
         upsert = insert.on_conflict_do_update(
-            index_elements=[_S.c.stream_id],
-            set_={k: insert.excluded[k] for k in values if k != "stream_id"},
+            index_elements=[_S.c.tenant_id, _S.c.stream_id],
+            set_={k: insert.excluded[k] for k in values if k not in ("tenant_id", "stream_id")},
             where=or_(
                 _S.c.version < insert.excluded.version,
                 _S.c.snapshot_version != insert.excluded.snapshot_version,
@@ -118,10 +122,15 @@ class SnapshotStore:
                 written = conn.execute(upsert).rowcount
         return written == 1
 
-    def delete(self, stream_id: str | None = None) -> int:
-        """Drop one stream's snapshot, or every snapshot (``None``); returns the count.
-        Always safe: the next load folds from the events."""
-        statement = delete(_S) if stream_id is None else delete(_S).where(_S.c.stream_id == stream_id)
+    def delete(self, stream_id: str | None = None, *, tenant_id: str | None = None) -> int:
+        """Drop the snapshot of one stream of ``tenant_id``, or every snapshot (no
+        stream); returns the count. Always safe: the next load folds from the events."""
+        if stream_id is None:
+            statement = delete(_S)
+        elif tenant_id is None:
+            raise ValueError("delete(stream_id) needs the stream's tenant_id")
+        else:
+            statement = delete(_S).where(_S.c.tenant_id == tenant_id, _S.c.stream_id == stream_id)
         with self.engine.connect().execution_options(sqlite_begin="IMMEDIATE") as conn:
             with conn.begin():
                 return conn.execute(statement).rowcount

@@ -6,7 +6,8 @@ transactions are in transactions.py):
 1. take the store's write lock by incrementing the head counter (PostgreSQL: the
    ``es_head`` row lock; SQLite: ``BEGIN IMMEDIATE`` plus an in-process lock, so green
    threads never busy-wait on SQLite's file lock);
-2. read the stream's current version and owner tenant, and the tenant's chain head;
+2. read the stream's current version and the tenant's chain head (a stream is named
+   by tenant and stream id: each tenant has its own streams, ADR 0023);
 3. check the expected version; hash each event onto the tenant's chain;
 4. insert the events and move the chain head; commit.
 
@@ -147,14 +148,11 @@ class EventStore:
         n = len(rows)
         try:
             with self._appender.begin() as tx:
-                last, current, owner, prev_hex = tx.lock_and_read(n, stream_id, tenant_id)
+                last, current, prev_hex = tx.lock_and_read(n, stream_id, tenant_id)
                 first_position = last - n + 1
-                foreign = self._foreign(stream_id, owner, tenant_id)
-                if foreign is not None:
-                    raise foreign
                 conflict = self._conflict(stream_id, expected_version, current)
                 if conflict is not None:
-                    stored = self._already_stored(tx.find_event_ids(event_ids), stream_id, event_ids)
+                    stored = self._already_stored(tx.find_event_ids(event_ids), tenant_id, stream_id, event_ids)
                     # Leave by exception so the transaction (and the head increment)
                     # rolls back instead of committing.
                     raise conflict if stored is None else _AlreadyStored(stored)
@@ -168,7 +166,7 @@ class EventStore:
         except EventIdCollision:
             # Only the event_id constraint can fire under the write lock: some id of the
             # batch is stored already. An exact retry is a success; anything else is not.
-            stored = self._already_stored(self._appender.find_event_ids(event_ids), stream_id, event_ids)
+            stored = self._already_stored(self._appender.find_event_ids(event_ids), tenant_id, stream_id, event_ids)
             if stored is not None:
                 return stored
             raise DuplicateEventIds(
@@ -185,8 +183,8 @@ class EventStore:
         """Append to several streams of one tenant in ONE transaction: all or nothing.
 
         ``appends``: ``(stream_id, expected_version, events)`` per stream, each stream at
-        most once. Same rules as ``append`` for each entry (expected version, tenant
-        ownership, positions, hash chain: the events are chained in the given order);
+        most once. Same rules as ``append`` for each entry (expected version,
+        positions, hash chain: the events are chained in the given order);
         one failure — a ``WrongExpectedVersion`` of any stream, bad input — writes
         nothing at all. The total number of events is limited by ``max_batch_size``.
         Re-sending a batch whose event ids are all stored already, each on its stream
@@ -243,21 +241,18 @@ class EventStore:
             with self._appender.begin() as tx:
                 last, streams, prev_hex = tx.lock_and_read_streams(n, stream_ids, tenant_id)
                 for stream_id, version in expect.items():
-                    current = streams.get(stream_id, (0, None))[0]
+                    current = streams.get(stream_id, 0)
                     if current != version:
-                        stored = self._batch_already_stored(tx.find_event_ids(event_ids), prepared)
+                        stored = self._batch_already_stored(tx.find_event_ids(event_ids), tenant_id, prepared)
                         if stored is not None:
                             raise _AlreadyStored(stored)
                         raise WrongExpectedVersion(stream_id, version, current)
                 currents = []
                 for stream_id, expected, _ in prepared:
-                    current, owner = streams.get(stream_id, (0, None))
-                    foreign = self._foreign(stream_id, owner, tenant_id)
-                    if foreign is not None:
-                        raise foreign
+                    current = streams.get(stream_id, 0)
                     conflict = self._conflict(stream_id, expected, current)
                     if conflict is not None:
-                        stored = self._batch_already_stored(tx.find_event_ids(event_ids), prepared)
+                        stored = self._batch_already_stored(tx.find_event_ids(event_ids), tenant_id, prepared)
                         raise conflict if stored is None else _AlreadyStored(stored)
                     currents.append(current)
                 prev = bytes.fromhex(prev_hex) if prev_hex else GENESIS_HASH
@@ -273,7 +268,7 @@ class EventStore:
         except _AlreadyStored as done:
             return done.result
         except EventIdCollision:
-            stored = self._batch_already_stored(self._appender.find_event_ids(event_ids), prepared)
+            stored = self._batch_already_stored(self._appender.find_event_ids(event_ids), tenant_id, prepared)
             if stored is not None:
                 return stored
             raise DuplicateEventIds(
@@ -283,7 +278,7 @@ class EventStore:
         metrics.events_appended([r[1] for _, _, rows in prepared for r in rows])
         return results
 
-    def _batch_already_stored(self, found: list[tuple], prepared: list) -> list[AppendResult] | None:
+    def _batch_already_stored(self, found: list[tuple], tenant_id: str, prepared: list) -> list[AppendResult] | None:
         """The results of an earlier identical append_batch, or None when none of its ids
         is stored; DuplicateEventIds when only some are, or elsewhere."""
         if not found:
@@ -294,7 +289,8 @@ class EventStore:
                 f"{len(found)} of the {total} event ids of the batch are already stored; an idempotent "
                 "retry must resend the exact batch"
             )
-        return [self._already_stored(found, stream_id, [r[0] for r in rows]) for stream_id, _, rows in prepared]
+        return [self._already_stored(found, tenant_id, stream_id, [r[0] for r in rows])
+                for stream_id, _, rows in prepared]
 
     @staticmethod
     def _check_expected_version(expected) -> None:
@@ -309,13 +305,6 @@ class EventStore:
             raise InvalidExpectedVersion(f"expected_version must be >= 0, not {expected}")
 
     @staticmethod
-    def _foreign(stream_id: str, owner: str | None, tenant_id: str) -> TenantMismatch | None:
-        """The refusal of an append for ``tenant_id`` to a stream another tenant owns."""
-        if owner is None or owner == tenant_id:
-            return None
-        return TenantMismatch(f"stream {stream_id!r} belongs to tenant {owner!r}, not {tenant_id!r}")
-
-    @staticmethod
     def _conflict(stream_id: str, expected, current: int):
         if expected is ANY:
             return None
@@ -328,24 +317,28 @@ class EventStore:
         return WrongExpectedVersion(stream_id, expected, current)
 
     @staticmethod
-    def _already_stored(found: list[tuple], stream_id: str, event_ids: list[str]) -> AppendResult | None:
+    def _already_stored(
+        found: list[tuple], tenant_id: str, stream_id: str, event_ids: list[str]
+    ) -> AppendResult | None:
         """The AppendResult of an earlier identical append, given the stored rows
-        (event_id, stream_id, stream_version, position) of the batch's ids; None if none
-        is stored. Raises DuplicateEventIds when only some are, or elsewhere."""
+        (event_id, tenant_id, stream_id, stream_version, position) of the batch's ids;
+        None if none is stored. Raises DuplicateEventIds when only some are, or
+        elsewhere — another stream, or another tenant's (whose events are never
+        described to this one: the message names only this append's stream)."""
         if not found:
             return None
         by_id = {r[0]: r for r in found}
         stored = [by_id.get(eid) for eid in event_ids]
         if (
-            any(r is None or r[1] != stream_id for r in stored)
-            or any(b[2] != a[2] + 1 for a, b in zip(stored, stored[1:]))
+            any(r is None or r[1] != tenant_id or r[2] != stream_id for r in stored)
+            or any(b[3] != a[3] + 1 for a, b in zip(stored, stored[1:]))
         ):
             raise DuplicateEventIds(
                 f"{len(found)} of the {len(event_ids)} event ids are already stored, but not as "
                 f"this exact batch on stream {stream_id!r}; an idempotent retry must resend "
                 "the exact batch to the same stream"
             )
-        return AppendResult(stream_id, stored[-1][2], stored[0][3], stored[-1][3], True)
+        return AppendResult(stream_id, stored[-1][3], stored[0][4], stored[-1][4], True)
 
     def _prepare(self, stream_id: str, events: Sequence[NewEvent]) -> tuple[list[tuple], str]:
         """Validate and serialise the batch before any transaction opens: returns
@@ -437,11 +430,11 @@ class EventStore:
 
     # ------------------------------------------------------------------- reads
 
-    def stream_version(self, stream_id: str) -> int:
-        """The stream's current version (0 if it does not exist)."""
+    def stream_version(self, stream_id: str, *, tenant_id: str) -> int:
+        """The version of the tenant's stream (0 if the tenant has no such stream)."""
         with self.engine.connect() as conn:
             return conn.execute(
-                select(func.max(_E.c.stream_version)).where(_E.c.stream_id == stream_id)
+                select(func.max(_E.c.stream_version)).where(_E.c.tenant_id == tenant_id, _E.c.stream_id == stream_id)
             ).scalar_one() or 0
 
     def head_position(self) -> int:
@@ -450,17 +443,19 @@ class EventStore:
             return conn.execute(select(schema.head.c.last_position)).scalar_one()
 
     def read_stream(
-        self, stream_id: str, from_version: int = 1, *, batch_size: int = 1000
+        self, stream_id: str, from_version: int = 1, *, tenant_id: str, batch_size: int = 1000
     ) -> Iterator[RecordedEvent]:
-        """Events of one stream from ``from_version`` on, in version order.
+        """Events of the tenant's stream from ``from_version`` on, in version order.
 
-        Raises StreamNotFound (immediately, not on first iteration) for an unknown stream.
+        Raises StreamNotFound (immediately, not on first iteration) when the tenant has
+        no such stream — whether or not another tenant has one of that id.
         """
         if isinstance(from_version, bool) or not isinstance(from_version, int) or from_version < 1:
             raise ValueError(f"from_version must be an integer >= 1, not {from_version!r}")
-        if self.stream_version(stream_id) == 0:
+        if self.stream_version(stream_id, tenant_id=tenant_id) == 0:
             raise StreamNotFound(stream_id)
-        base = select(*_COLUMNS).where(_E.c.stream_id == stream_id).order_by(_E.c.stream_version)
+        base = (select(*_COLUMNS).where(_E.c.tenant_id == tenant_id, _E.c.stream_id == stream_id)
+                .order_by(_E.c.stream_version))
 
         def pages():
             version = from_version

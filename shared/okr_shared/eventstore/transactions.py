@@ -46,11 +46,12 @@ class EventIdCollision(Exception):
 
 
 def _state_sql(p: str) -> str:
-    """SELECT (stream version, stream owner tenant, tenant's last chain hash)."""
+    """SELECT (the tenant's stream's version, the tenant's last chain hash); parameters
+    tenant, stream, tenant. A stream is the tenant's own (ADR 0023): the same stream id of
+    another tenant is another stream, read by the same index probe."""
     return (
-        f"SELECT (SELECT stream_version FROM es_events WHERE stream_id = {p} "
+        f"SELECT (SELECT stream_version FROM es_events WHERE tenant_id = {p} AND stream_id = {p} "
         f"ORDER BY stream_version DESC LIMIT 1), "
-        f"(SELECT tenant_id FROM es_events WHERE stream_id = {p} LIMIT 1), "
         f"(SELECT last_hash FROM es_chain_heads WHERE tenant_id = {p})"
     )
 
@@ -65,16 +66,17 @@ def _upsert_chain_head_sql(p: str, rows: int = 1) -> str:
 
 
 def _streams_sql(p: str, n: int) -> str:
-    """SELECT (stream_id, version, owner tenant) of the given streams that exist."""
+    """SELECT (stream_id, version) of the given streams of one tenant that exist;
+    parameters: the tenant, then the ``n`` stream ids."""
     return (
-        "SELECT stream_id, MAX(stream_version), MIN(tenant_id) FROM es_events "
-        f"WHERE stream_id IN ({', '.join([p] * n)}) GROUP BY stream_id"
+        "SELECT stream_id, MAX(stream_version) FROM es_events "
+        f"WHERE tenant_id = {p} AND stream_id IN ({', '.join([p] * n)}) GROUP BY stream_id"
     )
 
 
 def _find_ids_sql(p: str, n: int) -> str:
     return (
-        "SELECT event_id, stream_id, stream_version, position FROM es_events "
+        "SELECT event_id, tenant_id, stream_id, stream_version, position FROM es_events "
         f"WHERE event_id IN ({', '.join([p] * n)})"
     )
 
@@ -182,25 +184,25 @@ class SqliteAppender:
             return False
 
         def lock_and_read(self, n: int, stream_id: str, tenant_id: str):
-            """Move the head by n; return (last position, stream version, stream owner
-            tenant or None, tenant's last chain hash or None)."""
-            last, version, owner, last_hash = self._cur.execute(
-                self.a._LOCK_AND_READ, (n, stream_id, stream_id, tenant_id)
+            """Move the head by n; return (last position, the tenant's stream's version,
+            the tenant's last chain hash or None)."""
+            last, version, last_hash = self._cur.execute(
+                self.a._LOCK_AND_READ, (n, tenant_id, stream_id, tenant_id)
             ).fetchone()
-            return last, version or 0, owner, last_hash
+            return last, version or 0, last_hash
 
         def find_event_ids(self, event_ids: list[str]) -> list[tuple]:
             return self._cur.execute(_find_ids_sql("?", len(event_ids)), event_ids).fetchall()
 
         def lock_and_read_streams(self, n: int, stream_ids: list[str], tenant_id: str):
-            """Move the head by n; return (last position, {stream_id: (version, owner)}
-            of the streams that exist, tenant's last chain hash or None) — for
+            """Move the head by n; return (last position, {stream_id: version} of the
+            tenant's streams that exist, tenant's last chain hash or None) — for
             ``EventStore.append_batch``."""
             (last,) = self._cur.execute(
                 "UPDATE es_head SET last_position = last_position + ? WHERE id = 1 RETURNING last_position", (n,)
             ).fetchone()
-            streams = {row[0]: (row[1], row[2]) for row in self._cur.execute(
-                _streams_sql("?", len(stream_ids)), stream_ids).fetchall()}
+            streams = dict(self._cur.execute(
+                _streams_sql("?", len(stream_ids)), (tenant_id, *stream_ids)).fetchall())
             row = self._cur.execute("SELECT last_hash FROM es_chain_heads WHERE tenant_id = ?", (tenant_id,)).fetchone()
             return last, streams, row[0] if row else None
 
@@ -247,8 +249,8 @@ class PostgresAppender:
 
     def lock_and_read_streams_sql(self, n: int) -> str:
         """BEGIN, take the head's row lock (adding the batch's size), then one SELECT:
-        a row per existing stream of ``n`` — (head, the tenant's last hash, stream id,
-        its version, its owner) — or one row with no stream when none exists."""
+        a row per existing stream of ``n`` of the tenant — (head, the tenant's last hash,
+        stream id, its version) — or one row with no stream when none exists."""
         sql = self._streams_sql_by_size.get(n)
         if sql is None:
             sql = (
@@ -277,17 +279,18 @@ class PostgresAppender:
     def lock_and_read_group_sql(self, streams: int, tenants: int) -> str:
         """For a group commit (``okr_shared.eventstore.group_commit``): BEGIN, take the
         head's row lock (adding the group's size), then one SELECT of tagged rows — the
-        head (0), each existing stream's version and owner (1), each tenant's last
-        chain hash (2) — in one round trip."""
+        head (0), each existing (tenant, stream)'s tenant, version and stream id (1),
+        each tenant's last chain hash (2) — in one round trip."""
         return (
             "BEGIN; UPDATE es_head SET last_position = last_position + %s WHERE id = 1; "
             "SELECT 0, NULL, last_position, NULL FROM es_head WHERE id = 1 UNION ALL "
-            # the newest event of each stream by the (stream_id, stream_version) index:
-            # one index probe per stream, whatever the stream's length
+            # the newest event of each stream by the (tenant_id, stream_id,
+            # stream_version) index: one index probe per stream, whatever its length
             + self._cached(self._group_streams_sql, streams, lambda n: (
-                "SELECT 1, s.id, e.stream_version, e.tenant_id FROM (VALUES " + ", ".join(["(%s)"] * n)
-                + ") s(id) CROSS JOIN LATERAL (SELECT stream_version, tenant_id FROM es_events "
-                "WHERE stream_id = s.id ORDER BY stream_version DESC LIMIT 1) e UNION ALL "))
+                "SELECT 1, s.tenant, e.stream_version, s.id FROM (VALUES " + ", ".join(["(%s, %s)"] * n)
+                + ") s(tenant, id) CROSS JOIN LATERAL (SELECT stream_version FROM es_events "
+                "WHERE tenant_id = s.tenant AND stream_id = s.id ORDER BY stream_version DESC LIMIT 1) e "
+                "UNION ALL "))
             + self._cached(self._group_tenants_sql, tenants, lambda n: (
                 f"SELECT 2, tenant_id, NULL, last_hash FROM es_chain_heads WHERE tenant_id IN ({', '.join(['%s'] * n)})"))
         )
@@ -331,8 +334,8 @@ class PostgresAppender:
 
         def lock_and_read(self, n: int, stream_id: str, tenant_id: str):
             self._open = True
-            row = self._conn.exec_driver_sql(self.a._LOCK_AND_READ, (n, stream_id, stream_id, tenant_id)).one()
-            return row[0], row[1] or 0, row[2], row[3]
+            row = self._conn.exec_driver_sql(self.a._LOCK_AND_READ, (n, tenant_id, stream_id, tenant_id)).one()
+            return row[0], row[1] or 0, row[2]
 
         def find_event_ids(self, event_ids: list[str]) -> list[tuple]:
             return self._conn.exec_driver_sql(_find_ids_sql("%s", len(event_ids)), tuple(event_ids)).all()
@@ -344,29 +347,29 @@ class PostgresAppender:
             everything committed before the lock was granted."""
             self._open = True
             rows = self._conn.exec_driver_sql(
-                self.a.lock_and_read_streams_sql(len(stream_ids)), (n, tenant_id, *stream_ids)).all()
+                self.a.lock_and_read_streams_sql(len(stream_ids)), (n, tenant_id, tenant_id, *stream_ids)).all()
             last, last_hash = rows[0][0], rows[0][1]
-            streams = {row[2]: (row[3], row[4]) for row in rows if row[2] is not None}
+            streams = {row[2]: row[3] for row in rows if row[2] is not None}
             return last, streams, last_hash
 
-        def lock_and_read_group(self, n: int, stream_ids: list[str], tenant_ids: list[str]):
-            """Move the head by n; return (last position, {stream_id: (version, owner)}
-            of the streams that exist, {tenant_id: last chain hash} of the tenants that
-            have one) — one round trip; under the lock, each statement of READ
-            COMMITTED sees everything committed before the lock was granted."""
+        def lock_and_read_group(self, n: int, streams: list[tuple[str, str]], tenant_ids: list[str]):
+            """Move the head by n; return (last position, {(tenant_id, stream_id):
+            version} of the given streams that exist, {tenant_id: last chain hash} of
+            the tenants that have one) — one round trip; under the lock, each statement
+            of READ COMMITTED sees everything committed before the lock was granted."""
             self._open = True
             rows = self._conn.exec_driver_sql(
-                self.a.lock_and_read_group_sql(len(stream_ids), len(tenant_ids)),
-                (n, *stream_ids, *tenant_ids)).all()
-            last, streams, hashes = None, {}, {}
+                self.a.lock_and_read_group_sql(len(streams), len(tenant_ids)),
+                (n, *(value for stream in streams for value in stream), *tenant_ids)).all()
+            last, versions, hashes = None, {}, {}
             for tag, key, number, text in rows:
                 if tag == 0:
                     last = number
                 elif tag == 1:
-                    streams[key] = (number, text)
+                    versions[(key, text)] = number
                 else:
                     hashes[key] = text
-            return last, streams, hashes
+            return last, versions, hashes
 
         def write_group_and_commit(self, rows: list[tuple], chain_heads: list[tuple], head: int | None) -> None:
             """Write a group's events and chain heads and COMMIT; ``head``: the last

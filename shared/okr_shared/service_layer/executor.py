@@ -31,7 +31,6 @@ from ..eventstore import (
     DuplicateEventIds,
     EventStore,
     NewEvent,
-    TenantMismatch,
     WrongExpectedVersion,
     schema,
 )
@@ -89,21 +88,23 @@ class CommandOutcome:
 
 
 class _StreamLocks:
-    """One lock per stream, held while a command on it runs in this process: commands
-    of one process on one stream queue here instead of racing each other into
+    """One lock per (tenant, stream), held while a command on it runs in this process:
+    commands of one process on one stream queue here instead of racing each other into
     optimistic-concurrency retries. Other processes are still caught by the expected
-    version. (Created after eventlet's monkey patching, these are green locks.)"""
+    version. Keyed by tenant too: another tenant's commands on a stream of the same id
+    never wait here (which would let a tenant time another's ids, ADR 0023). (Created
+    after eventlet's monkey patching, these are green locks.)"""
 
     def __init__(self):
         self._guard = threading.Lock()
-        self._locks: dict[str, list] = {}
+        self._locks: dict[tuple[str, str], list] = {}
 
     @contextmanager
-    def hold(self, stream_id: str):
+    def hold(self, key: tuple[str, str]):
         with self._guard:
-            entry = self._locks.get(stream_id)
+            entry = self._locks.get(key)
             if entry is None:
-                entry = self._locks[stream_id] = [threading.Lock(), 0]
+                entry = self._locks[key] = [threading.Lock(), 0]
             entry[1] += 1
         try:
             with entry[0]:
@@ -112,7 +113,7 @@ class _StreamLocks:
             with self._guard:
                 entry[1] -= 1
                 if entry[1] == 0:
-                    del self._locks[stream_id]
+                    del self._locks[key]
 
 
 @dataclass
@@ -193,17 +194,16 @@ class CommandExecutor:
         id_field = NEW_ID_FIELDS.get(type(command))
         new_id = (id_field, getattr(command, id_field)) if id_field else None
         event_id = _event_ids(tenant_id, command_id)
-        with self._locks.hold(stream_id):
+        with self._locks.hold((tenant_id, stream_id)):
             for attempt in range(1, self.retry.max_attempts + 1):
                 if command_id is not None:
-                    done = self._stored_outcome(stream_id, event_id, command_id)
+                    done = self._stored_outcome(tenant_id, stream_id, event_id, command_id)
                     if done is not None:
                         return CommandOutcome(*done, new_id=new_id)
-                loaded = self.repository.load(stream_id)
+                loaded = self.repository.load(stream_id, tenant_id)
                 events = self._decide(command, loaded, tenant_id, metadata, event_id)
                 if not events:
-                    version = loaded.version if loaded.tenant_id == tenant_id else 0
-                    return CommandOutcome(stream_id, version, new_id=new_id)
+                    return CommandOutcome(stream_id, loaded.version, new_id=new_id)
                 try:
                     result = self.store.append(stream_id, loaded.version or NO_STREAM, events)
                 except WrongExpectedVersion as conflict:
@@ -211,8 +211,6 @@ class CommandExecutor:
                     if attempt < self.retry.max_attempts:
                         self.retry.backoff(attempt)
                     continue
-                except TenantMismatch:  # created by another tenant since we looked
-                    raise _id_taken(stream_id) from None
                 except DuplicateEventIds:
                     raise ValidationError(
                         "command_id", f"{command_id!r} was already used for a different command"
@@ -225,13 +223,9 @@ class CommandExecutor:
         raise ConcurrencyConflict(stream_id, self.retry.max_attempts)
 
     def _decide(self, command, loaded: Loaded, tenant_id: str, metadata: dict, event_id) -> list[NewEvent]:
-        owned = loaded.tenant_id in (None, tenant_id)
         ctx = DecisionContext(self.today(), metadata["actor"],
                               lambda stream_id: self.repository.get(stream_id, tenant_id))
-        # Another tenant's stream does not exist for this one: decide as if it did not.
-        messages = self.domain.handle(command, loaded.state if owned else None, ctx)
-        if messages and not owned:
-            raise _id_taken(loaded.stream_id)
+        messages = self.domain.handle(command, loaded.state, ctx)
         return [_new_event(m, tenant_id, metadata, event_id(i)) for i, m in enumerate(messages)]
 
     def _after_append(self, loaded: Loaded, events: list[NewEvent], version: int) -> None:
@@ -252,13 +246,13 @@ class CommandExecutor:
             after = Loaded(loaded.stream_id, state, version, events[0].tenant_id, 0)
         repository.remember(after)
 
-    def _stored_outcome(self, stream_id: str, event_id, command_id: str):
+    def _stored_outcome(self, tenant_id: str, stream_id: str, event_id, command_id: str):
         """(stream_id, version, positions, event_types, True) of an earlier execution
-        of the same command id, or None."""
+        of the same command id in the tenant, or None."""
         first = str(event_id(0))
         query = (
             select(_E.c.event_id, _E.c.stream_id, _E.c.stream_version, _E.c.position, _E.c.event_type)
-            .where(_E.c.event_id == first)
+            .where(_E.c.event_id == first, _E.c.tenant_id == tenant_id)
         )
         with self.repository.engine.connect() as conn:
             row = conn.execute(query).first()
@@ -270,7 +264,8 @@ class CommandExecutor:
                 )
             rows = conn.execute(
                 select(_E.c.event_id, _E.c.stream_version, _E.c.position, _E.c.event_type)
-                .where(_E.c.stream_id == stream_id, _E.c.stream_version >= row.stream_version)
+                .where(_E.c.tenant_id == tenant_id, _E.c.stream_id == stream_id,
+                       _E.c.stream_version >= row.stream_version)
                 .order_by(_E.c.stream_version)
                 .limit(100)
             ).all()
@@ -320,6 +315,3 @@ def _new_event(message: Message, tenant_id: str, metadata: dict, event_id: uuid.
         metadata={**metadata, "reason": reason} if reason else metadata,
     )
 
-
-def _id_taken(stream_id: str) -> DomainError:
-    return PreconditionFailed("id_taken", f"the id of {stream_id!r} is already in use; choose another id")

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from ..domain import commands as c
 from ..domain.validation import identifier
 from ..domain.errors import ConcurrencyConflict, DomainError, NotFound, PreconditionFailed, ValidationError
-from ..eventstore import NO_STREAM, DuplicateEventIds, TenantMismatch, WrongExpectedVersion, schema
+from ..eventstore import NO_STREAM, DuplicateEventIds, WrongExpectedVersion, schema
 from .context import CallContext, DecisionContext
 from .executor import COMMAND_NAMESPACE, CommandExecutor, _new_event
 
@@ -101,10 +101,9 @@ class _Overlay:
         if stream_id in self.pending:
             return self.pending[stream_id]
         if stream_id not in self._loaded:
-            loaded = self.executor.repository.load(stream_id)
-            mine = loaded.tenant_id in (None, self.tenant_id)
-            self._loaded[stream_id] = loaded.state if mine else None
-            self.read_versions[stream_id] = loaded.version if mine else -1
+            loaded = self.executor.repository.load(stream_id, self.tenant_id)
+            self._loaded[stream_id] = loaded.state
+            self.read_versions[stream_id] = loaded.version
         return self._loaded[stream_id]
 
 
@@ -145,18 +144,16 @@ class PlanImporter:
                 return result
             if self.before_store is not None:
                 self.before_store()
-            expect = {s: v for s, v in overlay.read_versions.items() if s not in overlay.pending and v >= 0}
+            expect = {s: v for s, v in overlay.read_versions.items() if s not in overlay.pending}
             try:
                 stored = self.executor.store.append_batch(batch, expect=expect)
             except WrongExpectedVersion as conflict:
                 _log.info("import: %s (attempt %d of %d)", conflict, attempt, self.max_attempts)
                 conflicted = conflict.stream_id
-                self.executor.repository.forget(conflict.stream_id)
+                self.executor.repository.forget(conflict.stream_id, tenant_id)
                 if attempt < self.max_attempts:
                     self.executor.retry.backoff(attempt)
                 continue
-            except TenantMismatch as e:  # an id created by another tenant meanwhile
-                raise PreconditionFailed("id_taken", f"{e}; choose other ids") from None
             except DuplicateEventIds:
                 raise ValidationError("command_id", f"{command_id!r} was already used for a different "
                                                     "request") from None
@@ -274,9 +271,6 @@ class PlanImporter:
             try:
                 stream_id = self.executor.domain.target_stream(command)  # checks the id
                 target = overlay.get(stream_id)
-                if overlay.read_versions.get(stream_id) == -1:  # another tenant's: as if taken
-                    raise PreconditionFailed("id_taken", f"the id {item_id!r} is already in use; choose another "
-                                                         "id (or leave the id column empty)")
                 # a fresh context per row: it caches what it reads, and rows create streams
                 ctx = DecisionContext(today, metadata["actor"], overlay.get)
                 messages = self.executor.domain.handle(command, target, ctx)
@@ -423,7 +417,8 @@ class PlanImporter:
         """The result of an earlier import of these rows with this command id, or None
         when none was stored; ValidationError when the command id was used for other rows."""
         with self.executor.repository.engine.connect() as conn:
-            if conn.execute(select(_E.c.position).where(_E.c.event_id == str(event_id(0)))).scalar() is None:
+            if conn.execute(select(_E.c.position).where(
+                    _E.c.event_id == str(event_id(0)), _E.c.tenant_id == tenant_id)).scalar() is None:
                 return None
             items, streams = [], []
             for row in rows:
@@ -437,7 +432,8 @@ class PlanImporter:
                     streams.append(f"{_STREAM[kind]}-{item_id}")
             ids = [str(event_id(i)) for i in range(len(streams))]
             found = {r.event_id: (r.stream_id, r.position) for r in conn.execute(
-                select(_E.c.event_id, _E.c.stream_id, _E.c.position).where(_E.c.event_id.in_(ids)))}
+                select(_E.c.event_id, _E.c.stream_id, _E.c.position).where(
+                    _E.c.event_id.in_(ids), _E.c.tenant_id == tenant_id))}
         if [found.get(i, ("",))[0] for i in ids] != streams or len(found) != len(ids):
             raise ValidationError("command_id", f"{command_id!r} was already used for an import of other rows; "
                                                 "give this import another command id")

@@ -2,6 +2,9 @@
 state already known — a recently loaded state kept in this process, else the stream's
 snapshot, else nothing. Both are optimisations behind this one interface: a repository
 without them (``snapshots=None, cache_size=0``) returns the same states (ADR 0005).
+
+A stream is a tenant's (ADR 0023): every load, snapshot and cached state is of one
+(tenant, stream id); another tenant's stream of the same id is another stream.
 """
 
 from __future__ import annotations
@@ -31,16 +34,21 @@ DEFAULT_CACHE_SIZE = 256
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """A stream as loaded: its folded ``state`` (None when the stream does not exist),
-    its ``version`` (0 when it does not exist), the tenant owning it (None when it does
-    not exist) and how many events were folded since the last snapshot
-    (``since_snapshot``; all of them when there is none)."""
+    """A tenant's stream as loaded: its folded ``state`` (None when the tenant has no
+    such stream), its ``version`` (0 then), the tenant it was loaded for and how many
+    events were folded since the last snapshot (``since_snapshot``; all of them when
+    there is none)."""
 
     stream_id: str
     state: Any
     version: int
-    tenant_id: str | None
+    tenant_id: str
     since_snapshot: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(tenant_id, stream_id): what names the stream."""
+        return self.tenant_id, self.stream_id
 
 
 class Repository:
@@ -79,31 +87,34 @@ class Repository:
         self.cache_size = cache_size
         #: None: a due snapshot is written at once, by the caller; else handed to it
         self.snapshot_writer = snapshot_writer
-        self._cache: OrderedDict[str, Loaded] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str], Loaded] = OrderedDict()
         self._cache_guard = threading.Lock()
         self._events_after = (
             select(_E.c.tenant_id, _E.c.stream_version, _E.c.event_type, _E.c.data)
-            .where(_E.c.stream_id == bindparam("stream_id"), _E.c.stream_version > bindparam("after"))
+            .where(_E.c.tenant_id == bindparam("tenant_id"), _E.c.stream_id == bindparam("stream_id"),
+                   _E.c.stream_version > bindparam("after"))
             .order_by(_E.c.stream_version)
         )
         compiled = self._events_after.compile(dialect=engine.dialect)
         self._events_after_sql = compiled.string
         self._events_after_order = compiled.positiontup if compiled.positional else None
 
-    def load(self, stream_id: str) -> Loaded:
-        """The stream's current state and version, whoever owns it."""
-        known = self._cached(stream_id)
+    def load(self, stream_id: str, tenant_id: str) -> Loaded:
+        """The current state and version of the tenant's stream (state None, version 0
+        when the tenant has none — whether or not another tenant has that stream id)."""
+        known = self._cached((tenant_id, stream_id))
         if known is not None:  # one query, no snapshot: the DBAPI directly
-            rows = self._rows_after(stream_id, known.version)
+            rows = self._rows_after(tenant_id, stream_id, known.version)
         else:
             with self.engine.connect() as conn:  # one connection for snapshot and events
-                known = self._snapshot(stream_id, conn)
+                known = self._snapshot(stream_id, tenant_id, conn)
                 after = known.version if known else 0
-                rows = conn.execute(self._events_after, {"stream_id": stream_id, "after": after}).all()
+                rows = conn.execute(self._events_after,
+                                    {"tenant_id": tenant_id, "stream_id": stream_id, "after": after}).all()
         if known is None:
             if not rows:
-                return Loaded(stream_id, None, 0, None, 0)
-            known = Loaded(stream_id, None, 0, rows[0][0], 0)
+                return Loaded(stream_id, None, 0, tenant_id, 0)
+            known = Loaded(stream_id, None, 0, tenant_id, 0)
         # fold copies the state even with no events: the cached one stays untouched
         state = self.domain.fold([(row[2], loads(row[3])) for row in rows], known.state)
         loaded = Loaded(stream_id, state, rows[-1][1] if rows else known.version, known.tenant_id,
@@ -116,10 +127,8 @@ class Repository:
         return loaded
 
     def get(self, stream_id: str, tenant_id: str):
-        """The state of ``stream_id`` if it exists and belongs to ``tenant_id``, else None
-        (another tenant's stream does not exist for this one)."""
-        loaded = self.load(stream_id)
-        return loaded.state if loaded.tenant_id == tenant_id else None
+        """The state of the tenant's ``stream_id``, or None when the tenant has none."""
+        return self.load(stream_id, tenant_id).state
 
     def remember(self, loaded: Loaded) -> None:
         """Keep ``loaded`` as the newest known state of its stream (if the cache is on
@@ -127,20 +136,20 @@ class Repository:
         if self.cache_size <= 0 or loaded.state is None:
             return
         with self._cache_guard:
-            kept = self._cache.get(loaded.stream_id)
+            kept = self._cache.get(loaded.key)
             if kept is None or kept.version < loaded.version:
-                self._cache[loaded.stream_id] = loaded
-            self._cache.move_to_end(loaded.stream_id)
+                self._cache[loaded.key] = loaded
+            self._cache.move_to_end(loaded.key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
 
-    def forget(self, stream_id: str | None = None) -> None:
-        """Drop one stream's cached state, or all (``None``)."""
+    def forget(self, stream_id: str | None = None, tenant_id: str | None = None) -> None:
+        """Drop the cached state of one stream of ``tenant_id``, or all (no stream)."""
         with self._cache_guard:
             if stream_id is None:
                 self._cache.clear()
             else:
-                self._cache.pop(stream_id, None)
+                self._cache.pop((tenant_id, stream_id), None)
 
     def snapshot(self, loaded: Loaded) -> bool:
         """A snapshot of ``loaded`` is due: write it now, or hand it to the
@@ -169,15 +178,15 @@ class Repository:
                          loaded.version, exc_info=True)
             return False
 
-    def _rows_after(self, stream_id: str, after: int) -> list:
-        """The stream's (tenant, version, type, data) rows after version ``after``: the
+    def _rows_after(self, tenant_id: str, stream_id: str, after: int) -> list:
+        """The tenant's stream's (tenant, version, type, data) rows after version ``after``: the
         same statement as ``load``'s, on a pooled DBAPI connection (one statement is
         its own consistent snapshot: SQLite connections are in autocommit mode, a
         PostgreSQL one is rolled back when it returns to the pool). A hot stream's load
         is this one query: through a SQLAlchemy Connection (BEGIN, SELECT, ROLLBACK,
         each an execution with its events) it cost ~160 µs, directly ~12 µs. Errors
         are raised as SQLAlchemy's, as on the other path."""
-        params = {"stream_id": stream_id, "after": after}
+        params = {"tenant_id": tenant_id, "stream_id": stream_id, "after": after}
         if self._events_after_order is not None:
             params = tuple(params[name] for name in self._events_after_order)
         raw = self.engine.raw_connection()
@@ -195,20 +204,21 @@ class Repository:
         finally:
             raw.close()
 
-    def _cached(self, stream_id: str) -> Loaded | None:
+    def _cached(self, key: tuple[str, str]) -> Loaded | None:
         if self.cache_size <= 0:
             return None
         with self._cache_guard:
-            loaded = self._cache.get(stream_id)
+            loaded = self._cache.get(key)
             if loaded is not None:
-                self._cache.move_to_end(stream_id)
+                self._cache.move_to_end(key)
             return loaded
 
-    def _snapshot(self, stream_id: str, connection) -> Loaded | None:
-        """The stream's usable snapshot as a Loaded, or None."""
+    def _snapshot(self, stream_id: str, tenant_id: str, connection) -> Loaded | None:
+        """The usable snapshot of the tenant's stream as a Loaded, or None."""
         if self.snapshots is None:
             return None
-        snapshot = self.snapshots.load(stream_id, self.domain.SNAPSHOT_VERSION, connection=connection)
+        snapshot = self.snapshots.load(stream_id, self.domain.SNAPSHOT_VERSION, tenant_id=tenant_id,
+                                       connection=connection)
         if snapshot is None:
             return None
         try:
@@ -243,7 +253,7 @@ class BackgroundSnapshots:
         self._save = save
         self.pace = pace
         self.max_pending = max_pending
-        self._pending: OrderedDict[str, Loaded] = OrderedDict()
+        self._pending: OrderedDict[tuple[str, str], Loaded] = OrderedDict()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = False
@@ -260,14 +270,14 @@ class BackgroundSnapshots:
 
     def submit(self, loaded: Loaded) -> None:
         with self._lock:
-            if loaded.stream_id in self._pending:
-                if self._pending[loaded.stream_id].version >= loaded.version:
+            if loaded.key in self._pending:
+                if self._pending[loaded.key].version >= loaded.version:
                     return
-                del self._pending[loaded.stream_id]
+                del self._pending[loaded.key]
             elif len(self._pending) >= self.max_pending:
                 self.dropped += 1
                 return
-            self._pending[loaded.stream_id] = loaded
+            self._pending[loaded.key] = loaded
         self._wake.set()
 
     @property

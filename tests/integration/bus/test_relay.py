@@ -40,7 +40,7 @@ def check_in(n: int, tenant: str = "acme", kr: str = "kr-1") -> NewEvent:
 
 
 def append_check_ins(store, count: int, stream: str = "kr-kr-1", tenant: str = "acme") -> list[int]:
-    version = store.stream_version(stream)
+    version = store.stream_version(stream, tenant_id=tenant)
     result = store.append(stream, version or NO_STREAM, [check_in(version + i, tenant) for i in range(count)])
     return list(range(result.first_position, result.last_position + 1))
 

@@ -53,14 +53,14 @@ def test_first_append_creates_stream_at_version_one_and_position_one(store):
     result = store.append("kr-1", NO_STREAM, [ev()])
     assert (result.stream_version, result.first_position, result.last_position) == (1, 1, 1)
     assert not result.already_stored
-    assert [e.stream_version for e in store.read_stream("kr-1")] == [1]
+    assert [e.stream_version for e in store.read_stream("kr-1", tenant_id="acme")] == [1]
 
 
 def test_append_at_expected_version_extends_the_stream(store):
     store.append("kr-1", NO_STREAM, [ev(1)])
     result = store.append("kr-1", 1, [ev(2), ev(3)])
     assert (result.stream_version, result.first_position, result.last_position) == (3, 2, 3)
-    assert [e.data["value"] for e in store.read_stream("kr-1")] == [1, 2, 3]
+    assert [e.data["value"] for e in store.read_stream("kr-1", tenant_id="acme")] == [1, 2, 3]
 
 
 def test_wrong_expected_version_raises_conflict_carrying_actual_version(store):
@@ -162,7 +162,6 @@ def _bad_inputs():
         "malformed tenant": ("kr-1", 1, [ev(tenant="")], InvalidEvent),
         "schema version zero": ("kr-1", 1, [ev(schema_version=0)], InvalidEvent),
         "tenant mismatch in batch": ("kr-1", 1, [ev(1), ev(2, tenant="globex")], TenantMismatch),
-        "stream of another tenant": ("kr-1", 1, [ev(tenant="globex")], TenantMismatch),
         "empty stream id": ("", 1, [ev()], InvalidAppend),
         "control character in stream id": ("kr\n1", 1, [ev()], InvalidAppend),
         "lone surrogate in payload": ("kr-1", 1, [NewEvent("t.X", {"v": "\ud800"}, tenant_id="acme")], InvalidEvent),
@@ -200,18 +199,71 @@ def test_invalid_event_error_names_the_event_and_field(store):
 def test_read_stream_from_a_version(store):
     store.append("kr-1", NO_STREAM, [ev(i) for i in range(5)])
     store.append("kr-2", NO_STREAM, [ev(99)])
-    assert [e.stream_version for e in store.read_stream("kr-1", 3)] == [3, 4, 5]
-    assert list(store.read_stream("kr-1", 6)) == []
+    assert [e.stream_version for e in store.read_stream("kr-1", 3, tenant_id="acme")] == [3, 4, 5]
+    assert list(store.read_stream("kr-1", 6, tenant_id="acme")) == []
 
 
 def test_read_stream_pages_through_long_streams(store):
     store.append("kr-1", NO_STREAM, [ev(i) for i in range(25)])
-    assert [e.data["value"] for e in store.read_stream("kr-1", batch_size=7)] == list(range(25))
+    assert [e.data["value"] for e in store.read_stream("kr-1", batch_size=7, tenant_id="acme")] == list(range(25))
 
 
 def test_reading_an_unknown_stream_raises_stream_not_found(store):
     with pytest.raises(StreamNotFound):
-        store.read_stream("kr-404")
+        store.read_stream("kr-404", tenant_id="acme")
+
+
+# ------------------------------------------------------------------ streams per tenant
+
+
+def test_two_tenants_each_have_their_own_stream_of_the_same_id(store):
+    """A stream is named by (tenant, stream id) (ADR 0023): the same id in another tenant
+    is another stream, with its own versions, expected-version checks and reads."""
+    a1 = store.append("objective-o1", NO_STREAM, [ev(1), ev(2)])
+    g1 = store.append("objective-o1", NO_STREAM, [ev(10, tenant="globex")])
+    assert (a1.stream_version, g1.stream_version, g1.first_position) == (2, 1, 3)
+    assert store.stream_version("objective-o1", tenant_id="acme") == 2
+    assert store.stream_version("objective-o1", tenant_id="globex") == 1
+    assert store.stream_version("objective-o1", tenant_id="initech") == 0
+    with pytest.raises(WrongExpectedVersion) as info:  # globex's version, not acme's
+        store.append("objective-o1", 1, [ev(3)])
+    assert info.value.actual_version == 2
+    store.append("objective-o1", 1, [ev(11, tenant="globex")])
+    assert [e.data["value"] for e in store.read_stream("objective-o1", tenant_id="acme")] == [1, 2]
+    assert [(e.tenant_id, e.stream_version, e.data["value"])
+            for e in store.read_stream("objective-o1", tenant_id="globex")] == [("globex", 1, 10), ("globex", 2, 11)]
+    with pytest.raises(StreamNotFound) as missing:  # exactly like a stream nobody has
+        store.read_stream("objective-o1", tenant_id="initech")
+    with pytest.raises(StreamNotFound) as nobody:
+        store.read_stream("objective-o404", tenant_id="initech")
+    assert str(missing.value) == str(nobody.value).replace("o404", "o1")
+    assert store.verify().ok and store.chain_head("globex")["event_count"] == 2
+
+
+def test_an_idempotent_retry_is_per_tenant(store):
+    """A retry is recognised in its own tenant's stream; an event id stored by another
+    tenant is never answered as "already stored" (nor described) to this one."""
+    batch = [ev(1, event_id=uuid.uuid4())]
+    first = store.append("kr-1", NO_STREAM, batch)
+    assert store.append("kr-1", NO_STREAM, batch).already_stored
+    other = [ev(1, tenant="globex", event_id=batch[0].event_id)]
+    with pytest.raises(DuplicateEventIds) as refused:
+        store.append("kr-1", NO_STREAM, other)
+    assert "acme" not in str(refused.value)
+    with pytest.raises(DuplicateEventIds):
+        store.append_batch([("kr-1", NO_STREAM, other)])
+    assert store.append("kr-1", NO_STREAM, [ev(1, tenant="globex")]).first_position == first.last_position + 1
+
+
+def test_append_batch_writes_the_tenants_own_streams(store):
+    store.append("objective-o1", NO_STREAM, [ev(0, tenant="globex")])
+    store.append("cycle-c1", NO_STREAM, [ev(0, tenant="globex")])
+    results = store.append_batch([("objective-o1", NO_STREAM, [ev(1)]), ("kr-k1", NO_STREAM, [ev(2)])],
+                                 expect={"cycle-c1": 0})  # globex's cycle-c1 is not acme's
+    assert [(r.stream_version, r.first_position) for r in results] == [(1, 3), (1, 4)]
+    with pytest.raises(WrongExpectedVersion):  # acme's own objective-o1 exists now
+        store.append_batch([("objective-o1", NO_STREAM, [ev(3)])])
+    assert store.verify().ok
 
 
 def test_read_all_from_a_position_with_tenant_and_type_filters(store):
@@ -265,7 +317,7 @@ def test_recorded_events_carry_metadata_and_recording_time(store):
 def test_unicode_payloads_round_trip_exactly(store):
     data = {"title": "Zufriedenheit ≥ 9 — 客户满意度 🚀", "nested": {"a": [1, 2.5, None, True]}}
     store.append("kr-1", NO_STREAM, [NewEvent("t.X", data, tenant_id="acme")])
-    assert next(store.read_stream("kr-1")).data == data
+    assert next(store.read_stream("kr-1", tenant_id="acme")).data == data
     assert store.verify().ok
 
 
@@ -322,7 +374,7 @@ def test_concurrent_writers_on_one_stream_exactly_one_wins_each_version(store, d
     conflicts = [c for r in results for c in r["conflicts"]]
     assert len(conflicts) == writers * versions - versions
     assert all(actual > expected for expected, actual in conflicts)
-    events = list(store.read_stream("kr-race"))
+    events = list(store.read_stream("kr-race", tenant_id="t1"))
     assert [e.stream_version for e in events] == list(range(1, versions + 1))
     winners = {v: r for r, res in zip(range(writers), results) for v in res["wins"]}
     assert [e.data["writer"] for e in events] == [f"w{winners[v]}" for v in range(versions)]
@@ -542,8 +594,6 @@ def test_append_batch_refuses_bad_input_before_writing(store):
         store.append_batch([("kr-5", NO_STREAM, [ev(1)]), ("kr-5", ANY, [ev(2)])])
     with pytest.raises(TenantMismatch):
         store.append_batch([("kr-5", NO_STREAM, [ev(1)]), ("kr-6", NO_STREAM, [ev(2, tenant="globex")])])
-    with pytest.raises(TenantMismatch):  # kr-1 is globex's
-        store.append_batch([("kr-5", NO_STREAM, [ev(1)]), ("kr-1", ANY, [ev(2)])])
     with pytest.raises(EmptyBatch):
         store.append_batch([("kr-5", NO_STREAM, [ev(1)]), ("kr-6", NO_STREAM, [])])
     small = EventStore(store.engine, max_batch_size=3)

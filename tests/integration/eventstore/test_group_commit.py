@@ -20,7 +20,6 @@ from okr_shared.eventstore import (
     EventStore,
     NewEvent,
     StreamNotFound,
-    TenantMismatch,
     WrongExpectedVersion,
     make_engine,
     migrate,
@@ -110,10 +109,10 @@ def test_appends_queued_behind_a_transaction_share_the_next_one(database):
     assert store.chain_head("acme")["event_count"] == 40
 
 
-def test_each_append_of_a_group_keeps_its_own_expected_version_and_tenant_checks(database):
+def test_each_append_of_a_group_keeps_its_own_expected_version_per_tenant_stream(database):
     seed = EventStore(database.engine)
     seed.append("kr-a", NO_STREAM, [ev(0)])
-    seed.append("globex-kr", NO_STREAM, [ev(0, tenant="globex")])
+    seed.append("kr-a", NO_STREAM, [ev(0, tenant="globex")])  # the same id: globex's own stream
     clock = HoldFirst()
     store = EventStore(database.engine, clock=clock)
     appends = [
@@ -121,26 +120,27 @@ def test_each_append_of_a_group_keeps_its_own_expected_version_and_tenant_checks
         ("kr-a", 1, [ev(2)]),            # ok: version 1 → 2
         ("kr-a", 1, [ev(3)]),            # conflict: the previous append of the group made it 2
         ("kr-a", 2, [ev(4)]),            # ok: sees the group's own earlier append
-        ("globex-kr", ANY, [ev(5)]),     # another tenant's stream
+        ("kr-a", 1, [ev(5, tenant="globex")]),  # ok: globex's kr-a, at its own version 1
         ("kr-new", NO_STREAM, [ev(6)]),  # ok
         ("kr-missing", 3, [ev(7)]),      # no such stream
         ("globex-2", NO_STREAM, [ev(8, tenant="globex")]),  # ok, the other tenant's chain
     ]
     outcomes, groups = run_group(store, clock, appends)
     assert groups == 1
-    lead, a2, a_conflict, a3, mismatch, new, missing, globex = outcomes
+    lead, a2, a_conflict, a3, globex_a, new, missing, globex = outcomes
     assert isinstance(a_conflict, WrongExpectedVersion) and a_conflict.actual_version == 2
-    assert isinstance(mismatch, TenantMismatch) and "globex" in str(mismatch)
     assert isinstance(missing, StreamNotFound)
-    assert (a2.stream_version, a3.stream_version, new.stream_version, globex.stream_version) == (2, 3, 1, 1)
+    assert (a2.stream_version, a3.stream_version, globex_a.stream_version, new.stream_version,
+            globex.stream_version) == (2, 3, 2, 1, 1)
     # refused appends took no position: gap-free, in queue order
-    assert [o.first_position for o in (lead, a2, a3, new, globex)] == [3, 4, 5, 6, 7]
-    assert positions(store) == [1, 2, 3, 4, 5, 6, 7]
-    assert store.head_position() == 7
-    assert [e.data["value"] for e in store.read_stream("kr-a")] == [0, 2, 4]
+    assert [o.first_position for o in (lead, a2, a3, globex_a, new, globex)] == [3, 4, 5, 6, 7, 8]
+    assert positions(store) == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert store.head_position() == 8
+    assert [e.data["value"] for e in store.read_stream("kr-a", tenant_id="acme")] == [0, 2, 4]
+    assert [e.data["value"] for e in store.read_stream("kr-a", tenant_id="globex")] == [0, 5]
     assert store.verify().ok  # both tenants' chains run through the group
-    assert store.chain_head("globex")["last_position"] == 7
-    assert store.chain_head("acme")["last_position"] == 6
+    assert store.chain_head("globex")["last_position"] == 8
+    assert store.chain_head("acme")["last_position"] == 7
 
 
 def test_a_group_whose_appends_are_all_refused_writes_nothing_and_leaves_no_hole(database):
@@ -246,7 +246,7 @@ def test_many_green_threads_racing_on_few_streams(database):
     def writer(w):
         for _ in range(15):
             stream = f"kr-{w % 3}"
-            version = store.stream_version(stream)
+            version = store.stream_version(stream, tenant_id="acme")
             try:
                 r = store.append(stream, version or NO_STREAM, [ev(w)])
                 wins.append((stream, r.stream_version))
@@ -258,7 +258,7 @@ def test_many_green_threads_racing_on_few_streams(database):
     assert store._group.grouped_appends > store._group.groups > 0, "groups formed"
     assert sorted(wins) == sorted(set(wins)), "no version won twice"
     for s in range(3):
-        assert [e.stream_version for e in store.read_stream(f"kr-{s}")] == list(
+        assert [e.stream_version for e in store.read_stream(f"kr-{s}", tenant_id="acme")] == list(
             range(1, 1 + sum(1 for w in wins if w[0] == f"kr-{s}")))
     assert positions(store) == list(range(1, len(wins) + 1))
     assert len(wins) + len(conflicts) == 30 * 15

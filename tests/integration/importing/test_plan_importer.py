@@ -131,7 +131,7 @@ def test_a_parent_that_keeps_changing_aborts_without_storing(executor):
 
     def keep_changing():
         n[0] += 1  # a change to the parent objective each time the plan is about to be stored
-        executor.store.append("objective-o-company", executor.store.stream_version("objective-o-company"),
+        executor.store.append("objective-o-company", executor.store.stream_version("objective-o-company", tenant_id="acme"),
                               [_restated(n[0])])
 
     importer.before_store = keep_changing

@@ -271,7 +271,7 @@ def test_the_correlation_id_of_a_grpc_call_reaches_every_log_line_and_the_event(
     _, error = check_in(stack, 10, correlation_id=cid)
     assert error is None, error
     # the stored event
-    event = list(stack.store.read_stream(f"kr-{kr}"))[-1]
+    event = list(stack.store.read_stream(f"kr-{kr}", tenant_id="acme"))[-1]
     assert event.event_type == "okr.v1.CheckInRecorded" and event.metadata["correlation_id"] == cid
     # the progress service's log line (this process)
     (line,) = stack.records.find(correlation_id=cid, service=stack.names["progress"], logger="okr.access")
@@ -298,7 +298,7 @@ def test_the_correlation_id_of_a_grpc_call_reaches_every_log_line_and_the_event(
 def test_a_call_without_a_correlation_id_gets_one_shared_by_the_gateway_and_the_event(stack, kr):
     _, error = check_in(stack, 11)
     assert error is None, error
-    event = list(stack.store.read_stream(f"kr-{kr}"))[-1]
+    event = list(stack.store.read_stream(f"kr-{kr}", tenant_id="acme"))[-1]
     cid = event.metadata["correlation_id"]
     wait_until(lambda: cid in stack.gateway_log.read_text(), timeout=5, message="the generated id in the gateway log")
     assert stack.records.find(correlation_id=cid, service=stack.names["progress"])

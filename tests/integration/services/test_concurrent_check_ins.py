@@ -25,7 +25,7 @@ def test_32_clients_checking_in_at_once_are_each_stored_exactly_once_in_one_orde
     go.send()
     replies = [t.wait() for t in threads]
 
-    stored = list(services.database.store.read_stream(f"kr-{kr}"))
+    stored = list(services.database.store.read_stream(f"kr-{kr}", tenant_id="acme"))
     check_ins = stored[1:]
     assert [e.stream_version for e in stored] == list(range(1, CLIENTS + 2))
     assert [e.event_type for e in check_ins] == ["okr.v1.CheckInRecorded"] * CLIENTS

@@ -25,7 +25,7 @@ def test_an_okr_is_planned_and_checked_in_through_rpc(services, rpc, okr):
         (first["check_in_id"], 150.0, "ben"), (fix["check_in_id"], 140.0, "ben")]
     assert progress.get_key_result(key_result_id=okr["key_result_id"]) == state
 
-    stored = list(services.database.store.read_stream(f"kr-{okr['key_result_id']}"))
+    stored = list(services.database.store.read_stream(f"kr-{okr['key_result_id']}", tenant_id="acme"))
     assert [e.position for e in stored[1:]] == first["positions"] + fix["positions"]
     assert stored[2].metadata["actor"] == "ben"
     assert stored[2].metadata["correlation_id"] == "req-42"

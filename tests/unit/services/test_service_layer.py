@@ -14,7 +14,7 @@ from okr_shared.service_layer import CallContext, RetryPolicy
 
 
 def stream(store, stream_id):
-    return list(store.read_stream(stream_id))
+    return list(store.read_stream(stream_id, tenant_id="acme"))
 
 
 def check_in(executor, call, key_result_id="members", **fields):
@@ -170,8 +170,8 @@ def interleave(executor, stream_id, action):
     load = executor.repository.load
     done = []
 
-    def load_then_act(sid):
-        loaded = load(sid)
+    def load_then_act(sid, tenant_id):
+        loaded = load(sid, tenant_id)
         if sid == stream_id and not done:
             done.append(action())
         return loaded
@@ -238,13 +238,23 @@ def test_another_tenants_aggregate_does_not_exist(executor, store, world):
     assert store.head_position() == head
 
 
-def test_an_id_another_tenant_uses_is_refused(executor, store, world):
-    head = store.head_position()
-    with pytest.raises(PreconditionFailed) as refused:
-        executor.run(c.PlanCycle, dict(cycle_id="2026-q3", cadence="QUARTERLY", name="Q3", start_date="2026-07-01",
-                                       end_date="2026-09-30"), CallContext(actor="bo", tenant_id="globex"))
-    assert refused.value.rule == "id_taken"
-    assert store.head_position() == head
+def test_an_id_another_tenant_uses_is_free_in_this_one(executor, store, call, world):
+    """Ids are per tenant (ADR 0023); this test encoded the old refusal (id_taken)."""
+    other = CallContext(actor="bo", tenant_id="globex")
+    reply = executor.run(c.PlanCycle, dict(cycle_id="2026-q3", cadence="QUARTERLY", name="Q3", start_date="2026-07-01",
+                                           end_date="2026-09-30"), other)
+    assert (reply["cycle_id"], reply["version"], reply["already_stored"]) == ("2026-q3", 1, False)
+    executor.run(c.ActivateCycle, dict(cycle_id="2026-q3"), other)
+    executor.run(c.CreateObjective, dict(objective_id="grow", cycle_id="2026-q3", level="COMPANY",
+                                         title="Globex grows", owner="bo"), other)
+    assert executor.read("objective", "grow", other)["title"] == "Globex grows"
+    assert executor.read("objective", "grow", call)["title"] == "Grow the community"
+    assert executor.read("cycle", "2026-q3", call)["name"] == "2026 Q3"
+    with pytest.raises(PreconditionFailed) as refused:  # taken in its own tenant: as before
+        executor.run(c.CreateObjective, dict(objective_id="grow", cycle_id="2026-q3", level="COMPANY",
+                                             title="Again", owner="bo"), other)
+    assert refused.value.rule == "objective_exists"
+    assert [e.tenant_id for e in store.read_stream("objective-grow", tenant_id="globex")] == ["globex"]
 
 
 # -------------------------------------------------------------------- queries
