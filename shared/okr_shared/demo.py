@@ -587,8 +587,8 @@ def plan_company(seed: int = DEFAULT_SEED, today: date | None = None, prefix: st
     """The demo company as commands (no I/O): phase 1 the structure (sequential), phase 2
     one task per key result (check-ins, corrections, adjustments, owner changes) and per
     initiative, phase 3 the changes that follow the quarter's work. ``prefix`` (letters,
-    digits, ``_ . -``; up to 32) goes before every id: aggregate ids are unique across the
-    tenants of a deployment, so a second tenant's demo needs one."""
+    digits, ``_ . -``; up to 32) goes before every id, so that one tenant can hold two
+    demos (ids are per tenant: every tenant can have the same one, ADR 0023)."""
     today = today or utc_today()
     if prefix and not _PREFIX.match(prefix):
         raise ValueError(f"prefix: 1-32 letters, digits, '_', '.' or '-' starting with a letter or digit, "
@@ -771,8 +771,8 @@ def _prefix_option(ctx, param, value):
 @click.option("--today", default=None, callback=_today_option,
               help="Day the company's 12 weeks end, YYYY-MM-DD (default: today, UTC); not in the future.")
 @click.option("--prefix", default="", callback=_prefix_option,
-              help="Put PREFIX- before every id (ids are unique across a deployment's tenants: a second "
-                   "tenant's demo needs one).")
+              help="Put PREFIX- before every id (ids are per tenant: needed only for a second demo in one "
+                   "tenant).")
 @click.option("--workers", type=click.IntRange(1, 32), default=8, show_default=True,
               help="Concurrent calls (one key result or initiative per worker; 1: strictly in order).")
 @_api_options()
@@ -837,8 +837,8 @@ def demo_command(api, seed, today, prefix, workers):
 
 
 def _explain(api, e: SeedError, plan: Plan):
-    """The ApiError of a refused call: a tenant seeded differently, ids taken by another
-    tenant, a key that may not write, or the api_cli message plus how to finish."""
+    """The ApiError of a refused call: a tenant seeded differently, a key that may not
+    write, or the api_cli message plus how to finish."""
     from .api_cli import EXIT_AUTH, EXIT_INVALID, ApiError
 
     err, again = e.grpc_error, plan.command_line()
@@ -848,10 +848,6 @@ def _explain(api, e: SeedError, plan: Plan):
     if code == "PERMISSION_DENIED":
         return ApiError(f"this key may not seed ({err.details()}) — okr demo needs an admin key of the tenant "
                         "to seed: `okr keys create --tenant <tenant> --subject <you> --role admin`", EXIT_AUTH)
-    if code == "FAILED_PRECONDITION" and first and rule == "id_taken":
-        return ApiError(f"the demo's ids (cycle {plan.id(YEAR)!r}, …) are used by another tenant of this deployment "
-                        "(ids are unique across tenants) — give this one its own: add --prefix <name>, "
-                        "e.g. --prefix acme", EXIT_INVALID)
     if code == "FAILED_PRECONDITION" and first and rule == "cycle_exists":
         origin = _seeded_by(api, plan)
         what = f"a demo company from `{origin}`" if origin else f"a cycle {plan.id(YEAR)!r}"

@@ -156,15 +156,30 @@ def test_request_limits(executor):
         PlanImporter(executor, max_rows=3).run(plan(), CALL)
 
 
-def test_an_id_of_another_tenant_is_a_line_error_not_a_failure(executor):
+def test_ids_another_tenant_uses_are_free_in_this_one(executor):
+    """Ids are per tenant (ADR 0023); this test encoded the old line error (id_taken).
+    Another tenant's plan with the same ids — and the same parent and cycle ids — is
+    accepted as if no other tenant existed, in a dry run and for real."""
     other = CallContext(actor="eve", tenant_id="globex")
-    executor.execute(c.PlanCycle("g1", "QUARTERLY", "G1", "2026-01-01", "2026-03-31"), other)
-    executor.execute(c.CreateObjective("taken", "g1", "COMPANY", "Theirs", "eve"), other)
+    executor.execute(c.PlanCycle("q1", "QUARTERLY", "Globex Q1", "2026-01-01", "2026-03-31"), other)
+    executor.execute(c.CreateObjective("o-company", "q1", "COMPANY", "Globex wins", "ceo"), other)
     rows = plan()
-    rows[1]["id"] = "taken"
-    result = PlanImporter(executor).run(rows, CALL)
-    assert [(e["line"], e["field"]) for e in result["errors"]][:1] == [(3, "id_taken")]
-    assert not result["committed"]
+    for row, item_id in zip(rows[1:], ("o1", "k1", "i1")):
+        row["id"] = item_id
+    mine = PlanImporter(executor).run(rows, CALL)
+    assert mine["committed"] and not mine["errors"]
+    dry = PlanImporter(executor).run(rows, other, dry_run=True)
+    assert not dry["errors"] and [i["id"] for i in dry["items"]] == [i["id"] for i in mine["items"]]
+    theirs = PlanImporter(executor).run(rows, other)
+    assert theirs["committed"] and not theirs["errors"]
+    assert executor.read("objective", "o1", other)["parent_objective_id"] == "o-company"
+    assert executor.read("kr", "k1", CALL)["objective_id"] == executor.read("kr", "k1", other)["objective_id"] == "o1"
+    assert executor.store.stream_version("objective-o-company", tenant_id="globex") == 1  # no child event
+    for row in rows[1:]:
+        row["title"] += " (again)"
+    again = PlanImporter(executor).run(rows, other, dry_run=True)  # taken in its own tenant now
+    assert [(e["line"], e["field"]) for e in again["errors"]][:1] == [(3, "objective_exists")]
+    assert executor.store.verify().ok
 
 
 def test_a_plan_of_people_only_stores_nothing(executor):
