@@ -155,7 +155,7 @@ def test_an_id_taken_elsewhere_answers_as_free_and_one_taken_in_mine_as_taken(cl
 
 
 def _plan_rows(client: Client, ids: dict, label: str) -> list:
-    _, end, _ = _dates()
+    start, end, _ = _dates()
     t = goal_pb2
     return [
         t.ImportRow(line=2, type=t.IMPORT_ITEM_TYPE_OBJECTIVE, ref="o", id=ids["objective"], cycle_id=ids["cycle"],
@@ -164,7 +164,8 @@ def _plan_rows(client: Client, ids: dict, label: str) -> list:
                     title=f"{label} imported members", kind=events_pb2.KEY_RESULT_KIND_INCREASE_TO, start_value=0,
                     target_value=10, owner=client.owner, due_date=str(end)),
         t.ImportRow(line=4, type=t.IMPORT_ITEM_TYPE_INITIATIVE, ref="i", id=ids["initiative"], parent_ref="k",
-                    title=f"{label} imported campaign", owner=client.owner),
+                    title=f"{label} imported campaign", owner=client.owner, start_date=str(start),
+                    due_date=str(end)),
     ]
 
 

@@ -3,7 +3,9 @@ its Alembic migrations, never by create_all in production code)."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger, Column, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text, UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -65,13 +67,14 @@ chain_heads = Table(
 snapshots = Table(
     "es_snapshots",
     metadata,
-    Column("tenant_id", String(64), primary_key=True),
-    Column("stream_id", String(200), primary_key=True),
+    Column("stream_id", String(200), nullable=False),
+    Column("tenant_id", String(64), nullable=False),
     Column("version", Integer, nullable=False),
     Column("snapshot_version", Integer, nullable=False),
     # JSON text of the state (``to_snapshot()``, else ``to_dict()``, of the aggregate).
     Column("state", Text, nullable=False),
     Column("taken_at_us", BigInteger, nullable=False),
+    PrimaryKeyConstraint("tenant_id", "stream_id"),
 )
 
 #: The outbox relay's progress: ``position`` is the last event the broker confirmed for

@@ -25,44 +25,16 @@ down_revision = "0003_relay"
 branch_labels = None
 depends_on = None
 
-_EVENT_COLUMNS = ("position", "tenant_id", "stream_id", "stream_version", "event_id", "event_type",
-                  "schema_version", "data", "metadata", "recorded_at_us", "hash")
-_SNAPSHOT_COLUMNS = ("tenant_id", "stream_id", "version", "snapshot_version", "state", "taken_at_us")
 
-
-def _events_columns() -> list:
-    return [
-        sa.Column("position", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                  autoincrement=False),
-        sa.Column("tenant_id", sa.String(64), nullable=False),
-        sa.Column("stream_id", sa.String(200), nullable=False),
-        sa.Column("stream_version", sa.Integer, nullable=False),
-        sa.Column("event_id", sa.String(36), nullable=False),
-        sa.Column("event_type", sa.String(200), nullable=False),
-        sa.Column("schema_version", sa.Integer, nullable=False),
-        sa.Column("data", sa.Text, nullable=False),
-        sa.Column("metadata", sa.Text, nullable=False),
-        sa.Column("recorded_at_us", sa.BigInteger, nullable=False),
-        sa.Column("hash", sa.String(64), nullable=False),
-    ]
-
-
-def _snapshot_columns(per_tenant: bool) -> list:
-    return [
-        sa.Column("tenant_id", sa.String(64), primary_key=per_tenant, nullable=False),
-        sa.Column("stream_id", sa.String(200), primary_key=True),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("snapshot_version", sa.Integer, nullable=False),
-        sa.Column("state", sa.Text, nullable=False),
-        sa.Column("taken_at_us", sa.BigInteger, nullable=False),
-    ]
-
-
-def _rebuild_sqlite(table: str, columns: list, constraints: list, copied: tuple, indexes: dict) -> None:
-    """SQLite: replace ``table`` by a copy with other keys, rows and values unchanged."""
+def _rebuild_sqlite(table: str, primary_key: tuple, unique: dict, indexes: dict) -> None:
+    """SQLite: replace ``table`` by a copy with other keys — the columns as they are
+    (reflected), the rows and their values unchanged, in rowid order."""
+    old = sa.Table(table, sa.MetaData(), autoload_with=op.get_bind())
+    columns = [sa.Column(c.name, c.type, nullable=c.nullable, autoincrement=False) for c in old.columns]
     new = f"{table}_0004"
-    op.create_table(new, *columns, *constraints)
-    names = ", ".join(copied)
+    op.create_table(new, *columns, sa.PrimaryKeyConstraint(*primary_key),
+                    *(sa.UniqueConstraint(*cols, name=name) for name, cols in unique.items()))
+    names = ", ".join(column.name for column in old.columns)
     op.execute(f"INSERT INTO {new} ({names}) SELECT {names} FROM {table} ORDER BY rowid")
     op.drop_table(table)  # drops its indexes too
     op.rename_table(new, table)
@@ -73,17 +45,19 @@ def _rebuild_sqlite(table: str, columns: list, constraints: list, copied: tuple,
 def _events_sqlite(per_tenant: bool) -> None:
     stream_key = ("tenant_id", "stream_id", "stream_version") if per_tenant else ("stream_id", "stream_version")
     name = "uq_es_events_tenant_stream_version" if per_tenant else "uq_es_events_stream_version"
-    _rebuild_sqlite(
-        "es_events", _events_columns(),
-        [sa.UniqueConstraint(*stream_key, name=name), sa.UniqueConstraint("event_id", name="uq_es_events_event_id")],
-        _EVENT_COLUMNS, {"ix_es_events_tenant_position": ("tenant_id", "position")},
-    )
+    # position stays INTEGER PRIMARY KEY: the rowid itself
+    _rebuild_sqlite("es_events", ("position",), {name: stream_key, "uq_es_events_event_id": ("event_id",)},
+                    {"ix_es_events_tenant_position": ("tenant_id", "position")})
+
+
+def _snapshots_sqlite(per_tenant: bool) -> None:
+    _rebuild_sqlite("es_snapshots", ("tenant_id", "stream_id") if per_tenant else ("stream_id",), {}, {})
 
 
 def upgrade() -> None:
     if op.get_context().dialect.name == "sqlite":
         _events_sqlite(per_tenant=True)
-        _rebuild_sqlite("es_snapshots", _snapshot_columns(per_tenant=True), [], _SNAPSHOT_COLUMNS, {})
+        _snapshots_sqlite(per_tenant=True)
         return
     op.create_unique_constraint("uq_es_events_tenant_stream_version", "es_events",
                                 ["tenant_id", "stream_id", "stream_version"])
@@ -104,7 +78,7 @@ def downgrade() -> None:
             "(and maybe others); the older schema keys streams by stream_id alone")
     if op.get_context().dialect.name == "sqlite":
         _events_sqlite(per_tenant=False)
-        _rebuild_sqlite("es_snapshots", _snapshot_columns(per_tenant=False), [], _SNAPSHOT_COLUMNS, {})
+        _snapshots_sqlite(per_tenant=False)
         return
     op.create_unique_constraint("uq_es_events_stream_version", "es_events", ["stream_id", "stream_version"])
     op.drop_constraint("uq_es_events_tenant_stream_version", "es_events", type_="unique")
