@@ -170,7 +170,7 @@ def _parse_instant(value, zone, field: str = "time") -> int:
         raise ValidationError(field, f"not an ISO date YYYY-MM-DD or datetime: {value!r}")
     try:
         if len(value) == 10:
-            moment = datetime.combine(validation.iso_date(field, value), datetime.min.time(), zone)
+            moment = datetime.combine(date.fromisoformat(value), datetime.min.time(), zone)
         else:
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is None:
