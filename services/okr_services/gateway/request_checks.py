@@ -1,4 +1,5 @@
-"""What every request gets checked for before its handler runs (docs/api.md, "Limits").
+"""What every request gets checked for before its handler runs (docs/api.md, "Limits";
+docs/adr/0021).
 
 Generic, from the request message's descriptor, so a new RPC or field is covered
 without a line here:
