@@ -58,8 +58,8 @@ def decode(cls, data: bytes) -> Message:
     try:
         return cls.FromString(data)
     except (DecodeError, ValueError, RuntimeError) as e:  # upb raises DecodeError; others a ValueError
-        raise RequestError("", f"the request does not decode as {cls.DESCRIPTOR.full_name}: {e or 'malformed'}") \
-            from None
+        why = str(e).rpartition(": ")[2] or "malformed"  # upb's text repeats the type's name first
+        raise RequestError("", f"the request does not decode as {cls.DESCRIPTOR.full_name}: {why}") from None
 
 
 def check(message: Message, path: str = "") -> None:
