@@ -197,8 +197,8 @@ MAX_CHILD_WEIGHT = 1000.0
 def _child_weight(value, field: str = "child_weight") -> float:
     """GetObjectiveRollup's ``child_weight``: a finite number > 0 and at most 1000 (a
     negative or zero weight would turn the weighted mean into a division by zero or a
-    score outside 0..1)."""
-    return validation.positive(field, value, maximum=MAX_CHILD_WEIGHT)
+    score outside 0..1); None: the default 1.0."""
+    return 1.0 if value is None else validation.positive(field, value, maximum=MAX_CHILD_WEIGHT)
 
 
 def _range_in_order(since: dict, until: dict, zone) -> None:
