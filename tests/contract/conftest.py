@@ -11,7 +11,7 @@ from contract_suite import Suite
 def suite(tmp_path_factory):
     """The whole suite as `make run` starts it, shared by the contract tests of a session."""
     base = tmp_path_factory.mktemp("contract")
-    running = Suite(base / "data")
+    running = Suite(base / "data", metrics=True)  # the gateway's /metrics: test_validation_decoding.py
     try:
         running.start()
         yield running

@@ -44,8 +44,11 @@ def _env(data_dir: Path, **extra: str) -> dict:
 class Suite:
     """The running suite: its gRPC address, its data folder and log, and API keys."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, metrics: bool = False):
         self.data_dir = data_dir
+        #: With ``metrics``: the first of the three metrics ports of `make run` (services,
+        #: relay, gateway: docs/observability.md); else 0 (no endpoints).
+        self.metrics_port = _three_free_ports() if metrics else 0
         self.gateway = f"127.0.0.1:{free_port()}"
         self.web = f"127.0.0.1:{free_port()}"
         self.log = data_dir.parent / "run.log"
@@ -56,7 +59,7 @@ class Suite:
     # ------------------------------------------------------------------ process
     def start(self) -> None:
         env = _env(self.data_dir, OKR_GATEWAY_ADDRESS=self.gateway, WEB_SERVER_ADDRESS=self.web,
-                   OKR_METRICS_PORT="0")
+                   OKR_METRICS_PORT=str(self.metrics_port))
         self.process = subprocess.Popen([sys.executable, "-m", "okr_services.run"], env=env, cwd=ROOT,
                                         stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
         wait_until(lambda: "ready" in self.log.read_text() or self.process.poll() is not None, timeout=180,
@@ -75,6 +78,15 @@ class Suite:
         except subprocess.TimeoutExpired:  # pragma: no cover - reported by the run test
             self.process.kill()
             self.process.wait()
+
+    def metrics(self, process: str = "gateway") -> str:
+        """The Prometheus text of ``process``'s endpoint (services, relay or gateway)."""
+        import urllib.request
+
+        assert self.metrics_port, "a Suite(metrics=True) serves metrics"
+        port = self.metrics_port + ("services", "relay", "gateway").index(process)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            return reply.read().decode()
 
     # --------------------------------------------------------------------- keys
     @property
@@ -107,6 +119,24 @@ class Suite:
         """The `okr` command against the suite's API, with ``key`` (default: the admin key)."""
         env = _env(self.data_dir, OKR_API_URL=self.gateway, OKR_API_KEY=key or self.admin_key)
         return subprocess.run([*OKR, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _three_free_ports() -> int:
+    """A port p with p, p+1 and p+2 free on 127.0.0.1 right now."""
+    import socket
+
+    for _ in range(50):
+        base = free_port()
+        if base + 2 >= 65534:
+            continue
+        try:
+            for port in (base + 1, base + 2):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("no three consecutive free ports")
 
 
 def auth(key: str) -> tuple[tuple[str, str], ...]:

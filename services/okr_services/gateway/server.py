@@ -49,7 +49,7 @@ from okr_shared.eventstore.export import export_jsonl
 from okr_shared.observability import context as log_context, metrics
 from okr_shared.observability.interceptor import ObservingInterceptor
 
-from . import auth, convert, policy
+from . import auth, convert, policy, request_checks
 from .rpc_client import RemoteError, RpcClient, RpcTimeout, ServiceUnavailable
 
 _log = logging.getLogger(__name__)
@@ -554,7 +554,11 @@ class Gateway:
                         raise RuntimeError(f"no handler for {service.full_name}/{method.name}")
                     make = grpc.unary_stream_rpc_method_handler if method.server_streaming \
                         else grpc.unary_unary_rpc_method_handler
-                    methods[method.name] = make(fn, request_deserializer=request_cls.FromString,
+                    # the bytes as they came: decoded and checked by _checked, so that a
+                    # request that does not decode is INVALID_ARGUMENT (and measured), not
+                    # grpcio's INTERNAL "Exception deserializing request!"
+                    methods[method.name] = make(_checked(request_cls, fn, method.server_streaming),
+                                                request_deserializer=None,
                                                 response_serializer=response_cls.SerializeToString)
                 out.append(grpc.method_handlers_generic_handler(service.full_name, methods))
         return out
@@ -642,6 +646,29 @@ def _replay_params(read_model: str, params: dict) -> dict:
             raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"params.{name}: required for {read_model}",
                          **{"okr-field": f"params.{name}"})
     return params
+
+
+def _checked(request_cls, handler: Callable, streaming: bool) -> Callable:
+    """``handler`` for the raw request bytes: decoded as ``request_cls`` and checked
+    (request_checks: finite numbers, valid timestamps, string lengths and entry counts)
+    first — a failure is INVALID_ARGUMENT naming the field, before the credential is
+    looked at, as grpcio's own deserialisation would come first."""
+
+    def request_of(data: bytes, context):
+        try:
+            request = request_checks.decode(request_cls, data)
+            request_checks.check(request)
+        except request_checks.RequestError as e:
+            _abort(context, _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(e), **{"okr-field": e.field}))
+        return request
+
+    def unary(data, context):
+        return handler(request_of(data, context), context)
+
+    def stream(data, context):
+        yield from handler(request_of(data, context), context)
+
+    return stream if streaming else unary
 
 
 def _message_class(descriptor):

@@ -431,7 +431,7 @@ def objective_rollup(model: dict, tenant: str, objective_id: str, today: date, i
     score = _rollup_score(view, objective_id, today, include_children, child_weight, ())
     children = []
     if include_children:
-        children = [{"objective_id": child["objective_id"], "title": child["title"],
+        children = [{"id": child["objective_id"], "objective_id": child["objective_id"], "title": child["title"],
                      "score": _rollup_score(view, child["objective_id"], today, True, child_weight, (objective_id,)),
                      "weight": child_weight}
                     for child in view.children_of(objective_id)]
@@ -445,7 +445,8 @@ def objective_rollup(model: dict, tenant: str, objective_id: str, today: date, i
         "archived": objective["archived"],
         "score": score,
         "grade": str(scoring.grade(score)),
-        "key_results": [{"key_result_id": kr["key_result_id"], "title": kr["title"],
+        # "id": RollupItem's field (reporting.proto); the kind's own id key stays for JSON readers
+        "key_results": [{"id": kr["key_result_id"], "key_result_id": kr["key_result_id"], "title": kr["title"],
                          "score": _kr_score(kr, today), "weight": kr["weight"]}
                         for kr in view.krs_of(objective_id)],
         "children": children,

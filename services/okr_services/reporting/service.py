@@ -53,6 +53,7 @@ from okr_shared.bus import wire
 from okr_shared.bus.consumer import ConsumerDatabase, okr_event_handler
 from okr_shared.config import Settings
 from okr_shared.contracts import payload_to_dict, unpack_payload
+from okr_shared.domain import validation
 from okr_shared.domain.errors import DomainError, NotFound, ValidationError
 from okr_services.common import Caller, Observed, OffTheHub, query
 
@@ -165,6 +166,8 @@ def _parse_instant(value, zone, field: str = "time") -> int:
         return value["us"]
     if isinstance(value, int):
         return value
+    if not isinstance(value, str) or not _ISO_MOMENT.match(value):  # no week or ordinal dates
+        raise ValidationError(field, f"not an ISO date YYYY-MM-DD or datetime: {value!r}")
     try:
         if len(value) == 10:
             moment = datetime.combine(date.fromisoformat(value), datetime.min.time(), zone)
@@ -177,13 +180,39 @@ def _parse_instant(value, zone, field: str = "time") -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
+#: A date YYYY-MM-DD, alone or starting a datetime (``T`` or a space, then the time).
+_ISO_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:$|[T ][0-9])")
+
+
 def _parse_day(value, field: str = "today") -> date | None:
     if value is None or isinstance(value, date):
         return value
-    try:
-        return date.fromisoformat(value)
-    except (TypeError, ValueError) as e:
-        raise ValidationError(field, f"not an ISO date: {value!r}") from e
+    return validation.iso_date(field, value)
+
+
+#: The range of a roll-up's child weight, as a key result's weight (validation.positive).
+MAX_CHILD_WEIGHT = 1000.0
+
+
+def _child_weight(value, field: str = "child_weight") -> float:
+    """GetObjectiveRollup's ``child_weight``: a finite number > 0 and at most 1000 (a
+    negative or zero weight would turn the weighted mean into a division by zero or a
+    score outside 0..1); None: the default 1.0."""
+    return 1.0 if value is None else validation.positive(field, value, maximum=MAX_CHILD_WEIGHT)
+
+
+def _range_in_order(since: dict, until: dict, zone) -> None:
+    """``since`` after ``until`` (both positions, or both times/dates): ValidationError
+    naming ``since``. A position and a time are not compared (their order depends on when
+    the event was recorded); each is still checked against the store by the replay."""
+    if "position" in since and "position" in until:
+        if since["position"] > until["position"]:
+            raise ValidationError("since", f"position {since['position']} is after until's position "
+                                           f"{until['position']}")
+    elif "time" in since and "time" in until:
+        since_us, until_us = _parse_instant(since["time"], zone, "since"), _parse_instant(until["time"], zone, "until")
+        if since_us > until_us:
+            raise ValidationError("since", f"{_us_text(since_us)} is after until ({_us_text(until_us)})")
 
 
 #: The read models ``as_of`` replays: name -> f(model, tenant, today, **params).
@@ -475,6 +504,7 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         @query
         def objective_rollup(self, objective_id, include_children=False, child_weight=1.0, today=None):
             tenant = self._tenant()
+            child_weight = _child_weight(child_weight)
             result = _queries.objective_rollup(self._model(tenant), tenant, objective_id,
                                               _parse_day(today) or self.clock.today(),
                                               include_children=include_children, child_weight=child_weight)
@@ -494,6 +524,8 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
             position (int) or a time (ISO date = start of that day, ISO datetime, or µs as
             ``{"us": n}``); ``until`` None: the live model on the clock's today."""
             tenant = self._tenant()
+            if until is not None:
+                _range_in_order(_instant(since, "since"), _instant(until, "until"), self.clock.zone)
             before, day_before = self._replay(tenant, **_instant(since, "since"), field="since")
             if until is None:
                 after, day_after = self._model(tenant, history=True), self.clock.today()
@@ -512,6 +544,8 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
             function = READ_MODELS.get(read_model)
             if function is None:
                 raise ValidationError("read_model", f"one of {', '.join(sorted(READ_MODELS))}")
+            if read_model == "objective_rollup" and "child_weight" in params:
+                params["child_weight"] = _child_weight(params["child_weight"], "params.child_weight")
             model, day = self._replay(tenant, position=position, time=time,
                                       history=read_model in HISTORY_READ_MODELS)
             for name, value in params.items():

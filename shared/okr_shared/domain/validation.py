@@ -10,6 +10,9 @@ from .errors import ValidationError
 
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,99}")
 _CURRENCY_RE = re.compile(r"[A-Z]{3}")
+#: Exactly YYYY-MM-DD: date.fromisoformat would also take ISO week dates ("2026-W49-1")
+#: and other forms of ten characters that the documents do not promise.
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 MAX_TITLE = 200
 MAX_DESCRIPTION = 4000
@@ -58,10 +61,10 @@ def reason(value, *, required: bool, why: str = "", field: str = "reason") -> st
 
 
 def iso_date(field: str, value) -> date:
-    """A calendar date given as ``YYYY-MM-DD``."""
+    """A calendar date given as ``YYYY-MM-DD`` (only that form: no week or ordinal date)."""
     if isinstance(value, date):
         return value
-    if not isinstance(value, str) or len(value) != 10:
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
         raise ValidationError(field, f"must be a date YYYY-MM-DD, not {value!r}")
     try:
         return date.fromisoformat(value)
