@@ -70,6 +70,7 @@ class Suite:
     def stop(self) -> None:
         if self.channel is not None:
             self.channel.close()
+            self.channel = None
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGINT)
