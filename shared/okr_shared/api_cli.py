@@ -126,6 +126,8 @@ class Api:
                             EXIT_INVALID)
         if code == S.FAILED_PRECONDITION:
             rule = f" [{meta['okr-rule']}]" if meta.get("okr-rule") else ""
+            if meta.get("okr-rule") == "command_id_reused":  # docs/api.md, "Idempotency"
+                return ApiError(f"refused{rule}: {details} — give a new request a new --command-id", EXIT_INVALID)
             return ApiError(f"refused{rule}: {details} — the current state does not allow it; "
                             "check it with `okr board` or `okr history`", EXIT_INVALID)
         if code == S.UNAVAILABLE:

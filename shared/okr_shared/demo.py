@@ -855,6 +855,10 @@ def _explain(api, e: SeedError, plan: Plan):
         return ApiError(f"this tenant already has {what} — {finish}seed another tenant (an admin key of it: "
                         "`okr keys create --tenant <new> --subject <you> --role admin`) or use another --prefix",
                         EXIT_INVALID)
+    if code == "FAILED_PRECONDITION" and rule == "command_id_reused":  # docs/api.md, "Idempotency"
+        return ApiError(f"this plan's calls were already sent to this tenant by another principal — a command id "
+                        f"names one request of one principal: finish it with the admin key that started it "
+                        f"(`{again}`), or seed another tenant or use another --prefix", EXIT_INVALID)
     error = api.error(err)
     if code == "UNAUTHENTICATED" or e.step is None or first:
         return error

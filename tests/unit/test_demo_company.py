@@ -143,3 +143,20 @@ def test_a_prefix_goes_before_every_id_and_the_plan_still_holds():
     assert "beta-kr-cac" in columns(b, "key_results")["STALLED"]
     with pytest.raises(ValueError, match="prefix"):
         plan_company(2026, DAYS[0], prefix="no spaces")
+
+
+def test_a_plan_started_by_another_principal_is_explained():
+    import grpc
+
+    from okr_shared.demo import SeedError, _explain
+
+    class Refused:  # the RpcError of a call whose command id another admin used
+        def code(self):
+            return grpc.StatusCode.FAILED_PRECONDITION
+
+        def trailing_metadata(self):
+            return (("okr-rule", "command_id_reused"), ("okr-kind", "failed_precondition"))
+
+    plan = plan_company(2026, DAYS[0])
+    error = _explain(None, SeedError("refused", Refused(), next(plan.steps())), plan)
+    assert "another principal" in str(error) and plan.command_line() in str(error) and error.code == 5

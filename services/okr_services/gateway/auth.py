@@ -442,7 +442,15 @@ def authenticate_jwt(config: JwtConfig, token: str) -> Principal:
 MISSING = "missing credentials: send 'authorization: ApiKey <key>' or 'Bearer <token>'"
 
 
-def _authorization(metadata) -> str | None:
+TWO_CREDENTIALS = "more than one authorization entry: send exactly one credential"
+
+
+def authorization_entry(metadata) -> str | None:
+    """The value of the one ``authorization`` entry of ``metadata`` (a dict, or gRPC's
+    list of (key, value) pairs), None when there is none. More than one entry is
+    Unauthenticated, whatever they hold — ApiKey or Bearer, valid or not, equal or not:
+    a call has exactly one principal (docs/api.md), so no cache or shortcut may pick one.
+    """
     if metadata is None:
         return None
     items = metadata.items() if isinstance(metadata, Mapping) else metadata
@@ -451,7 +459,7 @@ def _authorization(metadata) -> str | None:
         if isinstance(k, str) and k.lower() == "authorization":
             values.append(v.decode() if isinstance(v, bytes) else v)
     if len(values) > 1:
-        raise Unauthenticated("more than one authorization entry: send exactly one")
+        raise Unauthenticated(TWO_CREDENTIALS)
     return values[0] if values else None
 
 
@@ -459,7 +467,7 @@ def authenticate(metadata, engine: Engine | None, jwt_config: JwtConfig | None) 
     """The caller of a request, from its ``authorization`` metadata (a dict, or gRPC's
     list of (key, value) pairs): ``ApiKey <key>`` (checked against ``engine``'s
     ``gateway_api_keys``) or ``Bearer <jwt>`` (checked with ``jwt_config``)."""
-    value = _authorization(metadata)
+    value = authorization_entry(metadata)
     if value is None or not str(value).strip():
         raise Unauthenticated(MISSING)
     scheme, _, credential = str(value).strip().partition(" ")

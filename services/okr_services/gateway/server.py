@@ -196,8 +196,11 @@ class Gateway:
     # ------------------------------------------------------------------ plumbing
 
     def _principal(self, context) -> auth.Principal:
+        """The caller, from the call's one credential. A valid API key is remembered for
+        ``key_cache_s`` seconds (by its whole header); two credentials are refused before
+        the cache is asked, so a cached key never vouches for a second one."""
         metadata = context.invocation_metadata()
-        header = next((v for k, v in metadata if k == "authorization"), None)
+        header = auth.authorization_entry(metadata)
         if header and header.lower().startswith("apikey ") and self.config.key_cache_s > 0:
             now = time.monotonic()
             with self._keys_lock:

@@ -8,6 +8,9 @@ on a concurrent change reload and decide again, a bounded number of times (ADR 0
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import random
 import re
@@ -24,7 +27,7 @@ from google.protobuf.message import Message
 from sqlalchemy import select
 
 from .. import contracts
-from ..domain.errors import ConcurrencyConflict, DomainError, NotFound, PreconditionFailed, ValidationError
+from ..domain.errors import ConcurrencyConflict, NotFound, PreconditionFailed, ValidationError
 from ..domain.validation import identifier
 from ..eventstore import (
     NO_STREAM,
@@ -44,6 +47,12 @@ _E = schema.events
 #: Namespace of the event ids derived from a caller's command id (uuid5).
 COMMAND_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:okr:v1:command")
 _COMMAND_ID_RE = re.compile(r"[\x21-\x7e]{1,200}")
+#: Event metadata of a command sent with a command id: the command's name and the
+#: fingerprint of the request, so that a reused id is told apart from a retry (ADR 0024).
+COMMAND_KEY = "command"
+REQUEST_KEY = "request"
+#: The stable rule of the refusal of a command id used for another request.
+COMMAND_ID_REUSED = "command_id_reused"
 
 #: Read models of the four aggregates: stream category → (id field, what to call it).
 AGGREGATES: Mapping[str, tuple[str, str]] = {
@@ -183,13 +192,18 @@ class CommandExecutor:
         ConcurrencyConflict when the stream kept changing for ``retry.max_attempts``
         decisions. A refused command writes nothing.
 
-        With a ``command_id``, the events get ids derived from it: a second execution
-        (a retried call whose reply was lost) writes nothing and returns the first one's
-        outcome with ``already_stored``.
+        With a ``command_id``, the events get ids derived from it and the request's
+        fingerprint in their metadata: a second execution of the same request (a retried
+        call whose reply was lost) writes nothing and returns the first one's outcome
+        with ``already_stored``; the id reused for another request is refused
+        (PreconditionFailed ``command_id_reused``, ADR 0024).
         """
         tenant_id = call.require_tenant()
         command_id = self._command_id(command_id)
         metadata = call.event_metadata(command_id)
+        if command_id is not None:
+            metadata.update(request_fingerprint(type(command).__name__, dataclasses.asdict(command),
+                                                metadata["actor"]))
         stream_id = self.domain.target_stream(command)
         id_field = NEW_ID_FIELDS.get(type(command))
         new_id = (id_field, getattr(command, id_field)) if id_field else None
@@ -197,7 +211,7 @@ class CommandExecutor:
         with self._locks.hold((tenant_id, stream_id)):
             for attempt in range(1, self.retry.max_attempts + 1):
                 if command_id is not None:
-                    done = self._stored_outcome(tenant_id, stream_id, event_id, command_id)
+                    done = self._stored_outcome(stream_id, event_id, command_id, tenant_id, metadata)
                     if done is not None:
                         return CommandOutcome(*done, new_id=new_id)
                 loaded = self.repository.load(stream_id, tenant_id)
@@ -211,11 +225,12 @@ class CommandExecutor:
                     if attempt < self.retry.max_attempts:
                         self.retry.backoff(attempt)
                     continue
-                except DuplicateEventIds:
-                    raise ValidationError(
-                        "command_id", f"{command_id!r} was already used for a different command"
-                    ) from None
-                if not result.already_stored:
+                except DuplicateEventIds:  # stored meanwhile by a command on another stream
+                    self._stored_outcome(stream_id, event_id, command_id, tenant_id, metadata)
+                    raise command_id_reused(command_id) from None
+                if result.already_stored:  # stored meanwhile by a concurrent call: the same request?
+                    self._stored_outcome(stream_id, event_id, command_id, tenant_id, metadata)
+                else:
                     self._after_append(loaded, events, result.stream_version)
                 positions = tuple(range(result.first_position, result.last_position + 1))
                 return CommandOutcome(stream_id, result.stream_version, positions,
@@ -246,22 +261,19 @@ class CommandExecutor:
             after = Loaded(loaded.stream_id, state, version, events[0].tenant_id, 0)
         repository.remember(after)
 
-    def _stored_outcome(self, tenant_id: str, stream_id: str, event_id, command_id: str):
+    def _stored_outcome(self, stream_id: str, event_id, command_id: str, tenant_id: str, metadata: dict):
         """(stream_id, version, positions, event_types, True) of an earlier execution
-        of the same command id in the tenant, or None."""
-        first = str(event_id(0))
-        query = (
-            select(_E.c.event_id, _E.c.stream_id, _E.c.stream_version, _E.c.position, _E.c.event_type)
-            .where(_E.c.event_id == first, _E.c.tenant_id == tenant_id)
-        )
+        of the same request with the same command id, or None; PreconditionFailed
+        ``command_id_reused`` when the id was used for another request (another command,
+        stream, actor or fields, or an import)."""
         with self.repository.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row, imported = first_uses(conn, tenant_id, command_id)
+            if imported is not None:
+                raise command_id_reused(command_id, "ImportPlan")
             if row is None:
                 return None
-            if row.stream_id != stream_id:
-                raise ValidationError(
-                    "command_id", f"{command_id!r} was already used for a command on another stream"
-                )
+            if row.stream_id != stream_id or not same_request(row.metadata, metadata):
+                raise command_id_reused(command_id, stored_command(row.metadata))
             rows = conn.execute(
                 select(_E.c.event_id, _E.c.stream_version, _E.c.position, _E.c.event_type)
                 .where(_E.c.tenant_id == tenant_id, _E.c.stream_id == stream_id,
@@ -303,6 +315,80 @@ def _event_ids(tenant_id: str, command_id: str | None) -> Callable[[int], uuid.U
     if command_id is None:
         return lambda _i: uuid.uuid4()
     return lambda i: uuid.uuid5(COMMAND_NAMESPACE, f"{tenant_id}\x1f{command_id}\x1f{i}")
+
+
+def import_event_id(tenant_id: str, command_id: str, i: int) -> uuid.UUID:
+    """The id of the ``i``-th event of a plan import sent with ``command_id``."""
+    return uuid.uuid5(COMMAND_NAMESPACE, f"{tenant_id}\x1f{command_id}\x1fimport\x1f{i}")
+
+
+# ------------------------------------------------------------ reused command ids
+
+
+def request_fingerprint(command: str, fields: Mapping, actor: str) -> dict[str, str]:
+    """The event metadata that identifies one request (ADR 0024): ``command`` (its name)
+    and ``request``, the SHA-256 of the canonical JSON of the command's name, the actor
+    and every field after defaults (numbers compare by value: 3 and 3.0 are the same)."""
+    canonical = json.dumps({"command": command, "actor": actor, "fields": _canonical(fields)},
+                           sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return {COMMAND_KEY: command, REQUEST_KEY: "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()}
+
+
+def _canonical(value):
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return str(value)
+
+
+def first_uses(conn, tenant_id: str, command_id: str):
+    """(row, import_row): the stored first event of a single command and of a plan
+    import sent with ``command_id`` in ``tenant_id`` (each None when there is none);
+    columns event_id, stream_id, stream_version, position, event_type, metadata."""
+    single, imported = str(_event_ids(tenant_id, command_id)(0)), str(import_event_id(tenant_id, command_id, 0))
+    found = {r.event_id: r for r in conn.execute(
+        select(_E.c.event_id, _E.c.stream_id, _E.c.stream_version, _E.c.position, _E.c.event_type,
+               _E.c.metadata)
+        .where(_E.c.tenant_id == tenant_id, _E.c.event_id.in_((single, imported)))
+    )}
+    return found.get(single), found.get(imported)
+
+
+def _stored_metadata(text: str) -> dict:
+    try:
+        stored = json.loads(text)
+    except ValueError:
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def same_request(stored_metadata: str, metadata: Mapping) -> bool:
+    """Whether a stored event's metadata (JSON text) has the fingerprint of ``metadata``.
+    Events stored before fingerprints existed have none: they count as the same request,
+    so a retry of a command sent before the upgrade stays idempotent."""
+    stored = _stored_metadata(stored_metadata).get(REQUEST_KEY)
+    return stored is None or stored == metadata.get(REQUEST_KEY)
+
+
+def stored_command(stored_metadata: str) -> str | None:
+    """The command name a stored event's metadata records (None before fingerprints)."""
+    name = _stored_metadata(stored_metadata).get(COMMAND_KEY)
+    return name if isinstance(name, str) else None
+
+
+def command_id_reused(command_id: str, used_for: str | None = None) -> PreconditionFailed:
+    """The refusal of a command id already used for another request (docs/api.md)."""
+    what = f" ({used_for})" if used_for else ""
+    return PreconditionFailed(
+        COMMAND_ID_REUSED,
+        f"command_id {command_id!r} was already used for a different request{what}; a retry must resend "
+        "exactly the same request, a new request needs a new command_id",
+    )
 
 
 def _new_event(message: Message, tenant_id: str, metadata: dict, event_id: uuid.UUID) -> NewEvent:

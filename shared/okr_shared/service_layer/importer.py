@@ -33,7 +33,17 @@ from ..domain.validation import identifier
 from ..domain.errors import ConcurrencyConflict, DomainError, NotFound, PreconditionFailed, ValidationError
 from ..eventstore import NO_STREAM, DuplicateEventIds, WrongExpectedVersion, schema
 from .context import CallContext, DecisionContext
-from .executor import COMMAND_NAMESPACE, CommandExecutor, _new_event
+from .executor import (
+    COMMAND_NAMESPACE,
+    CommandExecutor,
+    _new_event,
+    command_id_reused,
+    first_uses,
+    import_event_id,
+    request_fingerprint,
+    same_request,
+    stored_command,
+)
 
 _log = logging.getLogger(__name__)
 _E = schema.events
@@ -130,11 +140,13 @@ class PlanImporter:
         command_id = self.executor._command_id(command_id)
         rows = self._check_request(rows)
         metadata = call.event_metadata(command_id)
+        if command_id is not None:  # dry_run is not part of it: a dry run stores nothing
+            metadata.update(request_fingerprint("ImportPlan", {"rows": rows}, metadata["actor"]))
         event_id = self._event_ids(tenant_id, command_id)
         conflicted = ""
         for attempt in range(1, self.max_attempts + 1):
             if command_id is not None and not dry_run:
-                done = self._stored(rows, tenant_id, command_id, event_id)
+                done = self._stored(rows, tenant_id, command_id, event_id, metadata)
                 if done is not None:
                     return done
             overlay = _Overlay(self.executor, tenant_id)
@@ -154,9 +166,13 @@ class PlanImporter:
                 if attempt < self.max_attempts:
                     self.executor.retry.backoff(attempt)
                 continue
-            except DuplicateEventIds:
-                raise ValidationError("command_id", f"{command_id!r} was already used for a different "
-                                                    "request") from None
+            except DuplicateEventIds:  # stored meanwhile by another request with this command id
+                self._stored(rows, tenant_id, command_id, event_id, metadata)
+                raise command_id_reused(command_id) from None
+            if stored[0].already_stored:  # by a concurrent call: the same import, or other rows?
+                done = self._stored(rows, tenant_id, command_id, event_id, metadata)
+                if done is not None:
+                    return done
             result["committed"] = True
             result["already_stored"] = all(r.already_stored for r in stored)
             result["first_position"] = stored[0].first_position
@@ -189,7 +205,7 @@ class PlanImporter:
     def _event_ids(tenant_id: str, command_id: str | None):
         if command_id is None:
             return lambda _i: uuid.uuid4()
-        return lambda i: uuid.uuid5(COMMAND_NAMESPACE, f"{tenant_id}\x1f{command_id}\x1fimport\x1f{i}")
+        return lambda i: import_event_id(tenant_id, command_id, i)
 
     def _new_id(self, tenant_id: str, command_id: str | None, ref: str) -> str:
         if command_id is None:
@@ -413,13 +429,18 @@ class PlanImporter:
                 **counts, "items": [] if errors else items, "errors": [e.to_dict() for e in errors],
                 "first_position": 0, "last_position": 0}
 
-    def _stored(self, rows, tenant_id, command_id, event_id) -> dict | None:
+    def _stored(self, rows, tenant_id, command_id, event_id, metadata) -> dict | None:
         """The result of an earlier import of these rows with this command id, or None
-        when none was stored; ValidationError when the command id was used for other rows."""
+        when none was stored; PreconditionFailed ``command_id_reused`` when the command
+        id was used for other rows, by another actor or for a single command."""
         with self.executor.repository.engine.connect() as conn:
-            if conn.execute(select(_E.c.position).where(
-                    _E.c.event_id == str(event_id(0)), _E.c.tenant_id == tenant_id)).scalar() is None:
+            command, first = first_uses(conn, tenant_id, command_id)
+            if command is not None:
+                raise command_id_reused(command_id, stored_command(command.metadata))
+            if first is None:
                 return None
+            if not same_request(first.metadata, metadata):
+                raise command_id_reused(command_id, stored_command(first.metadata))
             items, streams = [], []
             for row in rows:
                 kind = str(row.get("type") or "").upper()
@@ -435,8 +456,8 @@ class PlanImporter:
                 select(_E.c.event_id, _E.c.stream_id, _E.c.position).where(
                     _E.c.event_id.in_(ids), _E.c.tenant_id == tenant_id))}
         if [found.get(i, ("",))[0] for i in ids] != streams or len(found) != len(ids):
-            raise ValidationError("command_id", f"{command_id!r} was already used for an import of other rows; "
-                                                "give this import another command id")
+            # an import stored before fingerprints existed, of other rows
+            raise command_id_reused(command_id, "ImportPlan")
         result = self._result(rows, items, [], False)
         result.update(committed=True, already_stored=True, first_position=found[ids[0]][1],
                       last_position=found[ids[-1]][1])

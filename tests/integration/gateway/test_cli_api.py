@@ -54,8 +54,11 @@ def test_checkin_then_history_shows_who(seeded):
                  "--comment", "first week", "--command-id", "cli-1", role="member"))
     assert "recorded on kr-max" in out
     again = json.loads(ok(okr(seeded, "checkin", "kr-max", "20", "--confidence", "7", "--date", "2026-01-20",
-                              "--command-id", "cli-1", "--json", role="member")))
+                              "--comment", "first week", "--command-id", "cli-1", "--json", role="member")))
     assert again["already_stored"] is True and again["event_types"] == ["okr.v1.CheckInRecorded"]
+    other = okr(seeded, "checkin", "kr-max", "20", "--confidence", "7", "--date", "2026-01-20",
+                "--command-id", "cli-1", role="member")  # not the same request: the comment is left out
+    one_error_line(other, 5, "[command_id_reused]", "was already used for a different request", "new --command-id")
     history = ok(okr(seeded, "history", "kr-max", "--page-size", "1", role="auditor"))  # paged one by one
     assert "history of kr-kr-max" in history and "CheckInRecorded" in history and " max " in history
     assert "value 20, confidence 7" in history

@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 
 from okr_shared.domain import commands as c
-from okr_shared.domain.errors import ConcurrencyConflict, ValidationError
+from okr_shared.domain.errors import ConcurrencyConflict, PreconditionFailed, ValidationError
 from okr_shared.service_layer import CallContext, RetryPolicy, command_executor
 from okr_shared.service_layer.importer import PlanImporter
 
@@ -68,8 +68,39 @@ def test_a_command_id_used_for_other_rows_is_refused(executor):
     other = plan()
     other[2]["ref"] = "k-other"
     other[3]["parent_ref"] = "k-other"
-    with pytest.raises(ValidationError, match="already used for an import of other rows"):
+    with pytest.raises(PreconditionFailed, match="already used for a different request") as refused:
         PlanImporter(executor).run(other, CALL, command_id="imp-1")
+    assert refused.value.rule == "command_id_reused"
+    assert executor.store.head_position() == head
+
+
+def test_a_command_id_used_for_the_same_items_with_other_fields_is_refused(executor):
+    PlanImporter(executor).run(plan(), CALL, command_id="imp-1")
+    head = executor.store.head_position()
+    other = plan()
+    other[3]["title"] = "Launch the referral programme"  # same refs, so the same ids and streams
+    with pytest.raises(PreconditionFailed, match=r"\(ImportPlan\)") as refused:
+        PlanImporter(executor).run(other, CALL, command_id="imp-1")
+    assert refused.value.rule == "command_id_reused"
+    with pytest.raises(PreconditionFailed, match="command_id_reused"):  # by another actor
+        PlanImporter(executor).run(plan(), CallContext(actor="bob", tenant_id="acme"), command_id="imp-1")
+    assert executor.store.head_position() == head
+
+
+def test_an_import_stored_without_a_fingerprint_is_still_idempotent(executor, monkeypatch):
+    from okr_shared.service_layer import importer
+
+    with monkeypatch.context() as old_version:  # what the version before fingerprints wrote
+        old_version.setattr(importer, "request_fingerprint", lambda *_args: {})
+        first = PlanImporter(executor).run(plan(), CALL, command_id="imp-old")
+    head = executor.store.head_position()
+    again = PlanImporter(executor).run(plan(), CALL, command_id="imp-old")
+    assert again["already_stored"] and again["items"] == first["items"]
+    other = plan()
+    other[2]["ref"] = "k-other"
+    other[3]["parent_ref"] = "k-other"
+    with pytest.raises(PreconditionFailed, match="command_id_reused"):  # other items: still told apart
+        PlanImporter(executor).run(other, CALL, command_id="imp-old")
     assert executor.store.head_position() == head
 
 

@@ -140,9 +140,9 @@ def test_a_retried_command_id_returns_the_first_outcome_and_writes_nothing(execu
 def test_a_command_id_reused_for_a_command_on_another_stream_is_refused(executor, store, call, world):
     check_in(executor, call, command_id="once")
     head = store.head_position()
-    with pytest.raises(ValidationError, match="already used") as refused:
+    with pytest.raises(PreconditionFailed, match="already used for a different request") as refused:
         executor.run(c.ArchiveObjective, dict(objective_id="grow", reason="done", command_id="once"), call)
-    assert refused.value.field == "command_id"
+    assert refused.value.rule == "command_id_reused"
     assert store.head_position() == head
 
 
