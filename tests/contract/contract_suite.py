@@ -33,12 +33,14 @@ OKR = [sys.executable, "-m", "okr_shared.cli"]  # the installed `okr` command of
 
 
 def _env(data_dir: Path, **extra: str) -> dict:
+    """The environment of a process of the suite or of the CLI: the data folder's own
+    databases (none inherited from this shell), then ``extra``."""
     env = dict(os.environ, OKR_DATA_DIR=str(data_dir), AMQP_URI=AMQP_URI,
-               PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services")]), **extra)
+               PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services")]))
     for name in ("OKR_DATABASE_URL", "OKR_REPORTING_DATABASE_URL", "OKR_NOTIFICATION_DATABASE_URL",
                  "OKR_GATEWAY_DATABASE_URL", "OKR_API_URL", "OKR_API_KEY"):
         env.pop(name, None)
-    return env
+    return {**env, **extra}
 
 
 class Suite:
