@@ -107,7 +107,8 @@ def check_event(n, ev):
     exact_keys(n, "event line:", ev, EVENT_KEYS)
     for key in FIELDS + ("hash",):
         if type(ev[key]) is not (int if key in MINIMUM else str):
-            raise Malformed(f"line {n}: field {key!r} is of the wrong type")
+            raise Malformed(f"line {n}: field {key!r} is of the wrong type "
+                            f"(not {'an integer' if key in MINIMUM else 'a string'})")
         if key in MINIMUM and ev[key] < MINIMUM[key]:
             raise Malformed(f"line {n}: field {key!r} is below {MINIMUM[key]}")
     if not HASH.fullmatch(ev["hash"]):

@@ -12,6 +12,7 @@ import uuid
 import grpc
 import pytest
 
+from audit_export_driver import export
 from contract_suite import ROOT, auth, refusal, trailers
 from okr.v1 import audit_pb2, audit_pb2_grpc, events_pb2, goal_pb2, goal_pb2_grpc
 
@@ -61,10 +62,8 @@ def test_an_older_anchor_verifies_and_the_answer_says_what_was_checked(suite, an
 
 def test_the_offline_verifier_and_the_server_agree_on_an_older_anchor(suite, anchored, tmp_path):
     key, old = anchored
-    audit = audit_pb2_grpc.AuditServiceStub(suite.channel)
     path = tmp_path / "export.jsonl"
-    path.write_bytes(b"".join(c.data for c in audit.ExportBundle(audit_pb2.ExportBundleRequest(),
-                                                                  metadata=auth(key), timeout=30)))
+    path.write_bytes(b"".join(c.data for c in export(suite.gateway, key)))
     offline = subprocess.run([sys.executable, str(ROOT / "examples" / "verify_export.py"), str(path),
                               "--expect-head", old.last_hash], capture_output=True, text=True, timeout=60)
     assert offline.returncode == 0, offline.stdout + offline.stderr
@@ -73,7 +72,7 @@ def test_the_offline_verifier_and_the_server_agree_on_an_older_anchor(suite, anc
     assert online.ok and online.expected_head_position == old.last_position and online.events_after_anchor == 2
 
     cli = suite.okr("audit", "verify", "--expected-head", old.last_hash, "--expected-position",
-                    str(old.last_position), key=key)
+                    str(old.last_position), "--api", suite.gateway, "--key", key)
     assert cli.returncode == 0, cli.stderr
     assert f"expected head matched at position {old.last_position} (2 later event(s) verified)" in cli.stdout
 

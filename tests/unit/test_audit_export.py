@@ -309,8 +309,9 @@ def test_unreadable_and_malformed(exported, tmp_path):
 
     cut = tmp_path / "cut.jsonl"
     cut.write_bytes((tmp_path / "acme.jsonl").read_bytes()[:-30])  # cut inside the trailer
-    proc = run_verifier(cut)
-    assert proc.returncode == 2 and f"line {len(exported)}: not valid JSON" in proc.stderr
+    proc = run_verifier(cut)  # a last line without its line feed: truncated (section 5), not malformed
+    assert proc.returncode == 1, output(proc)
+    assert proc.stdout.strip() == f"BROKEN: line {len(exported)}: no line feed at its end: the file is truncated"
 
     not_json = exported[:3] + ["garbage"] + exported[4:]
     proc = run_verifier(write(tmp_path / "j.jsonl", not_json))
@@ -320,7 +321,7 @@ def test_unreadable_and_malformed(exported, tmp_path):
     ev["position"] = str(ev["position"])  # would hash the same: rejected as malformed
     typed = exported[:2] + [json.dumps(ev, ensure_ascii=False)] + exported[3:]
     proc = run_verifier(write(tmp_path / "ty.jsonl", typed))
-    assert proc.returncode == 2 and "line 3: field 'position' is missing or of the wrong type" in proc.stderr
+    assert proc.returncode == 2 and "line 3: field 'position' is of the wrong type (not an integer)" in proc.stderr
 
     dup = exported[:2] + [exported[2][:-1] + ', "data_json": "{}"}'] + exported[3:]
     proc = run_verifier(write(tmp_path / "d.jsonl", dup))
