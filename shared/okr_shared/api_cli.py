@@ -6,7 +6,7 @@ against any deployment — only an address and an API key are needed:
     okr history KR                                       who changed what, when and why
     okr replay --as-of TIME|POSITION [--read-model M]    a read model as it was
     okr diff --since TIME [--until TIME]                 what changed (weekly review)
-    okr audit verify [--expected-head HASH]              recompute the tenant's hash chain
+    okr audit verify [--expected-head HASH [--expected-position N]]  the tenant's hash chain
     okr audit export FILE                                the verifiable okr.export.v1 file
     okr events tail [--from N] [--type T] [--follow]     the tenant's events, live
 
@@ -487,18 +487,22 @@ def audit_group():
 
 @audit_group.command("verify")
 @click.option("--expected-head", default="", help="An anchored chain hash (64 hex) that must be in the chain.")
+@click.option("--expected-position", type=click.IntRange(1), default=None,
+              help="The position the anchor was recorded at (needs --expected-head).")
 @api_options
-def audit_verify_command(api: Api, expected_head):
-    """Recompute the tenant's hash chain on the server; exit 1 when it is broken."""
+def audit_verify_command(api: Api, expected_head, expected_position):
+    """Recompute the tenant's hash chain on the server; exit 1 when it is broken or the
+    anchor (an earlier chain head: the latest or an older one) does not match."""
     from okr.v1 import audit_pb2
 
-    answer = api.call(api.stub("audit").VerifyChain, audit_pb2.VerifyChainRequest(expected_head=expected_head))
+    request = audit_pb2.VerifyChainRequest(expected_head=expected_head, expected_head_position=expected_position or 0)
+    answer = api.call(api.stub("audit").VerifyChain, request)
     if api.json:
         _emit_json(_to_dict(answer) | {"ok": answer.ok})
     elif answer.ok:
         head = answer.chain_head
-        anchor = (f"; expected head found at position {answer.expected_head_position}"
-                  if answer.expected_head_position else "")
+        anchor = (f"; expected head matched at position {answer.expected_head_position} "
+                  f"({answer.events_after_anchor} later event(s) verified)" if answer.anchor_matched else "")
         click.echo(f"chain ok: {answer.events_checked} events checked; head {head.last_hash or '-'} at position "
                    f"{head.last_position} ({head.event_count} events){anchor}")
     else:

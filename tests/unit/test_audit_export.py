@@ -309,8 +309,9 @@ def test_unreadable_and_malformed(exported, tmp_path):
 
     cut = tmp_path / "cut.jsonl"
     cut.write_bytes((tmp_path / "acme.jsonl").read_bytes()[:-30])  # cut inside the trailer
-    proc = run_verifier(cut)
-    assert proc.returncode == 2 and f"line {len(exported)}: not valid JSON" in proc.stderr
+    proc = run_verifier(cut)  # a last line without its line feed: truncated (section 5), not malformed
+    assert proc.returncode == 1, output(proc)
+    assert proc.stdout.strip() == f"BROKEN: line {len(exported)}: no line feed at its end: the file is truncated"
 
     not_json = exported[:3] + ["garbage"] + exported[4:]
     proc = run_verifier(write(tmp_path / "j.jsonl", not_json))
@@ -320,7 +321,7 @@ def test_unreadable_and_malformed(exported, tmp_path):
     ev["position"] = str(ev["position"])  # would hash the same: rejected as malformed
     typed = exported[:2] + [json.dumps(ev, ensure_ascii=False)] + exported[3:]
     proc = run_verifier(write(tmp_path / "ty.jsonl", typed))
-    assert proc.returncode == 2 and "line 3: field 'position' is missing or of the wrong type" in proc.stderr
+    assert proc.returncode == 2 and "line 3: field 'position' is of the wrong type (not an integer)" in proc.stderr
 
     dup = exported[:2] + [exported[2][:-1] + ', "data_json": "{}"}'] + exported[3:]
     proc = run_verifier(write(tmp_path / "d.jsonl", dup))
@@ -422,3 +423,32 @@ def test_doc_test_vector_is_what_the_store_and_export_produce(tmp_path):
     proc = run_verifier(tmp_path / "vector.jsonl")
     assert proc.returncode == 0, output(proc)
     assert proc.stdout.strip() == f"OK: tenant acme: 2 events, last position 3, head {h2.hex()}"
+
+
+# ------------------------------------------------------------------- streamed chunks
+
+
+def test_chunk_size_is_brought_within_its_bounds():
+    from okr_shared.eventstore.export import CHUNK_DEFAULT, CHUNK_MAX, CHUNK_MIN, chunk_size
+
+    assert (CHUNK_DEFAULT, CHUNK_MIN, CHUNK_MAX) == (1 << 20, 1024, (4 << 20) - 1024)
+    assert [chunk_size(n) for n in (0, 1, 1023, 1024, 5000, CHUNK_MAX, CHUNK_MAX + 1, 2**32 - 1)] == \
+        [CHUNK_DEFAULT, 1024, 1024, 1024, 5000, CHUNK_MAX, CHUNK_MAX, CHUNK_MAX]
+
+
+def test_chunks_hold_whole_lines_as_many_as_fit_and_a_long_line_alone():
+    from okr_shared.eventstore.export import chunk_lines
+
+    lines = [b"a" * 3 + b"\n", b"b" * 3 + b"\n", b"c" * 20 + b"\n", b"d\n", b"e\n"]
+    assert list(chunk_lines(lines, 8)) == [lines[0] + lines[1], lines[2], lines[3] + lines[4]]
+    assert list(chunk_lines(lines, 100)) == [b"".join(lines)]
+    assert list(chunk_lines([], 8)) == [b""]
+
+
+def test_export_chunks_concatenate_to_the_export_with_the_head_on_the_last(store, exported, tmp_path):
+    from okr_shared.eventstore.export import export_chunks
+
+    chunks = list(export_chunks(store, "acme", 1))  # served at 1024 bytes
+    assert len(chunks) > 1 and all(head is None for _, head in chunks[:-1])
+    assert chunks[-1][1] == store.chain_head("acme")
+    assert b"".join(data for data, _ in chunks) == (tmp_path / "acme.jsonl").read_bytes()

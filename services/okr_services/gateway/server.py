@@ -29,7 +29,6 @@ import contextlib
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 import uuid
@@ -45,7 +44,7 @@ from grpc_reflection.v1alpha import reflection
 from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
 from okr_shared.eventstore import EventStore, make_engine
 from okr_shared.eventstore.errors import StreamNotFound
-from okr_shared.eventstore.export import export_jsonl
+from okr_shared.eventstore.export import export_chunks
 from okr_shared.observability import context as log_context, metrics
 from okr_shared.observability.interceptor import ObservingInterceptor
 
@@ -459,40 +458,38 @@ class Gateway:
 
     def _verify(self, request, context, principal):
         policy.authorize(principal, "VerifyChain", policy.Resource(principal.tenant))
+        anchor = None
+        if request.expected_head:
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", request.expected_head):
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "expected_head: 64 hexadecimal characters, or empty",
+                             **{"okr-field": "expected_head"})
+            anchor = (request.expected_head.lower(), request.expected_head_position or None)
+        elif request.expected_head_position:
+            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT,
+                         "expected_head: required with expected_head_position (an anchor is a hash, "
+                         "optionally with its position)", **{"okr-field": "expected_head"})
         store = self._store()
-        result = store.verify(principal.tenant)
-        head = store.chain_head(principal.tenant) or {}
+        result = store.verify(principal.tenant, anchor=anchor)
+        head = result.chain_head or store.chain_head(principal.tenant) or {}
         response = audit_pb2.VerifyChainResponse(
             ok=result.ok, events_checked=result.events_checked, first_bad_position=result.position or 0,
             first_bad_event_id=result.event_id or "", reason=result.problem or "")
         convert.fill(response.chain_head, head)
-        if request.expected_head and head.get("last_hash") != request.expected_head:
-            response.ok = False
-            response.reason = response.reason or "the chain head differs from the expected head"
+        if result.anchor_position is not None:
+            response.anchor_matched = True
+            response.expected_head_position = result.anchor_position
+            response.anchor_event_count = result.anchor_event_count
+            response.events_after_anchor = result.events_checked - result.anchor_event_count
         return response
 
     def _export(self, request, context, principal):
         policy.authorize(principal, "ExportBundle", policy.Resource(principal.tenant))
-        size = request.max_chunk_bytes or 1 << 20
-        if size < 1024 or size > 4 << 20:
-            raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "max_chunk_bytes: 1024 .. 4194304 (or 0 for 1 MiB)",
-                         **{"okr-field": "max_chunk_bytes"})
-        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as out:
-            head = export_jsonl(self._store(), principal.tenant, out)
-            out.seek(0)
-            pending: list[str] = []
-            pending_bytes = sequence = 0
-            for line in out:
-                n = len(line.encode())
-                if pending and pending_bytes + n > size:
-                    yield audit_pb2.ExportChunk(data="".join(pending).encode(), sequence=sequence)
-                    sequence += 1
-                    pending, pending_bytes = [], 0
-                pending.append(line)
-                pending_bytes += n
-            last = audit_pb2.ExportChunk(data="".join(pending).encode(), sequence=sequence)
-            convert.fill(last.chain_head, head)
-            yield last
+        chunks = export_chunks(self._store(), principal.tenant, request.max_chunk_bytes)
+        for sequence, (data, head) in enumerate(chunks):
+            chunk = audit_pb2.ExportChunk(data=data, sequence=sequence)
+            if head is not None:
+                convert.fill(chunk.chain_head, head)
+            yield chunk
 
     def _store(self) -> EventStore:
         if self.store is None:

@@ -91,7 +91,15 @@ class AppendResult:
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     """Outcome of verify(). ``ok`` is False when a problem was found; then
-    ``position``/``event_id`` name the first event at fault and ``problem`` says why."""
+    ``position``/``event_id`` name the first event at fault and ``problem`` says why.
+
+    With an anchor, ``anchor_position`` is the position of the event whose recomputed
+    hash is the anchor and ``anchor_event_count`` the tenant's events from its first
+    through that one (both None when the anchor was not reached); they are set even when
+    the chain is broken *after* the anchor (the history up to it is still proven).
+    ``chain_head`` is the tenant's stored head the chain was compared with (tenant
+    verifications that got that far), the value to anchor after a successful check.
+    """
 
     ok: bool
     events_checked: int
@@ -100,6 +108,9 @@ class VerifyResult:
     event_id: str | None = None
     tenant_id: str | None = None
     problem: str | None = None
+    anchor_position: int | None = None
+    anchor_event_count: int | None = None
+    chain_head: dict | None = None
 
     def __str__(self) -> str:
         if self.ok:

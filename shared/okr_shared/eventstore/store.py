@@ -565,48 +565,43 @@ class EventStore:
 
     # ------------------------------------------------------------------ verify
 
-    def verify(self, tenant_id: str | None = None, *, batch_size: int = 5000) -> VerifyResult:
+    def verify(self, tenant_id: str | None = None, *, anchor: tuple[str, int | None] | None = None,
+               batch_size: int = 5000) -> VerifyResult:
         """Recompute the hash chain(s) and report the first event at fault.
 
         Checks, in position order: each event's stored hash against SHA-256 of its
         predecessor's hash and its canonical bytes (an edited field, payload or hash, a
         removed or reordered event); over all tenants, that positions have no hole; at
         the end, that each tenant's chain head matches its last event (a truncated
-        history) and that the head counter matches the last position.
-        """
-        conditions = [] if tenant_id is None else [_E.c.tenant_id == tenant_id]
-        prev: dict[str, bytes] = {}
-        last_position: dict[str, int] = {}
-        counts: dict[str, int] = {}
-        expected_position = 1
-        checked = 0
-        for row in self._pages(select(*_COLUMNS), conditions, 1, batch_size, tuple):
-            (position, tenant, stream_id, version, event_id, event_type, sv, data, meta, rec, stored) = row
-            if tenant_id is None and position != expected_position:
-                return VerifyResult(
-                    False, checked, len(prev), position, event_id, tenant,
-                    f"position {expected_position} is missing before this event "
-                    "(an event was removed or renumbered)",
-                )
-            expected_position = position + 1
-            computed = chain_hash(
-                prev.get(tenant, GENESIS_HASH),
-                canonical_bytes(position, tenant, stream_id, version, event_id, event_type, sv, rec, data, meta),
-            )
-            if computed.hex() != stored:
-                return VerifyResult(
-                    False, checked, len(prev), position, event_id, tenant,
-                    "stored hash does not match the event's content chained to its "
-                    "predecessor (a field or the payload was edited, or an event before it "
-                    "in this tenant's chain was removed or reordered)",
-                )
-            prev[tenant] = bytes.fromhex(stored)
-            last_position[tenant] = position
-            counts[tenant] = counts.get(tenant, 0) + 1
-            checked += 1
-        return self._verify_heads(tenant_id, prev, last_position, counts, checked, expected_position - 1)
+        history) and that the head counter matches the last position. Events appended
+        while the check runs are checked too (the scan catches up with the heads before
+        it compares them), so a busy store does not look truncated.
 
-    def _verify_heads(self, tenant_id, prev, last_position, counts, checked, last_seen) -> VerifyResult:
+        ``anchor`` (only with ``tenant_id``): ``(hash, position)`` of a chain head an
+        auditor recorded earlier, ``position`` None to find the hash anywhere in the
+        chain. The result is then ok only if the anchor is the recomputed hash of the
+        tenant's event at that position, which proves the tenant's history from its
+        first event through that one unchanged (docs/audit-format.md, section 1). Only
+        the tenant's own events count: a position of another tenant's event, in a gap
+        or beyond the head is "no event there", nothing more.
+        """
+        if anchor is not None and tenant_id is None:
+            raise ValueError("anchor: an anchor is a hash of one tenant's chain; give tenant_id")
+        scan = _ChainScan(tenant_id, anchor)
+        conditions = [] if tenant_id is None else [_E.c.tenant_id == tenant_id]
+        for _ in range(_VERIFY_CATCH_UP_ROUNDS):
+            rows = self._pages(select(*_COLUMNS), conditions, scan.last_seen + 1, batch_size, tuple)
+            seen_before = scan.last_seen
+            broken = scan.run(rows)
+            if broken is not None:
+                return broken
+            heads, head_position = self._stored_heads(tenant_id)
+            if scan.last_seen == seen_before or not scan.behind(heads, head_position):
+                break  # nothing new to read: compare (a head still ahead is a truncation)
+        return scan.result(heads, head_position)
+
+    def _stored_heads(self, tenant_id: str | None) -> tuple[dict, int]:
+        """The chain heads (of ``tenant_id``, or all) by tenant, and the head counter."""
         ch = schema.chain_heads
         query = select(ch.c.tenant_id, ch.c.last_position, ch.c.last_hash, ch.c.event_count)
         if tenant_id is not None:
@@ -614,28 +609,7 @@ class EventStore:
         with self.engine.connect() as conn:
             heads = {r.tenant_id: r for r in conn.execute(query)}
             head_position = conn.execute(select(schema.head.c.last_position)).scalar_one()
-        for tenant in sorted(set(heads) | set(prev)):
-            h = heads.get(tenant)
-            if h is None:
-                return VerifyResult(False, checked, len(prev), last_position[tenant], None, tenant,
-                                    "tenant has events but no chain head")
-            if (
-                h.last_hash != (prev[tenant].hex() if tenant in prev else None)
-                or h.last_position != last_position.get(tenant)
-                or h.event_count != counts.get(tenant, 0)
-            ):
-                return VerifyResult(
-                    False, checked, len(prev), h.last_position, None, tenant,
-                    f"chain head says {h.event_count} events ending at position {h.last_position}, "
-                    f"but the table holds {counts.get(tenant, 0)} ending at "
-                    f"{last_position.get(tenant)} (history truncated or head edited)",
-                )
-        if tenant_id is None and head_position != last_seen:
-            return VerifyResult(
-                False, checked, len(prev), head_position, None, None,
-                f"head counter is at position {head_position} but the last event is at {last_seen}",
-            )
-        return VerifyResult(True, checked, len(prev))
+        return heads, head_position
 
     def chain_head(self, tenant_id: str) -> dict | None:
         """The tenant's chain head: last_position, last_hash, event_count (None if no events)."""
@@ -645,3 +619,103 @@ class EventStore:
                 select(ch.c.last_position, ch.c.last_hash, ch.c.event_count).where(ch.c.tenant_id == tenant_id)
             ).first()
         return dict(row._mapping) if row else None
+
+
+#: How often verify() reads on after the heads moved during its scan (appends going on).
+_VERIFY_CATCH_UP_ROUNDS = 10
+
+
+class _ChainScan:
+    """The state of one verify(): each tenant's previous hash, last position and count,
+    and where the anchor (if any) was met. ``run`` consumes rows in position order and
+    returns a failed VerifyResult at the first event at fault (None when all chain)."""
+
+    def __init__(self, tenant_id: str | None, anchor: tuple[str, int | None] | None):
+        self.tenant_id = tenant_id
+        self.anchor_hash, self.anchor_at = anchor if anchor is not None else (None, None)
+        self.prev: dict[str, bytes] = {}
+        self.last_position: dict[str, int] = {}
+        self.counts: dict[str, int] = {}
+        self.last_seen = 0  # last position read (of any tenant scanned)
+        self.checked = 0
+        self.anchor: tuple[int, int] | None = None  # (position, tenant's events through it)
+        self.anchor_mismatch = False  # the tenant's event at anchor_at has another hash
+
+    def _fail(self, position, event_id, tenant, problem) -> VerifyResult:
+        return VerifyResult(False, self.checked, len(self.prev), position, event_id, tenant, problem,
+                            *(self.anchor or (None, None)))
+
+    def run(self, rows: Iterable[tuple]) -> VerifyResult | None:
+        for row in rows:
+            (position, tenant, stream_id, version, event_id, event_type, sv, data, meta, rec, stored) = row
+            if self.tenant_id is None and position != self.last_seen + 1:
+                return self._fail(position, event_id, tenant,
+                                  f"position {self.last_seen + 1} is missing before this event "
+                                  "(an event was removed or renumbered)")
+            self.last_seen = position
+            computed = chain_hash(
+                self.prev.get(tenant, GENESIS_HASH),
+                canonical_bytes(position, tenant, stream_id, version, event_id, event_type, sv, rec, data, meta),
+            ).hex()
+            if computed != stored:
+                return self._fail(position, event_id, tenant,
+                                  "stored hash does not match the event's content chained to its "
+                                  "predecessor (a field or the payload was edited, or an event before it "
+                                  "in this tenant's chain was removed or reordered)")
+            self.prev[tenant] = bytes.fromhex(stored)
+            self.last_position[tenant] = position
+            self.counts[tenant] = self.counts.get(tenant, 0) + 1
+            self.checked += 1
+            if self.anchor_hash is not None and self.anchor is None:
+                if computed == self.anchor_hash and self.anchor_at in (None, position):
+                    self.anchor = (position, self.counts[tenant])
+                elif position == self.anchor_at:
+                    self.anchor_mismatch = True
+        return None
+
+    def behind(self, heads: dict, head_position: int) -> bool:
+        """Whether a stored head is ahead of what was read: appended during the scan."""
+        if self.tenant_id is None and head_position > self.last_seen:
+            return True
+        return any(h.last_position > self.last_position.get(t, 0) for t, h in heads.items())
+
+    def result(self, heads: dict, head_position: int) -> VerifyResult:
+        """Compare the chains read with the stored heads, then the anchor."""
+        prev, last_position, counts = self.prev, self.last_position, self.counts
+        for tenant in sorted(set(heads) | set(prev)):
+            h = heads.get(tenant)
+            if h is None:
+                return self._fail(last_position[tenant], None, tenant, "tenant has events but no chain head")
+            if (
+                h.last_hash != (prev[tenant].hex() if tenant in prev else None)
+                or h.last_position != last_position.get(tenant)
+                or h.event_count != counts.get(tenant, 0)
+            ):
+                return self._fail(
+                    h.last_position, None, tenant,
+                    f"chain head says {h.event_count} events ending at position {h.last_position}, "
+                    f"but the table holds {counts.get(tenant, 0)} ending at "
+                    f"{last_position.get(tenant)} (history truncated or head edited)",
+                )
+        if self.tenant_id is None and head_position != self.last_seen:
+            return self._fail(head_position, None, None,
+                              f"head counter is at position {head_position} but the last event is at "
+                              f"{self.last_seen}")
+        h = heads.get(self.tenant_id) if self.tenant_id is not None else None
+        head = None if h is None else {"last_position": h.last_position, "last_hash": h.last_hash,
+                                       "event_count": h.event_count}
+        if self.anchor_hash is not None and self.anchor is None:
+            return VerifyResult(False, self.checked, len(prev), None, None, self.tenant_id,
+                                self._anchor_problem(), chain_head=head)
+        return VerifyResult(True, self.checked, len(prev), *(() if self.anchor is None else (
+            None, None, None, None, *self.anchor)), chain_head=head)
+
+    def _anchor_problem(self) -> str:
+        if self.anchor_at is None:
+            return ("expected head is not in this tenant's chain (the history was rewritten, or the "
+                    "anchor is not this tenant's)")
+        if self.anchor_mismatch:
+            return (f"expected head does not match: this tenant's event at position {self.anchor_at} has "
+                    "another hash (the history up to it was rewritten, or the anchor is not this tenant's)")
+        return (f"expected head not found: this tenant's chain has no event at position {self.anchor_at} "
+                "(a position of another tenant or beyond the chain head)")

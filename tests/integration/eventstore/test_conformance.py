@@ -507,6 +507,70 @@ def test_truncating_a_tenants_history_is_detected(store, database):
     assert not result.ok and result.tenant_id == "globex" and "truncated" in result.problem
 
 
+def _positions(store, tenant):
+    return [(e.position, e.hash) for e in store.read_all() if e.tenant_id == tenant]
+
+
+def test_an_older_anchor_proves_the_history_up_to_it(store):
+    _history(store)
+    acme = _positions(store, "acme")
+    position, hash_ = acme[4]  # an auditor's head taken after acme's fifth event
+    for anchor in ((hash_, position), (hash_, None)):
+        result = store.verify("acme", anchor=anchor)
+        assert result.ok and (result.anchor_position, result.anchor_event_count) == (position, 5)
+        assert result.events_checked == 12 and result.chain_head["event_count"] == 12
+    latest = store.verify("acme", anchor=acme[-1][::-1])
+    assert latest.ok and latest.anchor_event_count == 12
+
+
+def test_an_anchor_not_in_the_tenants_chain_is_not_ok(store):
+    _history(store)
+    acme, globex = _positions(store, "acme"), _positions(store, "globex")
+    (p0, h0), (p1, h1) = acme[0], acme[1]
+    mismatch = store.verify("acme", anchor=(h1, p0))
+    assert not mismatch.ok and mismatch.anchor_position is None and mismatch.position is None
+    assert mismatch.problem.startswith(f"expected head does not match: this tenant's event at position {p0}")
+    # another tenant's event (its own hash at its own position) answers like a position beyond the head
+    foreign = store.verify("acme", anchor=(globex[0][1], globex[0][0]))
+    beyond = store.verify("acme", anchor=(globex[0][1], 10**9))
+    assert foreign.problem == beyond.problem.replace(str(10**9), str(globex[0][0]))
+    assert foreign.problem.startswith("expected head not found: this tenant's chain has no event at position")
+    absent = store.verify("acme", anchor=(globex[-1][1], None))
+    assert not absent.ok and absent.problem.startswith("expected head is not in this tenant's chain")
+    with pytest.raises(ValueError):
+        store.verify(anchor=(h0, p0))  # an anchor belongs to one tenant's chain
+
+
+def test_a_chain_broken_after_the_anchor_still_reports_the_anchor(store, database):
+    _history(store)
+    acme = _positions(store, "acme")
+    _tamper(database, "UPDATE es_events SET hash = :h WHERE position = :p", h="0" * 64, p=acme[6][0])
+    result = store.verify("acme", anchor=acme[2][::-1])
+    assert not result.ok and result.position == acme[6][0]
+    assert (result.anchor_position, result.anchor_event_count) == (acme[2][0], 3)
+    before = store.verify("acme", anchor=acme[8][::-1])
+    assert not before.ok and before.anchor_position is None
+
+
+def test_verify_reads_on_when_events_are_appended_during_its_scan(store, monkeypatch):
+    """An append committed after the scan's last page but before the heads are read is
+    checked too, not reported as a truncated history."""
+    _history(store)
+    pages, appended = store._pages, []
+
+    def pages_then_append(*args, **kwargs):
+        yield from pages(*args, **kwargs)
+        if not appended:
+            appended.append(store.append("acme-kr-0", ANY, [ev(9)]))
+
+    monkeypatch.setattr(store, "_pages", pages_then_append)
+    for tenant in ("acme", None):
+        appended.clear()
+        result = store.verify(tenant)
+        assert appended and result.ok, result
+        assert result.events_checked == (len(_positions(store, "acme")) if tenant else store.head_position())
+
+
 # ------------------------------------------------------------------------ memory
 
 
