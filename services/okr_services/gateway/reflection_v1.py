@@ -5,7 +5,7 @@ grpcio-reflection (1.85) implements only ``v1alpha``. The ``v1`` protocol is the
 protocol under a new package: upstream's ``grpc/reflection/v1/reflection.proto`` has the
 same messages with the same field numbers and types, so one servicer answers both, and
 the ``v1`` service is registered as a generic handler that decodes and encodes with the
-``v1alpha`` messages (tests/unit/gateway/test_reflection_v1.py checks the wire identity
+``v1alpha`` messages (tests/unit/gateway/test_health_statuses.py checks the wire identity
 field by field). So that reflection can also describe the ``v1`` service itself, its file
 is added to the default descriptor pool, derived from the installed ``v1alpha`` file by
 renaming the package (docs/api.md "Health and reflection", ADR 0026).

@@ -1,7 +1,7 @@
 """The gateway's health statuses from its dependencies (okr_services.gateway.health), and
 the grpc.reflection.v1 file it derives from v1alpha (reflection_v1.py). The statuses a
 client sees through the network, with the broker and the store really cut off, are
-tested in tests/integration/gateway_health/ and tests/contract/test_ops_health.py."""
+tested in tests/integration/gateway/test_health_outages.py and tests/contract/test_ops_health.py."""
 
 from __future__ import annotations
 
