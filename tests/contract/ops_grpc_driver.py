@@ -2,17 +2,17 @@
 Kubernetes probe) makes it: the contract tests run under eventlet, where grpc's stream
 iterators must not run on green threads.
 
-    python ops_grpc_driver.py ADDRESS /package.Service/Method (bidi|server) [TIMEOUT]
+    python ops_grpc_driver.py ADDRESS /package.Service/Method (bidi|server) [TIMEOUT [AUTHORIZATION]]
 
 stdin: the requests, serialised and base64-encoded, one per line (``server``: one).
 stdout: each response as it arrives (base64, one per line, flushed), then a last line
-``status <CODE> <details>``. No credentials are sent unless ``OPS_AUTHORIZATION`` is set.
+``status <CODE> <details>``. No credentials are sent unless AUTHORIZATION is given (the
+``authorization`` metadata's value).
 """
 
 from __future__ import annotations
 
 import base64
-import os
 import sys
 
 import grpc
@@ -22,7 +22,7 @@ def main() -> int:
     address, method, kind = sys.argv[1:4]
     timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 30.0
     requests = [base64.b64decode(line) for line in sys.stdin.read().split()]
-    metadata = (("authorization", os.environ["OPS_AUTHORIZATION"]),) if os.environ.get("OPS_AUTHORIZATION") else ()
+    metadata = (("authorization", sys.argv[5]),) if len(sys.argv) > 5 else ()
     with grpc.insecure_channel(address) as channel:
         if kind == "bidi":
             call = channel.stream_stream(method)(iter(requests), timeout=timeout, metadata=metadata)
