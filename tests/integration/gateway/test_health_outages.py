@@ -25,7 +25,7 @@ from infra import AMQP_URI, Databases, require_broker
 from okr_services.gateway import auth
 from okr_shared.eventstore import make_engine, migrate
 from tcp_proxy import TcpProxy
-from waiting import free_port, wait_until
+from waiting import free_port, terminate, wait_until
 
 S, N = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 RPC_SERVICES = ["okr.v1.GoalService", "okr.v1.ProgressService", "okr.v1.ReportingService"]
@@ -74,12 +74,7 @@ class Gateway:
 
     def close(self) -> None:
         eventlet.tpool.execute(self.channel.close)
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
         self.log.close()
 
 
