@@ -25,3 +25,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def terminate(process, timeout: float = 15.0) -> int:
+    """SIGTERM ``process`` (a subprocess.Popen), SIGKILL it if it has not exited within
+    ``timeout`` seconds; returns its exit status."""
+    import subprocess
+
+    process.terminate()
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()

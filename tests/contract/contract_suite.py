@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def _env(data_dir: Path, **extra: str) -> dict:
     for name in ("OKR_DATABASE_URL", "OKR_REPORTING_DATABASE_URL", "OKR_NOTIFICATION_DATABASE_URL",
                  "OKR_GATEWAY_DATABASE_URL", "OKR_API_URL", "OKR_API_KEY"):
         env.pop(name, None)
-    return {**env, **extra}
+    return {**env, **extra}  # a test's own settings win (e.g. AMQP_URI through a proxy)
 
 
 class Suite:
@@ -117,6 +116,12 @@ class Suite:
         """A tenant no other test uses, and a key of ``role`` in it."""
         tenant = f"t-{uuid.uuid4().hex[:10]}"
         return tenant, self.key(tenant, role)
+
+    def command_env(self, **extra: str) -> dict:
+        """The environment of a platform command run beside this suite (``okr keys``,
+        ``python -m okr_services.relay replay``: docs/events.md), as an operator's shell
+        on the suite's machine has it."""
+        return _env(self.data_dir, **extra)
 
     def okr(self, *args: str, key: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         """The `okr` command against the suite's API, with ``key`` (default: the admin key)."""

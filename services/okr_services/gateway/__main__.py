@@ -4,7 +4,9 @@ Configuration (environment): OKR_GATEWAY_ADDRESS (0.0.0.0:50051), AMQP_URI,
 OKR_GATEWAY_DATABASE_URL (API keys), OKR_DATABASE_URL (the event store: audit and
 streams), OKR_JWT_* (bearer tokens: auth.JwtConfig), OKR_GATEWAY_WORKERS (32),
 OKR_GATEWAY_RPC_TIMEOUT (10 s), OKR_GATEWAY_KEY_CACHE_S (5 s: how long a checked API key
-is trusted before it is looked up again — a revocation takes effect within it);
+is trusted before it is looked up again — a revocation takes effect within it),
+OKR_GATEWAY_HEALTH_INTERVAL_S (2 s: between probes of RabbitMQ and the event store;
+docs/api.md "Health and reflection");
 OKR_METRICS_PORT (9466), OKR_LOG_FORMAT (json), OKR_LOG_LEVEL (INFO), OKR_ACCESS_LOG (1):
 docs/observability.md.
 """
@@ -29,7 +31,11 @@ def main() -> int:
     except ValueError as e:
         print(f"okr gateway: {e}", file=sys.stderr)
         return 2
-    config = GatewayConfig.from_env()
+    try:
+        config = GatewayConfig.from_env()
+    except ValueError as e:  # a bad setting: one line naming it
+        print(f"okr gateway: {e}", file=sys.stderr)
+        return 2
     gateway = Gateway(config)
     try:
         port = gateway.start()

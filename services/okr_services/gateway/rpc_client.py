@@ -309,6 +309,18 @@ class RpcClient:
         for p in publishers:
             p.close()
 
+    def connected(self) -> bool:
+        """Whether the reply consumer is connected to RabbitMQ with its socket open (what
+        the gateway's health reports; a call needs it). When it is not, the consumer is
+        woken to reconnect now rather than after its backoff."""
+        with self._lock:
+            ready = self._ready.is_set() and self._reply_to is not None
+            conn = self._consumer_conn
+        if ready and _peer_alive(conn):
+            return True
+        self._wake.set()
+        return False
+
     def __enter__(self) -> "RpcClient":
         self.start()
         return self

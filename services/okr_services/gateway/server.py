@@ -20,7 +20,9 @@ eventlet-patched process: NAMEKO-NOTES.md) with a thread pool. Every call is
 
 Audit reads (history, verify, export) and event streams read the event store directly
 (read-only, ``OKR_DATABASE_URL``), always for the caller's tenant. gRPC health checking
-(``grpc.health.v1.Health``) and server reflection are on.
+(``grpc.health.v1.Health``: Check, Watch, List; each service's status follows the broker
+and the event store it needs, health.py) and server reflection (``grpc.reflection.v1``
+and ``v1alpha``, reflection_v1.py) are on, without credentials (docs/api.md, ADR 0026).
 """
 
 from __future__ import annotations
@@ -38,8 +40,7 @@ from typing import Any, Callable
 
 import grpc
 from google.protobuf import json_format
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health as grpc_health, health_pb2, health_pb2_grpc
 
 from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
 from okr_shared.eventstore import EventStore, make_engine
@@ -48,7 +49,7 @@ from okr_shared.eventstore.export import export_chunks
 from okr_shared.observability import context as log_context, metrics
 from okr_shared.observability.interceptor import ObservingInterceptor
 
-from . import auth, convert, policy, request_checks
+from . import auth, convert, health, policy, reflection_v1, request_checks
 from .rpc_client import RemoteError, RpcClient, RpcTimeout, ServiceUnavailable
 
 _log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ class GatewayConfig:
     workers: int = 32
     rpc_timeout: float = 10.0
     key_cache_s: float = 5.0
+    #: Seconds between the health checker's probes of the broker and the event store.
+    health_interval: float = health.DEFAULT_INTERVAL_S
     #: Logical service name -> the nameko service's name, when they differ
     #: (``OKR_GATEWAY_SERVICES="goal=goal-eu,progress=progress-eu"``).
     service_names: tuple[tuple[str, str], ...] = ()
@@ -115,6 +118,7 @@ class GatewayConfig:
                    workers=int(environ.get("OKR_GATEWAY_WORKERS", cls.workers)),
                    rpc_timeout=float(environ.get("OKR_GATEWAY_RPC_TIMEOUT", cls.rpc_timeout)),
                    key_cache_s=float(environ.get("OKR_GATEWAY_KEY_CACHE_S", cls.key_cache_s)),
+                   health_interval=health.interval_from_env(environ),
                    service_names=_service_names(environ.get("OKR_GATEWAY_SERVICES", "")))
 
 
@@ -191,6 +195,7 @@ class Gateway:
         self._keys_lock = threading.Lock()
         self.server: grpc.Server | None = None
         self.health = health.HealthServicer()
+        self.health_checker: health.DependencyChecker | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -578,15 +583,20 @@ class Gateway:
         self.server.add_generic_rpc_handlers(self.handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = self.service_names()
-        for name in names + [""]:
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        reflection.enable_server_reflection(names + [health.SERVICE_NAME, reflection.SERVICE_NAME], self.server)
+        probes = {health.BROKER: health.broker_probe(self.rpc)}
+        if self.store is not None:
+            probes[health.STORE] = health.store_probe(self.store.engine)
+        # the first check runs now: the statuses are true before the port opens
+        self.health_checker = health.DependencyChecker(self.health, probes, names, self.config.health_interval)
+        self.health_checker.start()
+        reflection_v1.enable_server_reflection(names + [grpc_health.SERVICE_NAME], self.server)
         try:
             port = self.server.add_insecure_port(self.config.address)
         except RuntimeError:  # grpcio >= 1.5x raises where older ones returned 0
             port = 0
         if port == 0:
             self.server = None
+            self.health_checker.stop()
             self.rpc.stop()
             raise RuntimeError(f"cannot listen on {self.config.address}: in use by another process, "
                                "or not an address of this machine (OKR_GATEWAY_ADDRESS)")
@@ -594,6 +604,8 @@ class Gateway:
         return port
 
     def stop(self, grace: float = 2.0) -> None:
+        if self.health_checker is not None:
+            self.health_checker.stop()  # before the NOT_SERVING below, which it must not undo
         if self.server is not None:
             for name in self.service_names() + [""]:
                 self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -1,7 +1,7 @@
 """The outbox relay process: publishes the event store to RabbitMQ (okr_shared.bus.relay).
 
     python -m okr_services.relay                      # one relay; run two or more for a hot standby
-    python -m okr_services.relay replay --from-position 1 --queue my-service.okr
+    python -m okr_services.relay replay --from-position 1 --queue my-service.okr [--binding KEY ...]
 
 Configuration: ``OKR_DATABASE_URL`` and ``AMQP_URI`` (okr_shared.config.Settings); the
 options below override the tuning defaults. Logs are JSON lines on stderr
@@ -66,6 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     rp.add_argument("--from-position", type=int, default=1)
     rp.add_argument("--to-position", type=int, default=None, help="default: the head now")
     rp.add_argument("--window", type=int, default=500)
+    rp.add_argument("--binding", action="append", default=None, metavar="KEY",
+                    help="a binding key of the queue (repeatable; default '#': every event of the range); "
+                         "give the queue's own keys to receive exactly what live traffic brings it")
     return p.parse_args(argv)
 
 
@@ -145,8 +148,9 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(settings.database_url)
     started = time.monotonic()
     try:
-        count = replay(engine, settings.amqp_uri, args.queue, args.from_position, args.to_position, window=args.window)
-    except amqp.exceptions.NotFound as e:
+        count = replay(engine, settings.amqp_uri, args.queue, args.from_position, args.to_position, window=args.window,
+                       bindings=args.binding or ("#",))
+    except (amqp.exceptions.NotFound, ValueError) as e:  # no such queue; an empty --binding
         log.error(str(e), extra={"queue": args.queue})
         return 2
     except ReplayFailed as e:

@@ -49,9 +49,14 @@ it is published with its envelope fields and an **empty payload** (``payload.typ
 empty), and a warning is logged once per event type and process.
 
 Replay (``replay()``, ``python -m okr_services.relay replay``): a position range of the
-store, same wire format, published through the default exchange straight to one named
-queue, so a new consumer catches up from the beginning without disturbing others. It
-touches neither the checkpoint nor the lease.
+store, published to one named queue only, so a new consumer catches up from the
+beginning without disturbing others. Each replayed message is the live message — the
+event type as routing key, the same body, properties and headers — plus the header
+``okr-replayed: true`` (``wire.replayed``): it goes through an exchange of the replay's
+own (``okr.events.replay.<id>``, topic, bound to that queue with the replay's binding
+keys, default ``#``; deleted when the replay ends), so a consumer that dispatches or
+filters by routing key treats it like live traffic (docs/events.md). It touches neither
+the checkpoint nor the lease.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -647,16 +653,26 @@ def replay(
     confirm_timeout: float = 30.0,
     attempts: int = 5,
     progress: Callable[[int], None] | None = None,
+    bindings: Sequence[str] = ("#",),
 ) -> int:
     """Publish the events at positions ``from_position``..``to_position`` (default:
-    the head now) through the default exchange straight to ``queue``, in the wire
-    format of the relay, with windowed confirms. The queue must exist (declare and bind
-    it first, so live events are not missed; dedupe absorbs the overlap). A refused
-    window is retried from its first unconfirmed event up to ``attempts`` times.
-    Returns the number of events published; raises ReplayFailed (with the last
-    confirmed position) otherwise, and amqp.exceptions.NotFound for a missing queue."""
+    the head now) to ``queue`` alone, as the relay publishes them plus the header
+    ``okr-replayed: true``, with windowed confirms: through an exchange of this replay's
+    own, bound to the queue with ``bindings`` (topic patterns; default ``#``, every event
+    of the range — give the queue's own binding keys to receive exactly what live
+    traffic brings it), deleted at the end. The queue must exist (declare and bind it
+    first, so live events are not missed; dedupe absorbs the overlap). A refused window
+    is retried from its first unconfirmed event up to ``attempts`` times. Returns the
+    number of events published (whether or not ``bindings`` let them into the queue);
+    raises ReplayFailed (with the last confirmed position) otherwise, and
+    amqp.exceptions.NotFound for a missing queue."""
+    bindings = tuple(bindings)
+    if not bindings or not all(isinstance(b, str) and b for b in bindings):
+        raise ValueError("bindings: at least one non-empty binding key")
     store = EventStore(engine)
     publisher = ConfirmingPublisher(amqp_uri, confirm_timeout=confirm_timeout)
+    exchange = f"{wire.REPLAY_EXCHANGE_PREFIX}{uuid.uuid4().hex}"
+    declared = False
     try:
         publisher.connect()
         try:
@@ -665,6 +681,12 @@ def replay(
             raise amqp.exceptions.NotFound(
                 f"queue {queue!r} does not exist: declare it (and bind it to {wire.EXCHANGE}) first"
             ) from None
+        # not durable, auto-deleted with its last binding (the queue's deletion too); a
+        # broker restart removes one left behind by a replay that died
+        declared = True
+        publisher.channel.exchange_declare(exchange, wire.EXCHANGE_TYPE, durable=False, auto_delete=True)
+        for key in dict.fromkeys(bindings):
+            publisher.channel.queue_bind(queue, exchange, routing_key=key)
         last = store.head_position() if to_position is None else to_position
         position, count, failures = from_position, 0, 0
         while position <= last:
@@ -673,9 +695,10 @@ def replay(
             ))
             if not events:
                 break
-            messages = [(body, properties, queue) for body, properties, _ in map(encode, events)]
+            messages = [(body, wire.replayed(properties), routing_key)
+                        for body, properties, routing_key in map(encode, events)]
             try:
-                result = publisher.publish_window("", messages)
+                result = publisher.publish_window(exchange, messages)
             except publisher.errors as e:
                 raise ReplayFailed(f"replay to {queue!r} failed: {e}", position - 1) from e
             if result.confirmed:
@@ -692,6 +715,26 @@ def replay(
                 time.sleep(min(0.1 * 2 ** failures, 5.0))
         return count
     finally:
+        if declared:
+            _delete_exchange(publisher, exchange)
         publisher.close()
         store.close()
+
+
+def _delete_exchange(publisher: ConfirmingPublisher, exchange: str) -> None:
+    """Delete a replay's exchange (on a fresh connection if the replay's broke); a failure
+    is only logged: the exchange goes with the queue's deletion or a broker restart."""
+    error = None
+    for attempt in range(2):
+        try:
+            if attempt or not publisher.connected:
+                publisher.close()
+                publisher.connect()
+            publisher.channel.exchange_delete(exchange)
+            return
+        except amqp.exceptions.NotFound:
+            return
+        except publisher.errors as e:
+            error = e
+    _log.warning("could not delete the replay exchange %s (%r)", exchange, error, extra={"exchange": exchange})
 

@@ -9,6 +9,11 @@ the docs (docs/events.md) and outside consumers agree on.
 - ``message_id`` = event id; headers ``okr-event-type``, ``okr-tenant``, ``okr-position``
   (int), ``okr-schema-version`` (int), so a router or a dead-letter inspector can read
   them without decoding the body.
+
+A message **replayed** from the store (``python -m okr_services.relay replay``) is the
+live message — same routing key, body, properties and headers — plus one header,
+``okr-replayed`` = true (``replayed``); it reaches only the queue it was replayed to,
+through an exchange of that replay's own (``REPLAY_EXCHANGE_PREFIX`` + an id).
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ HEADER_EVENT_TYPE = "okr-event-type"
 HEADER_TENANT = "okr-tenant"
 HEADER_POSITION = "okr-position"
 HEADER_SCHEMA_VERSION = "okr-schema-version"
+#: Only on replayed messages (true): the one thing that tells them from live ones.
+HEADER_REPLAYED = "okr-replayed"
+#: A replay's own exchange: ``okr.events.replay.<id>``, bound to its one queue, deleted after.
+REPLAY_EXCHANGE_PREFIX = f"{EXCHANGE}.replay."
 
 
 def routing_key(event_type: str) -> str:
@@ -48,6 +57,12 @@ def message_properties(envelope: EventEnvelope) -> dict:
             HEADER_SCHEMA_VERSION: envelope.schema_version,
         },
     }
+
+
+def replayed(properties: dict) -> dict:
+    """The properties of a replayed message: the live message's (``message_properties``)
+    plus the header ``okr-replayed: true``."""
+    return {**properties, "application_headers": {**properties["application_headers"], HEADER_REPLAYED: True}}
 
 
 def decode(body: bytes) -> EventEnvelope:

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 
+import amqp
 import pytest
 
 from okr.v1 import events_pb2
@@ -279,8 +280,39 @@ def test_replay_publishes_a_position_range_straight_to_one_queue(database, store
     events = list(store.read_all(2, to_position=4))
     assert [m.body for m in messages] == [encode(e)[0] for e in events]
     assert [m.properties["message_id"] for m in messages] == [e.event_id for e in events]
-    assert {(m.delivery_info["exchange"], m.delivery_info["routing_key"]) for m in messages} == {("", queue)}
+    # the event's routing key, not the queue's name; through the replay's own exchange
+    assert [m.delivery_info["routing_key"] for m in messages] == [e.event_type for e in events]
+    assert all(m.delivery_info["exchange"].startswith(wire.REPLAY_EXCHANGE_PREFIX) for m in messages)
     assert bus_probe.settle(0.2) == []  # nothing went through the exchange
+    with pytest.raises(amqp.exceptions.NotFound):  # the replay's exchange is gone
+        bus_probe.conn.channel().exchange_declare(messages[0].delivery_info["exchange"], "topic", passive=True)
+
+
+def test_a_replayed_message_is_the_live_message_plus_the_replayed_header(database, store, bus_probe):
+    """An outside consumer bound by routing key: what the relay publishes live and what a
+    replay brings differ only by ``okr-replayed: true`` (and the exchange they came by)."""
+    store.append("custom-1", NO_STREAM, [NewEvent("test.Custom", {"a": 1}, tenant_id="acme")])
+    append_check_ins(store, 2)
+    queue = bus_probe.declare_queue(f"{bus_probe.queue}.by-key", bind=False)
+    bus_probe.channel.queue_bind(queue, bus_probe.exchange, routing_key="okr.v1.CheckInRecorded")
+    Relay(database.engine, AMQP_URI, exchange=bus_probe.exchange, **FAST).catch_up()
+    live = bus_probe.get_from(queue, 2)
+
+    # the queue's own binding key: only what live traffic brought it, not test.Custom
+    assert replay(database.engine, AMQP_URI, queue, from_position=1, to_position=3,
+                  bindings=["okr.v1.CheckInRecorded"]) == 3
+    replayed = bus_probe.get_from(queue, 2)
+    assert bus_probe.channel.basic_get(queue, no_ack=True) is None
+
+    for a, b in zip(live, replayed, strict=True):
+        assert b.body == a.body
+        assert b.delivery_info["routing_key"] == a.delivery_info["routing_key"] == "okr.v1.CheckInRecorded"
+        assert b.properties["application_headers"] == {**a.properties["application_headers"],
+                                                       wire.HEADER_REPLAYED: True}
+        strip = lambda m: {k: v for k, v in m.properties.items() if k != "application_headers"}  # noqa: E731
+        assert strip(b) == strip(a)
+        assert (a.delivery_info["exchange"], b.delivery_info["exchange"][:len(wire.REPLAY_EXCHANGE_PREFIX)]) == (
+            bus_probe.exchange, wire.REPLAY_EXCHANGE_PREFIX)
 
 
 def test_the_replay_command_fills_a_queue_from_a_position_to_the_head(database, store, bus_probe, relay_env):
