@@ -73,3 +73,14 @@ def test_an_undecodable_request_is_counted_in_the_gateway_metrics_by_its_code(su
         - _count(before, "okr.v1.GoalService", "ActivateCycle", "INVALID_ARGUMENT")
     assert counted == len(UNDECODABLE)
     assert _count(after, "okr.v1.GoalService", "ActivateCycle", "INTERNAL") == 0
+
+
+@pytest.mark.parametrize("data", [UNDECODABLE["truncated"], goal_pb2.GetCycleRequest(cycle_id="x" * 20_000)
+                                  .SerializeToString()], ids=["undecodable", "over-a-limit"])
+@pytest.mark.parametrize("credential", [None, "ApiKey not-a-key"], ids=["none", "unknown"])
+def test_a_call_without_a_valid_credential_is_unauthenticated_whatever_its_bytes(suite, data, credential):
+    """The credential is checked first (docs/api.md, "Limits"): bytes that would be
+    INVALID_ARGUMENT tell an unauthenticated caller nothing."""
+    metadata = (("authorization", credential),) if credential else ()
+    error = refusal(_raw(suite, "/okr.v1.GoalService/GetCycle"), data, metadata=metadata, timeout=10)
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED

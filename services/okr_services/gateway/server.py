@@ -257,16 +257,20 @@ class Gateway:
         finally:
             metrics.rpc_client_duration[(service, method, outcome)].observe(time.perf_counter() - t0)
 
-    def _guard(self, action: str, fn: Callable, streaming: bool = False):
-        """Wrap a handler: authenticate, run, map every refusal to its status."""
+    def _guard(self, request_cls, fn: Callable, streaming: bool = False):
+        """Wrap a handler for the raw request bytes: authenticate, then decode and check
+        the request (``_request``), run, map every refusal to its status. The credential
+        comes first: a caller without one learns nothing, not even what its bytes mean."""
 
-        def handler(request, context):
+        def handler(data, context):
             with _refusals(context):
-                return fn(request, context, self._principal(context))
+                principal = self._principal(context)
+                return fn(_request(request_cls, data), context, principal)
 
-        def stream_handler(request, context):
+        def stream_handler(data, context):
             with _refusals(context):
-                yield from fn(request, context, self._principal(context))
+                principal = self._principal(context)
+                yield from fn(_request(request_cls, data), context, principal)
 
         return stream_handler if streaming else handler
 
@@ -539,31 +543,30 @@ class Gateway:
                     action = method.name
                     key = (service.full_name, method.name)
                     if method.output_type.full_name == "okr.v1.CommandResult":
-                        fn = self._guard(action, self._command(COMMAND_TARGETS[service.full_name], snake(action),
+                        fn = self._guard(request_cls, self._command(COMMAND_TARGETS[service.full_name], snake(action),
                                                                action))
                     elif key in READS:
-                        fn = self._guard(action, self._read(*READS[key], action, response_cls))
+                        fn = self._guard(request_cls, self._read(*READS[key], action, response_cls))
                     elif action == "ImportPlan":
-                        fn = self._guard(action, self._import_plan)
+                        fn = self._guard(request_cls, self._import_plan)
                     elif action == "GetHistory":
-                        fn = self._guard(action, self._history)
+                        fn = self._guard(request_cls, self._history)
                     elif action == "ReplayAsOf":
-                        fn = self._guard(action, self._replay)
+                        fn = self._guard(request_cls, self._replay)
                     elif action == "VerifyChain":
-                        fn = self._guard(action, self._verify)
+                        fn = self._guard(request_cls, self._verify)
                     elif action == "ExportBundle":
-                        fn = self._guard(action, self._export, streaming=True)
+                        fn = self._guard(request_cls, self._export, streaming=True)
                     elif action == "StreamEvents":
-                        fn = self._guard(action, self._stream, streaming=True)
+                        fn = self._guard(request_cls, self._stream, streaming=True)
                     else:  # pragma: no cover - a new RPC without a handler fails the start
                         raise RuntimeError(f"no handler for {service.full_name}/{method.name}")
                     make = grpc.unary_stream_rpc_method_handler if method.server_streaming \
                         else grpc.unary_unary_rpc_method_handler
-                    # the bytes as they came: decoded and checked by _checked, so that a
+                    # the bytes as they came: decoded and checked by _guard, so that a
                     # request that does not decode is INVALID_ARGUMENT (and measured), not
                     # grpcio's INTERNAL "Exception deserializing request!"
-                    methods[method.name] = make(_checked(request_cls, fn, method.server_streaming),
-                                                request_deserializer=None,
+                    methods[method.name] = make(fn, request_deserializer=None,
                                                 response_serializer=response_cls.SerializeToString)
                 out.append(grpc.method_handlers_generic_handler(service.full_name, methods))
         return out
@@ -660,27 +663,16 @@ def _replay_params(read_model: str, params: dict) -> dict:
     return params
 
 
-def _checked(request_cls, handler: Callable, streaming: bool) -> Callable:
-    """``handler`` for the raw request bytes: decoded as ``request_cls`` and checked
-    (request_checks: finite numbers, valid timestamps, string lengths and entry counts)
-    first — a failure is INVALID_ARGUMENT naming the field, before the credential is
-    looked at, as grpcio's own deserialisation would come first."""
-
-    def request_of(data: bytes, context):
-        try:
-            request = request_checks.decode(request_cls, data)
-            request_checks.check(request)
-        except request_checks.RequestError as e:
-            _abort(context, _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(e), **{"okr-field": e.field}))
-        return request
-
-    def unary(data, context):
-        return handler(request_of(data, context), context)
-
-    def stream(data, context):
-        yield from handler(request_of(data, context), context)
-
-    return stream if streaming else unary
+def _request(request_cls, data: bytes):
+    """The request decoded from its bytes as ``request_cls`` and checked (request_checks:
+    finite numbers, valid timestamps, string lengths and entry counts); a failure is
+    INVALID_ARGUMENT naming the field."""
+    try:
+        request = request_checks.decode(request_cls, data)
+        request_checks.check(request)
+    except request_checks.RequestError as e:
+        raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(e), **{"okr-field": e.field}) from None
+    return request
 
 
 def _message_class(descriptor):
