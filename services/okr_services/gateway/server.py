@@ -80,7 +80,7 @@ _NOT_FOUND_WHEN_NONE = {
     "GetCycle": ("cycle", "cycle_id"), "GetObjective": ("objective", "objective_id"),
     "GetKeyResult": ("key result", "key_result_id"), "GetInitiative": ("initiative", "initiative_id"),
     "GetScorecard": ("cycle", "cycle_id"), "GetKeyResultStatus": ("key result", "key_result_id"),
-    "GetObjectiveRollup": ("objective", "objective_id"), "GetTeamDashboard": ("team", "team_id"),
+    "GetObjectiveRollup": ("objective", "objective_id"),
 }
 
 _SERVICE_MODULES = (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2)
