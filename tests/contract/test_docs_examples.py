@@ -6,7 +6,8 @@ exactly that message in protobuf's JSON mapping: it decodes with ``json_format.P
 The export lines of docs/audit-format.md carry wire event types whose ``data_json``
 decodes into the event's message. Every ``okr.…`` name in the documents is a name of the
 protos; the event types a StreamEvents call delivers are the protos' event types; the
-``what`` of GetHistory is, for every event type, the one docs/api.md's table documents."""
+``what`` of GetHistory is, for every event type, the one docs/api.md's table documents;
+and the examples have the fields the running server's answers have."""
 
 from __future__ import annotations
 
@@ -185,7 +186,8 @@ def every_event_type(suite):
         (goals.AssignKeyResultOwner, goal_pb2.AssignKeyResultOwnerRequest(key_result_id=k1, owner="ada",
                                                                           reason="sales lead owns it")),
         (progress.RecordCheckIn, progress_pb2.RecordCheckInRequest(
-            check_in_id=f"{p}-ci1", key_result_id=k1, value=12, confidence=6, effective_date=day(0))),
+            check_in_id=f"{p}-ci1", key_result_id=k1, value=12, confidence=6, effective_date=day(0),
+            comment="first invoices")),
         (progress.CorrectCheckIn, progress_pb2.CorrectCheckInRequest(
             check_in_id=f"{p}-ci2", corrects_check_in_id=f"{p}-ci1", key_result_id=k1, value=13, confidence=6,
             effective_date=day(0), reason="late invoice")),
@@ -203,13 +205,14 @@ def every_event_type(suite):
         (goals.MoveCycleToReview, goal_pb2.MoveCycleToReviewRequest(cycle_id=c)),
         (goals.CloseCycle, goal_pb2.CloseCycleRequest(cycle_id=c)),
     ]
-    first = None
+    first, answers = None, {}
     for method, request in calls:
         result = method(request, **md)
         first = first or result.first_position
+        answers.setdefault(type(request).__name__, result)
     streams = [f"cycle-{c}", f"cycle-{nxt}", f"objective-{o1}", f"objective-{o2}", f"objective-{o3}", f"kr-{k1}",
                f"kr-{k2}", f"initiative-{i1}", f"initiative-{i2}"]
-    return key, streams, first
+    return key, streams, first, answers
 
 
 #: StreamEvents read from a plain process: the test process runs eventlet-patched
@@ -218,29 +221,57 @@ def every_event_type(suite):
 _STREAM = """
 import json, sys
 import grpc
-from okr.v1 import stream_pb2, stream_pb2_grpc
+from google.protobuf import json_format
+from okr.v1 import events_pb2, stream_pb2, stream_pb2_grpc
 address, key, first = sys.argv[1:]
 with grpc.insecure_channel(address) as channel:
     stream = stream_pb2_grpc.EventStreamStub(channel).StreamEvents(
         stream_pb2.StreamEventsRequest(from_position=int(first)), metadata=(("authorization", f"ApiKey {key}"),),
         timeout=60)
-    print(json.dumps([event.event_type for event in stream]))
+    print(json.dumps([json_format.MessageToDict(event) for event in stream]))
 """
 
 
-def test_stream_events_delivers_exactly_the_protos_event_types(suite, every_event_type):
-    key, _, first = every_event_type
+def example(doc: str, name: str) -> dict:
+    """The (first) JSON example of ``doc`` marked as ``name``."""
+    return next(json.loads(body) for _, marked, stored, body in examples(doc) if marked == name and not stored)
+
+
+def same_fields(shown: dict, answered: dict, where: str) -> None:
+    """An example has the fields the server's answer has (values differ), nested objects too."""
+    assert set(shown) == set(answered), where
+    for name, value in shown.items():
+        if isinstance(value, dict):
+            same_fields(value, answered[name], f"{where}.{name}")
+
+
+def test_stream_events_delivers_exactly_the_protos_event_types_as_events_md_shows(suite, every_event_type):
+    key, _, first, _ = every_event_type
     done = subprocess.run([sys.executable, "-c", _STREAM, suite.gateway, key, str(first)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert set(json.loads(done.stdout)) == EVENT_TYPES
+    envelopes = json.loads(done.stdout)
+    assert {e["eventType"] for e in envelopes} == EVENT_TYPES
+    check_in = next(e for e in envelopes if e["eventType"] == "okr.v1.CheckInRecorded")
+    same_fields(example("events.md", "okr.v1.EventEnvelope"), check_in, "EventEnvelope")
+    assert isinstance(check_in["position"], str) and isinstance(check_in["schemaVersion"], int)
 
 
 def test_get_history_answers_the_documented_what_of_every_event_type(suite, every_event_type):
-    key, streams, _ = every_event_type
+    key, streams, _, _ = every_event_type
     audit = audit_pb2_grpc.AuditServiceStub(suite.channel)
-    table, answered = what_table(), {}
+    table, answered, entries = what_table(), {}, []
     for stream_id in streams:
         history = audit.GetHistory(audit_pb2.GetHistoryRequest(stream_id=stream_id), metadata=auth(key), timeout=30)
         answered.update((e.event_type, e.what) for e in history.entries)
+        entries.extend(history.entries)
     assert answered == table
+    check_in = next(e for e in entries if e.event_type == "okr.v1.CheckInRecorded")
+    (shown,) = example("api.md", "okr.v1.GetHistoryResponse")["entries"]
+    same_fields(shown, json_format.MessageToDict(check_in), "HistoryEntry")
+
+
+def test_the_command_result_example_has_the_fields_a_check_in_answers(every_event_type):
+    *_, answers = every_event_type
+    answered = json_format.MessageToDict(answers["RecordCheckInRequest"])
+    same_fields(example("api.md", "okr.v1.CommandResult"), answered, "CommandResult")
