@@ -57,7 +57,7 @@ def test_checkin_then_history_shows_who(seeded):
                               "--command-id", "cli-1", "--json", role="member")))
     assert again["already_stored"] is True and again["event_types"] == ["okr.v1.CheckInRecorded"]
     history = ok(okr(seeded, "history", "kr-max", "--page-size", "1", role="auditor"))  # paged one by one
-    assert "history of kr-kr-max" in history and "CheckInRecorded" in history and " max " in history
+    assert "history of kr-kr-max" in history and " check_in " in history and " max " in history
     assert "value 20, confidence 7" in history
     data = json.loads(ok(okr(seeded, "history", "kr-max", "--json", role="auditor")))
     entries = data["entries"]
