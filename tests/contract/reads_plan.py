@@ -7,8 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import grpc
+
 from contract_suite import auth
-from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, progress_pb2_grpc
+from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, progress_pb2_grpc, reporting_pb2, \
+    reporting_pb2_grpc
+from waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -53,3 +57,23 @@ def write_plan(channel, key: str, prefix: str) -> Plan:
             effective_date=today.isoformat(), comment="first survey"), **md),
     ]
     return Plan(**{**p.__dict__, "positions": tuple(r.last_position for r in results)})
+
+
+def checked_in(channel, key: str, key_result_id: str) -> bool:
+    """Whether the key result's status read model shows a check-in yet."""
+    request = reporting_pb2.GetKeyResultStatusRequest(key_result_id=key_result_id)
+    try:
+        status = reporting_pb2_grpc.ReportingServiceStub(channel).GetKeyResultStatus(
+            request, metadata=auth(key), timeout=10)
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return False
+    return status.HasField("current_value")
+
+
+def wait_for_read_models(channel, key: str, plan: Plan) -> None:
+    """Until the reporting read models hold the plan's check-in (its last event; the
+    reporting consumer applies events in order): they are eventually consistent."""
+    wait_until(lambda: checked_in(channel, key, plan.key_result_id), timeout=120, interval=0.2,
+               message="the reporting read models to hold the plan's check-in")

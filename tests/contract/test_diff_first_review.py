@@ -14,8 +14,7 @@ from google.protobuf import json_format
 
 from contract_suite import auth, refusal
 from okr.v1 import audit_pb2, audit_pb2_grpc, common_pb2, reporting_pb2, reporting_pb2_grpc
-from reads_plan import write_plan
-from waiting import wait_until
+from reads_plan import wait_for_read_models, write_plan
 
 
 def last_monday() -> date:
@@ -51,9 +50,8 @@ def test_a_new_tenants_first_weekly_review_is_the_diff_from_the_beginning(suite)
         everything_new(diff, plan)
         assert diff.today_after == date.today().isoformat()
     # until unset: the live read model, once it has caught up with the check-in
-    request = reporting_pb2.GetDiffRequest(since=common_pb2.Instant(date=monday.isoformat()))
-    diff = wait_until(lambda: (d := reporting.GetDiff(request, **md)).check_ins and d, timeout=60, interval=0.2,
-                      message="the live read model with the check-in")
+    wait_for_read_models(suite.channel, key, plan)
+    diff = reporting.GetDiff(reporting_pb2.GetDiffRequest(since=common_pb2.Instant(date=monday.isoformat())), **md)
     everything_new(diff, plan)
     assert diff.today_before == (monday - timedelta(days=1)).isoformat()  # the state at the end of Sunday
 

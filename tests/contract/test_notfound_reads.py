@@ -15,8 +15,7 @@ from google.protobuf import json_format
 from contract_suite import auth, code_of, refusal, trailers
 from okr.v1 import (audit_pb2, audit_pb2_grpc, goal_pb2, goal_pb2_grpc, progress_pb2_grpc, reporting_pb2,
                     reporting_pb2_grpc)
-from reads_plan import write_plan
-from waiting import wait_until
+from reads_plan import wait_for_read_models, write_plan
 
 #: (service stub, method, request for an id, entity kind, the plan's id it names, okr-id of an id)
 READS = [
@@ -70,21 +69,9 @@ def world(suite):
              "audit": audit_pb2_grpc.AuditServiceStub(suite.channel)}
     (_, mine), (_, theirs) = suite.new_tenant("admin"), suite.new_tenant("admin")
     plans = {key: write_plan(suite.channel, key, f"nf-{uuid.uuid4().hex[:8]}") for key in (mine, theirs)}
-    for key, plan in plans.items():  # the check-in (the plan's last event) is in the read model
-        wait_until(lambda: checked_in(stubs["reporting"], key, plan.key_result_id), timeout=60,
-                   message="the reporting read model")
+    for key, plan in plans.items():
+        wait_for_read_models(suite.channel, key, plan)
     return stubs, mine, plans[mine], theirs, plans[theirs]
-
-
-def checked_in(reporting, key: str, key_result_id: str) -> bool:
-    """Whether the key result's status read model shows its check-in yet."""
-    request = reporting_pb2.GetKeyResultStatusRequest(key_result_id=key_result_id)
-    try:
-        return reporting.GetKeyResultStatus(request, metadata=auth(key), timeout=10).HasField("current_value")
-    except grpc.RpcError as e:
-        if e.code() != grpc.StatusCode.NOT_FOUND:
-            raise
-        return False
 
 
 def replay(stubs, key, read_model, params, position):
