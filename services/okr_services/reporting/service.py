@@ -350,6 +350,11 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
                 now_us = int(datetime.now(timezone.utc).timestamp() * 1_000_000)
                 if before_us > now_us:
                     raise ValidationError(field or "time", f"{_us_text(before_us)} is in the future")
+                try:  # the day it is read on must exist (the calendar's years 1 to 9999)
+                    self.clock.day_of_us(before_us - 1)
+                except (OverflowError, OSError, ValueError):
+                    raise ValidationError(field or "time", f"{before_us} µs is not a moment of years 1 to 9999") \
+                        from None
             first = next(iter(self.db.event_store.read_all(1, tenant_id=tenant, batch_size=1)), None)
             if first is None or (position is not None and position < first.position) or (
                     before_us is not None and before_us <= first.recorded_at_us):
@@ -385,11 +390,11 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
             return _queries.board(self._referenced(tenant, cycle_id=cycle_id), tenant, today, cycle_id=cycle_id,
                                  team_id=team_id, owner=owner)
 
-        def _referenced(self, tenant: str, history: bool = False, **arguments):
+        def _referenced(self, tenant: str, **arguments):
             """The tenant's live model, once every entity the query's ``arguments`` name
             (``queries.REFERENCES``: cycle, key result, objective) is found in it; else
             NotFound naming the first missing one."""
-            model = self._model(tenant, history=history)
+            model = self._model(tenant)
             missing = queries.missing_reference(model, tenant, arguments)
             if missing is not None:
                 raise NotFound(*missing)

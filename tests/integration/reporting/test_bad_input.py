@@ -126,6 +126,7 @@ def test_rpc_as_of_and_diff_refuse_bad_instants_naming_the_field(world):
     cases = [
         # not a position
         ((acme.as_of, "board"), {"position": -3}, "position: ", "not a position"),
+        ((acme.as_of, "board"), {"time": {"us": -10 ** 18}}, "time: ", "not a moment"),
         # in the future / beyond the head
         ((acme.as_of, "board"), {"time": "2999-01-01"}, "time: ", "in the future"),
         ((acme.as_of, "board"), {"time": {"us": 10 ** 18}}, "time: ", "in the future"),
