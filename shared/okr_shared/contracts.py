@@ -30,6 +30,7 @@ __all__ = [
     "envelope_from_recorded",
     "envelope_header",
     "event_type_of",
+    "history_what",
     "message_class",
     "payload_from_dict",
     "payload_to_dict",
@@ -71,6 +72,31 @@ def _domain_events() -> dict[str, type[Message]]:
 #: event type (fully-qualified message name) → generated message class, for every
 #: domain event; EventEnvelope and the helper messages are not in it.
 EVENT_TYPES: Mapping[str, type[Message]] = MappingProxyType(_domain_events())
+
+
+#: ``HistoryEntry.what`` (audit.proto, ``GetHistory``) of each event type: the read
+#: models' word for the fact — the reporting history rows of key result and initiative
+#: streams use the same words (docs/reporting.md ``history.what``; a unit test checks
+#: them against the fold). The table of docs/api.md "GetHistory" lists them.
+HISTORY_WHAT: Mapping[str, str] = MappingProxyType({
+    "okr.v1.CyclePlanned": "planned", "okr.v1.CycleActivated": "activated",
+    "okr.v1.CycleMovedToReview": "moved_to_review", "okr.v1.CycleClosed": "closed",
+    "okr.v1.ObjectiveCreated": "created", "okr.v1.ObjectiveAligned": "aligned",
+    "okr.v1.ObjectiveRealigned": "realigned", "okr.v1.ObjectiveRestated": "restated",
+    "okr.v1.ObjectiveArchived": "archived",
+    "okr.v1.KeyResultDefined": "defined", "okr.v1.KeyResultTargetAdjusted": "adjusted",
+    "okr.v1.KeyResultOwnerAssigned": "owner_assigned", "okr.v1.KeyResultArchived": "archived",
+    "okr.v1.CheckInRecorded": "check_in", "okr.v1.CheckInCorrected": "correction",
+    "okr.v1.InitiativeCreated": "created", "okr.v1.InitiativeStarted": "started",
+    "okr.v1.InitiativeCompleted": "completed", "okr.v1.InitiativeDropped": "dropped",
+    "okr.v1.InitiativeSlipped": "slipped",
+})
+
+
+def history_what(event_type: str) -> str:
+    """``HISTORY_WHAT`` of ``event_type``; for a type outside the contracts (written by a
+    test or a tool) the last part of its name."""
+    return HISTORY_WHAT.get(event_type) or event_type.rpartition(".")[2]
 
 
 def message_class(event_type: str) -> type[Message]:

@@ -391,11 +391,12 @@ def test_doc_test_vector_is_what_the_store_and_export_produce(tmp_path):
     migrate(engine)
     store = EventStore(engine, clock=lambda: next(clock))
     store.append("kr-42", NO_STREAM, [NewEvent(
-        "okr.KeyResultDefined", {"title": "Café revenue €10k", "target": 100}, tenant_id="acme",
+        "okr.v1.KeyResultDefined", {"key_result_id": "42", "title": "Café revenue €10k", "target_value": 100},
+        tenant_id="acme",
         event_id="7d0e3c5a-1b2f-4c8e-9a61-2f4b8c1d0e9f", metadata={"actor": "alice"})])
     store.append("other", NO_STREAM, [NewEvent("okr.Noise", {}, tenant_id="globex")])
     store.append("kr-42", 1, [NewEvent(
-        "okr.ProgressReported", {"value": 40}, tenant_id="acme",
+        "okr.v1.CheckInRecorded", {"key_result_id": "42", "value": 40}, tenant_id="acme",
         event_id="c3a1f2de-5b6a-4e7f-8d90-a1b2c3d4e5f6", metadata={"actor": "bob"})])
     produced = export(store, "acme", tmp_path / "vector.jsonl")
     engine.dispose()

@@ -43,6 +43,7 @@ from google.protobuf import json_format
 from grpc_health.v1 import health as grpc_health, health_pb2, health_pb2_grpc
 
 from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
+from okr_shared.contracts import history_what
 from okr_shared.eventstore import EventStore, make_engine
 from okr_shared.eventstore.errors import StreamNotFound
 from okr_shared.eventstore.export import export_chunks
@@ -80,7 +81,7 @@ _NOT_FOUND_WHEN_NONE = {
     "GetCycle": ("cycle", "cycle_id"), "GetObjective": ("objective", "objective_id"),
     "GetKeyResult": ("key result", "key_result_id"), "GetInitiative": ("initiative", "initiative_id"),
     "GetScorecard": ("cycle", "cycle_id"), "GetKeyResultStatus": ("key result", "key_result_id"),
-    "GetObjectiveRollup": ("objective", "objective_id"), "GetTeamDashboard": ("team", "team_id"),
+    "GetObjectiveRollup": ("objective", "objective_id"),
 }
 
 _SERVICE_MODULES = (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2)
@@ -430,7 +431,7 @@ class Gateway:
             entry = response.entries.add(
                 position=e.position, stream_version=e.stream_version, event_id=e.event_id, event_type=e.event_type,
                 actor=metadata.get("actor", ""), reason=payload.get("reason") or metadata.get("reason", ""),
-                what=e.event_type.rpartition(".")[2], correlation_id=metadata.get("correlation_id", ""),
+                what=history_what(e.event_type), correlation_id=metadata.get("correlation_id", ""),
                 causation_id=metadata.get("causation_id", ""), hash=e.hash)
             entry.recorded_at.FromMicroseconds(e.recorded_at_us)
             entry.payload.update(payload)

@@ -113,6 +113,28 @@ class _View:
         return family
 
 
+#: The query arguments that name one entity of the tenant — references: an id that
+#: names nothing is NOT_FOUND — as (table, kind). ``team_id``, ``owner`` and ``person``
+#: are filters instead: teams and people are not aggregates, so a value that matches
+#: nothing selects nothing (docs/api.md "Unknown ids and filters").
+REFERENCES = {"cycle_id": ("cycles", "cycle"), "key_result_id": ("key_results", "key result"),
+              "objective_id": ("objectives", "objective")}
+
+
+def missing_reference(model: dict, tenant: str, arguments: dict) -> Optional[tuple[str, str]]:
+    """The first ``(kind, id)`` among ``arguments`` (a query's keyword arguments) that
+    names a cycle, key result or objective the tenant does not have in ``model``; None
+    when every one given exists. Another tenant's row with that id is not the tenant's."""
+    for name, (table, kind) in REFERENCES.items():
+        value = arguments.get(name)
+        if value is None:
+            continue
+        doc = model[table].get(f"{tenant}/{value}")
+        if doc is None or doc["tenant"] != tenant:
+            return kind, str(value)
+    return None
+
+
 def _by_id(table: dict, tenant: str, id_field: str) -> dict[str, dict]:
     return {doc[id_field]: doc for doc in table.values() if doc["tenant"] == tenant}
 

@@ -26,7 +26,9 @@ error, never a 500: an unknown, repeated, empty or malformed query parameter →
 ``{"error": "invalid_argument", "field": …, "message": …}``; an unknown cycle or key result
 → 404 ``{"error": "not_found", "kind": …, "id": …, "message": …}``; only a genuine bug → 500
 (logged; the body holds no traceback). RPC ``as_of``/``diff`` refuse (ValidationError naming
-the field) an instant before the tenant's first event, in the future or beyond the head.
+the field) an instant in the future or beyond the head; one before the tenant's first event
+is the empty state. A cycle, key result or objective a query names that the tenant does not
+have (``as_of``: did not have at the instant) → NotFound; team, owner and person are filters.
 TODO(issue 7): the HTTP face is NOT authenticated yet — the tenant comes from the URL.
 Issue 7 adds authentication (and must derive the tenant from the authenticated caller);
 until then, do not expose WEB_SERVER_ADDRESS beyond a trusted network.
@@ -355,14 +357,19 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
 
         def _replay(self, tenant: str, position=None, time=None, field: str | None = None, history: bool = True):
             """(model of the store's prefix, the day of its last event or of ``time``).
-            Refused (ValidationError naming ``field``, else ``position``/``time``): a
-            position that is not an integer, before the tenant's first event or beyond the
-            store's head; a time that is malformed, at or before the tenant's first event,
-            or in the future. ``history=False``: the model without its history table."""
+            An instant before the tenant's first event (or of a tenant without events) is
+            the empty state: an empty model, read on the day before ``time`` (a position:
+            the clock's today) — a new tenant's first weekly review diffs from the
+            beginning (ADR 0022). Refused (ValidationError naming ``field``, else
+            ``position``/``time``): a position that is not a non-negative integer or is
+            beyond the store's head; a time that is malformed or in the future.
+            ``history=False``: the model without its history table."""
             if position is None and time is None:
                 raise ValidationError(field or "position", "give a position or a time")
             if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
                 raise ValidationError(field or "position", "must be an integer")
+            if position is not None and position < 0:
+                raise ValidationError(field or "position", f"{position} is not a position (0 or more)")
             before_us = None if time is None else _parse_instant(time, self.clock.zone, field or "time")
             if position is not None:
                 head = self.db.event_store.head_position()
@@ -372,16 +379,16 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
                 now_us = int(datetime.now(timezone.utc).timestamp() * 1_000_000)
                 if before_us > now_us:
                     raise ValidationError(field or "time", f"{_us_text(before_us)} is in the future")
+                try:  # the day it is read on must exist (the calendar's years 1 to 9999)
+                    self.clock.day_of_us(before_us - 1)
+                except (OverflowError, OSError, ValueError):
+                    raise ValidationError(field or "time", f"{before_us} µs is not a moment of years 1 to 9999") \
+                        from None
             first = next(iter(self.db.event_store.read_all(1, tenant_id=tenant, batch_size=1)), None)
-            if first is None:
-                raise ValidationError(field or ("position" if position is not None else "time"),
-                                      "before the first event: the tenant has no events")
-            if position is not None and position < first.position:
-                raise ValidationError(field or "position",
-                                      f"{position} is before the first event of the tenant (position {first.position})")
-            if before_us is not None and before_us <= first.recorded_at_us:
-                raise ValidationError(field or "time", f"{_us_text(before_us)} is before the first event of the "
-                                                       f"tenant (recorded {_us_text(first.recorded_at_us)})")
+            if first is None or (position is not None and position < first.position) or (
+                    before_us is not None and before_us <= first.recorded_at_us):
+                day = self.clock.day_of_us(before_us - 1) if before_us is not None else self.clock.today()
+                return new_model(history=history), day
             # The store's pages are read here, each folded in eventlet's thread pool: a
             # large tenant's replay would otherwise stop the event consumer until it ends.
             model, last_us = new_model(history=history), None
@@ -403,12 +410,24 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
             return model, day
 
         def _board(self, tenant: str, today: date, cycle_id=None, team_id=None, owner=None) -> dict:
+            """The board (from the timer's cache when unfiltered); a cycle that the
+            tenant does not have → NotFound (team and owner are filters)."""
             if cycle_id is None and team_id is None and owner is None:
                 entry = self.cache.entries.get(tenant)
                 if entry and entry["today"] == today and entry["position"] == self._position():
                     return entry["board"]
-            return _queries.board(self._model(tenant), tenant, today, cycle_id=cycle_id, team_id=team_id,
-                                 owner=owner)
+            return _queries.board(self._referenced(tenant, cycle_id=cycle_id), tenant, today, cycle_id=cycle_id,
+                                 team_id=team_id, owner=owner)
+
+        def _referenced(self, tenant: str, **arguments):
+            """The tenant's live model, once every entity the query's ``arguments`` name
+            (``queries.REFERENCES``: cycle, key result, objective) is found in it; else
+            NotFound naming the first missing one."""
+            model = self._model(tenant)
+            missing = queries.missing_reference(model, tenant, arguments)
+            if missing is not None:
+                raise NotFound(*missing)
+            return model
 
         # -------------------------------------------------------------- timer
 
@@ -461,13 +480,13 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         @query
         def team_dashboard(self, team_id, cycle_id=None, today=None):
             tenant = self._tenant()
-            return _queries.team_dashboard(self._model(tenant), tenant, team_id,
+            return _queries.team_dashboard(self._referenced(tenant, cycle_id=cycle_id), tenant, team_id,
                                           _parse_day(today) or self.clock.today(), cycle_id=cycle_id)
 
         @query
         def person_dashboard(self, person, cycle_id=None, today=None):
             tenant = self._tenant()
-            return _queries.person_dashboard(self._model(tenant), tenant, person,
+            return _queries.person_dashboard(self._referenced(tenant, cycle_id=cycle_id), tenant, person,
                                             _parse_day(today) or self.clock.today(), cycle_id=cycle_id)
 
         @query
@@ -498,7 +517,8 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         @query
         def key_result_statuses(self, cycle_id=None, today=None):
             tenant = self._tenant()
-            return _queries.key_result_statuses(self._model(tenant), tenant, _parse_day(today) or self.clock.today(),
+            return _queries.key_result_statuses(self._referenced(tenant, cycle_id=cycle_id), tenant,
+                                               _parse_day(today) or self.clock.today(),
                                                cycle_id=cycle_id)
 
         @query
@@ -515,7 +535,8 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         @query
         def alignment_tree(self, cycle_id=None, today=None):
             tenant = self._tenant()
-            return _queries.alignment_tree(self._model(tenant), tenant, _parse_day(today) or self.clock.today(),
+            return _queries.alignment_tree(self._referenced(tenant, cycle_id=cycle_id), tenant,
+                                          _parse_day(today) or self.clock.today(),
                                           cycle_id=cycle_id)
 
         @query
@@ -551,6 +572,11 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
             for name, value in params.items():
                 if not isinstance(value, (str, int, float, bool)) or value is None:
                     raise ValidationError(f"params.{name}", "must be a string, number or boolean")
+            missing = queries.missing_reference(model, tenant, params)
+            if missing is not None:  # also one the tenant created later: it did not exist then
+                instant = f"position {position}" if position is not None else _us_text(
+                    _parse_instant(time, self.clock.zone))
+                raise NotFound(*missing, detail=f"as of {instant}: it did not exist then")
             try:
                 return function(model, tenant, _parse_day(today) or day, **params)
             except TypeError as e:  # a parameter the read model does not take, or one left out
@@ -563,15 +589,7 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         def _http_board(self, request, tenant: str) -> dict:
             """The board of the HTTP faces: filters from ``BOARD_FILTERS`` (``_query_args``);
             a cycle that the tenant does not have → NotFound."""
-            filters = _query_args(request, BOARD_FILTERS)
-            cycle_id = filters.get("cycle_id")
-            if cycle_id is not None:
-                model = self._model(tenant)
-                if not any(doc["tenant"] == tenant and doc["cycle_id"] == cycle_id
-                           for doc in model["cycles"].values()):
-                    raise NotFound("cycle", cycle_id)
-                return _queries.board(model, tenant, self.clock.today(), **filters)
-            return self._board(tenant, self.clock.today(), **filters)
+            return self._board(tenant, self.clock.today(), **_query_args(request, BOARD_FILTERS))
 
         @http("GET", "/api/<tenant>/board")
         @_http_errors

@@ -23,14 +23,16 @@ class ValidationError(DomainError):
 
 
 class NotFound(DomainError):
-    """The command refers to an aggregate that does not exist."""
+    """The command refers to an aggregate that does not exist. ``detail`` follows the
+    message (``key result 'kr-9' not found as of position 41``); the message always
+    starts ``<kind> '<id>' not found``, which the gateway reads its details from."""
 
     code = "not_found"
 
-    def __init__(self, kind: str, id: str):
+    def __init__(self, kind: str, id: str, detail: str = ""):
         self.kind = kind
         self.id = id
-        super().__init__(f"{kind} {id!r} not found")
+        super().__init__(f"{kind} {id!r} not found" + (f" {detail}" if detail else ""))
 
 
 class PreconditionFailed(DomainError):

@@ -5,7 +5,7 @@
     engine = make_engine("sqlite:///data/okr.db")
     migrate(engine)
     store = EventStore(engine)
-    store.append("kr-42", NO_STREAM, [NewEvent("okr.KeyResultDefined", {...}, tenant_id="acme")])
+    store.append("kr-42", NO_STREAM, [NewEvent("okr.v1.KeyResultDefined", {...}, tenant_id="acme")])
 """
 
 from .engine import make_engine

@@ -60,7 +60,7 @@ def test_checkin_then_history_shows_who(seeded):
                 "--command-id", "cli-1", role="member")  # not the same request: the comment is left out
     one_error_line(other, 5, "[command_id_reused]", "was already used for a different request", "new --command-id")
     history = ok(okr(seeded, "history", "kr-max", "--page-size", "1", role="auditor"))  # paged one by one
-    assert "history of kr-kr-max" in history and "CheckInRecorded" in history and " max " in history
+    assert "history of kr-kr-max" in history and " check_in " in history and " max " in history
     assert "value 20, confidence 7" in history
     data = json.loads(ok(okr(seeded, "history", "kr-max", "--json", role="auditor")))
     entries = data["entries"]

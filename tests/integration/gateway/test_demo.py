@@ -131,7 +131,7 @@ def test_the_company_arrives_through_the_api(seeded):
     assert ("CheckInCorrected", "Confidence was too optimistic") in whats
     text = ok(okr(world, "history", "kr-conversion", role="auditor"))  # who, what, why, and the day it is about
     first = min(ci.effective_date for ci in kr.check_ins)
-    assert f", for {first}" in text and "Pricing change delayed" in text and "CheckInCorrected" in text
+    assert f", for {first}" in text and "Pricing change delayed" in text and " correction " in text
     owner_change = answer(world, goal.GetKeyResult, goal_pb2.GetKeyResultRequest(key_result_id="kr-onboarding"))
     assert owner_change.owner == "wen"
     slipped = answer(world, goal.GetInitiative, goal_pb2.GetInitiativeRequest(initiative_id="in-kr-conversion-1"))

@@ -200,7 +200,7 @@ def test_history_says_who_when_why_and_the_export_verifies_offline(seeded):
                         role="auditor"))
     adjusted = [e for e in history.entries if e.event_type == "okr.v1.KeyResultTargetAdjusted"]
     assert adjusted and adjusted[-1].actor == "ada" and adjusted[-1].reason == "budget cut"
-    assert adjusted[-1].what == "KeyResultTargetAdjusted"
+    assert adjusted[-1].what == "adjusted"  # the read models' word (audit.proto HistoryEntry.what)
     assert adjusted[-1].recorded_at.seconds > 0 and adjusted[-1].payload["new_target_value"] == 80
     refused(w.call(w.stub("audit").GetHistory, audit_pb2.GetHistoryRequest(key_result_id="kr-other"),
                    role="member"), S.PERMISSION_DENIED)

@@ -124,12 +124,9 @@ def test_rpc_as_of_and_diff_refuse_bad_instants_naming_the_field(world):
     first = min(e.recorded_at_us for e in world.events if e.tenant_id == "acme")
     first_position = min(e.position for e in world.events if e.tenant_id == "acme")
     cases = [
-        # before the first event (time is exclusive: the first event's own instant is before it too)
-        ((acme.as_of, "board"), {"time": "2000-01-01"}, "time: ", "before the first event"),
-        ((acme.as_of, "board"), {"time": {"us": first}}, "time: ", "before the first event"),
-        ((acme.as_of, "board"), {"time": {"us": -5}}, "time: ", "before the first event"),
-        ((acme.as_of, "board"), {"position": 0}, "position: ", "before the first event"),
-        ((acme.as_of, "board"), {"position": -3}, "position: ", "before the first event"),
+        # not a position
+        ((acme.as_of, "board"), {"position": -3}, "position: ", "not a position"),
+        ((acme.as_of, "board"), {"time": {"us": -10 ** 18}}, "time: ", "not a moment"),
         # in the future / beyond the head
         ((acme.as_of, "board"), {"time": "2999-01-01"}, "time: ", "in the future"),
         ((acme.as_of, "board"), {"time": {"us": 10 ** 18}}, "time: ", "in the future"),
@@ -140,7 +137,7 @@ def test_rpc_as_of_and_diff_refuse_bad_instants_naming_the_field(world):
         ((acme.as_of, "board"), {"position": "7"}, "position: ", "must be an integer"),
         ((acme.as_of, "board"), {}, "position: ", "give a position or a time"),
         # diff: the same, naming since / until
-        ((acme.diff, "2000-01-01"), {}, "since: ", "before the first event"),
+        ((acme.diff, -1), {}, "since: ", "not a position"),
         ((acme.diff, {"us": week_end_us(5)}), {"until": "2999-01-01"}, "until: ", "in the future"),
         ((acme.diff, head + 10), {}, "since: ", "beyond the head"),
         ((acme.diff, "last week"), {}, "since: ", "not an ISO date"),
@@ -151,14 +148,54 @@ def test_rpc_as_of_and_diff_refuse_bad_instants_naming_the_field(world):
         error = refused(call, *args, **kwargs)
         assert error.exc_type == "ValidationError", (args, kwargs, error)
         assert error.value.startswith(field) and words in error.value, (args, kwargs, error.value)
-    if first_position > 1:  # a position before the tenant's first one
-        assert "before the first event" in refused(acme.as_of, "board", position=first_position - 1).value
-    # a tenant without events: every instant is before its first event
+    # before the tenant's first event (time is exclusive: the first event's own instant is
+    # before it too; positions are global): the empty state, as for a tenant without events
     nobody = world.rpc(tenant_id="initech")
-    assert "before the first event" in refused(nobody.as_of, "board", time={"us": week_end_us(5)}).value
+    empty = [(acme, {"time": "2000-01-01"}), (acme, {"time": {"us": first}}), (acme, {"time": {"us": -5}}),
+             (acme, {"position": 0}), (acme, {"position": first_position - 1}),
+             (nobody, {"time": {"us": week_end_us(5)}}), (nobody, {"position": head})]
+    for rpc, at in empty:
+        board = rpc.as_of("board", **at)
+        assert not any(c["cards"] for c in board["key_results"] + board["initiatives"]), at
+        assert rpc.as_of("model", **at) == {"cycles": {}, "objectives": {}, "key_results": {}, "initiatives": {},
+                                            "history": {}}, at
     # parameters the read model does not take, lack, or cannot read: ValidationError naming params
     for params, field in (({"owner": "x"}, "params: "), ({}, "params: "), ({"team_id": ["a"]}, "params.team_id: ")):
         error = refused(acme.as_of, "team_dashboard", position=head, **params)
         assert error.exc_type == "ValidationError" and error.value.startswith(field), (params, error.value)
     # and a good instant still answers
     assert acme.as_of("board", time={"us": first + 1})["tenant"] == "acme"
+
+
+def test_rpc_references_that_name_nothing_are_not_found_filters_select_nothing(world):
+    acme = world.rpc(tenant_id="acme")
+    cycle, kr = acme_cycle(world.events), first_kr(world.events)
+    head = world.store.head_position()
+    calls = [  # (RPC, args, kwargs) naming a cycle that is not acme's: unknown, and globex's
+        (acme.board, (), {}), (acme.team_dashboard, ("growth",), {}), (acme.person_dashboard, ("carla",), {}),
+        (acme.key_result_statuses, (), {}), (acme.alignment_tree, (), {})]
+    for call, args, kwargs in calls:
+        for unknown in ("no-such-cycle", "gx-q1"):
+            error = refused(call, *args, cycle_id=unknown, **kwargs)
+            assert error.exc_type == "NotFound" and error.value == f"cycle {unknown!r} not found", (call, error)
+        assert call(*args, cycle_id=cycle, **kwargs) is not None
+    # team, owner and person are filters: a value that names nothing selects nothing
+    board = acme.board(team_id="no-such-team", owner="nobody")
+    assert not any(c["cards"] for c in board["key_results"] + board["initiatives"])
+    assert acme.team_dashboard("no-such-team")["objectives"] == []
+    # as of an instant: the entity must have existed then
+    defined = next(e for e in world.events if e.tenant_id == "acme" and e.event_type == "okr.v1.KeyResultDefined"
+                   and e.data["key_result_id"] == kr)
+    for read_model in ("key_result_status", "kr_history"):
+        error = refused(acme.as_of, read_model, position=defined.position - 1, key_result_id=kr)
+        assert error.exc_type == "NotFound", error
+        assert error.value == f"key result {kr!r} not found as of position {defined.position - 1}: it did not " \
+                              "exist then", error.value
+        assert acme.as_of(read_model, position=defined.position, key_result_id=kr)["key_result_id"] == kr
+        error = refused(acme.as_of, read_model, position=head, key_result_id="gx-kr-1")  # globex's
+        assert error.exc_type == "NotFound" and error.value.startswith("key result 'gx-kr-1' not found as of")
+    for read_model, params in (("scorecard", {"cycle_id": "gx-q1"}), ("board", {"cycle_id": "gx-q1"}),
+                               ("objective_rollup", {"objective_id": "gx-o"}),
+                               ("alignment_tree", {"cycle_id": "no-such-cycle"})):
+        error = refused(acme.as_of, read_model, time={"us": defined.recorded_at_us + 1}, **params)
+        assert error.exc_type == "NotFound" and " not found as of 20" in error.value, (read_model, error.value)

@@ -113,3 +113,18 @@ def test_the_weekly_review_of_the_generated_history_has_every_check_in_of_the_we
                 and e.event_type in ("okr.v1.CheckInRecorded", "okr.v1.CheckInCorrected")]
     assert [e["position"] for e in review["check_ins"]] == [e.position for e in recorded]
     assert review["status_changes"] and review["adjustments"] and review["slipped_initiatives"]
+
+
+def test_the_history_words_are_the_contracts_history_what(history):
+    """GetHistory's ``what`` (okr_shared.contracts.HISTORY_WHAT) is the read models'
+    word: every history row of the generated history (key result and initiative
+    streams) says what the table says for its event type, and the table covers every
+    event type of the contracts."""
+    from okr_shared.contracts import EVENT_TYPES, HISTORY_WHAT
+
+    assert set(HISTORY_WHAT) == set(EVENT_TYPES)
+    types = {e.position: e.event_type for e in history}
+    rows = fold(history)["history"].values()
+    assert {types[r["position"]] for r in rows} == {t for t in EVENT_TYPES if ".KeyResult" in t or ".CheckIn" in t
+                                                   or ".Initiative" in t}
+    assert {(types[r["position"]], r["what"]) for r in rows} <= set(HISTORY_WHAT.items())
