@@ -14,6 +14,7 @@ checks that (test_contract_rules.py). API keys come from the documented CLI
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -172,3 +173,43 @@ def trailers(error: grpc.RpcError) -> dict[str, str]:
     return dict(error.trailing_metadata() or ())
 
 
+
+
+STREAM_DRIVER = str(Path(__file__).with_name("ops_grpc_driver.py"))
+
+
+class StreamRefused(Exception):
+    """A server-streaming call that ended with a status other than OK: ``code`` (a
+    grpc.StatusCode name), ``details`` and the ``responses`` that came before."""
+
+    def __init__(self, code: str, details: str, responses: list):
+        super().__init__(f"{code}: {details}")
+        self.code, self.details, self.responses = code, details, responses
+
+
+def server_stream(address: str, method: str, request, response_cls, key: str | None = None,
+                  timeout: float = 120) -> list:
+    """Every response of a server-streaming call (``method`` as ``/okr.v1.Service/Method``),
+    made from a plain process by ops_grpc_driver.py: grpcio's stream iterators do not
+    advance in this eventlet-patched test process (tests/conftest.py). A default client's
+    options apply (its 4 MiB receive limit too). StreamRefused if the stream failed."""
+    args = [sys.executable, STREAM_DRIVER, address, method, "server", str(timeout)]
+    if key is not None:
+        args.append(f"ApiKey {key}")
+    done = subprocess.run(args, input=base64.b64encode(request.SerializeToString()).decode() + "\n",
+                          capture_output=True, text=True, timeout=timeout + 30)
+    assert done.returncode == 0, done.stderr
+    *lines, status = done.stdout.splitlines()
+    responses = [response_cls.FromString(base64.b64decode(line)) for line in lines]
+    _, code, *details = status.split(" ", 2)
+    if code != "OK":
+        raise StreamRefused(code, details[0] if details else "", responses)
+    return responses
+
+
+def export(gateway: str, key: str, max_chunk_bytes: int = 0) -> list:
+    """Every ExportChunk of the caller's audit export (ExportBundle), in order."""
+    from okr.v1 import audit_pb2
+
+    return server_stream(gateway, "/okr.v1.AuditService/ExportBundle",
+                         audit_pb2.ExportBundleRequest(max_chunk_bytes=max_chunk_bytes), audit_pb2.ExportChunk, key)

@@ -1,6 +1,6 @@
 """A streaming gRPC call made from a plain process, as a generic tool (grpcurl, a
 Kubernetes probe) makes it: the contract tests run under eventlet, where grpc's stream
-iterators must not run on green threads.
+iterators do not advance (contract_suite.server_stream and test_ops_health's Watch run it).
 
     python ops_grpc_driver.py ADDRESS /package.Service/Method (bidi|server) [TIMEOUT [AUTHORIZATION]]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from audit_export_driver import export
+from contract_suite import export
 from contract_suite import ROOT, auth
 from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc
 

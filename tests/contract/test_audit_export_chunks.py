@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from audit_export_driver import export
+from contract_suite import export
 from contract_suite import auth
 from okr.v1 import audit_pb2, events_pb2, goal_pb2, goal_pb2_grpc
 

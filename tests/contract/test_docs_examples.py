@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import descriptor_pool, json_format, message_factory
 
-from contract_suite import auth
+from contract_suite import auth, server_stream
 from okr.v1 import (audit_pb2, audit_pb2_grpc, common_pb2, events_pb2, goal_pb2, goal_pb2_grpc,  # noqa: F401
                     progress_pb2, progress_pb2_grpc, reporting_pb2, stream_pb2)
 
@@ -218,20 +216,6 @@ def every_event_type(suite):
 #: StreamEvents read from a plain process: the test process runs eventlet-patched
 #: (tests/conftest.py), where grpc's streaming client waits on green conditions that its
 #: real threads never wake.
-_STREAM = """
-import json, sys
-import grpc
-from google.protobuf import json_format
-from okr.v1 import events_pb2, stream_pb2, stream_pb2_grpc
-address, key, first = sys.argv[1:]
-with grpc.insecure_channel(address) as channel:
-    stream = stream_pb2_grpc.EventStreamStub(channel).StreamEvents(
-        stream_pb2.StreamEventsRequest(from_position=int(first)), metadata=(("authorization", f"ApiKey {key}"),),
-        timeout=60)
-    print(json.dumps([json_format.MessageToDict(event) for event in stream]))
-"""
-
-
 def example(doc: str, name: str) -> dict:
     """The (first) JSON example of ``doc`` marked as ``name``."""
     return next(json.loads(body) for _, marked, stored, body in examples(doc) if marked == name and not stored)
@@ -247,10 +231,9 @@ def same_fields(shown: dict, answered: dict, where: str) -> None:
 
 def test_stream_events_delivers_exactly_the_protos_event_types_as_events_md_shows(suite, every_event_type):
     key, _, first, _ = every_event_type
-    done = subprocess.run([sys.executable, "-c", _STREAM, suite.gateway, key, str(first)], capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    envelopes = json.loads(done.stdout)
+    envelopes = [json_format.MessageToDict(e) for e in server_stream(
+        suite.gateway, "/okr.v1.EventStream/StreamEvents", stream_pb2.StreamEventsRequest(from_position=first),
+        events_pb2.EventEnvelope, key)]
     assert {e["eventType"] for e in envelopes} == EVENT_TYPES
     check_in = next(e for e in envelopes if e["eventType"] == "okr.v1.CheckInRecorded")
     same_fields(example("events.md", "okr.v1.EventEnvelope"), check_in, "EventEnvelope")
