@@ -39,7 +39,7 @@ COPY pyproject.toml README.md ./
 COPY services services
 RUN python -m venv /opt/okr \
  && /opt/okr/bin/pip install -c requirements/constraints.txt . \
- && /opt/okr/bin/python -c "import okr.v1, okr_services.gateway.server, okr_shared.cli"
+ && /opt/okr/bin/python -c "import okr.v1, okr_services.gateway.server, okr_cli.main"
 
 # -------------------------------------------------------------- runtime stage
 FROM ${PYTHON_IMAGE}

@@ -14,28 +14,18 @@ stderr. ``revoke`` exits 1 for an unknown key id.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
-from okr_shared.config import Settings
+from okr_services.gateway import auth
 from okr_shared.eventstore import make_engine
-
-from . import auth
-
-
-def gateway_database_url(database_url: str | None = None) -> str:
-    url = database_url or os.environ.get("OKR_GATEWAY_DATABASE_URL")
-    if not url:
-        url = f"sqlite:///{Settings.from_env().data_dir / 'gateway.db'}"
-    return url
 
 
 def _engine(database_url: str | None):
-    url = gateway_database_url(database_url)
+    url = auth.gateway_database_url(database_url)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)

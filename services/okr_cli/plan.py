@@ -1,6 +1,6 @@
 """``okr import`` and ``okr export --cycle``: plans in and out over the gRPC API
 (docs/import-export.md). Same options, exit codes and one-line errors as the other API
-commands (api_cli.py):
+commands (api.py):
 
     okr import FILE.csv [--dry-run] [--cycle C] [--command-id ID]
     okr export --cycle C [--format csv|json] [-o FILE] [--today D]
@@ -21,8 +21,11 @@ import sys
 
 import click
 
-from . import plan_csv
-from .api_cli import EXIT_INVALID, Api, ApiError, _emit_json, _valid_date, api_options
+from okr_shared import plan_csv
+
+from .api import EXIT_INVALID, Api, ApiError, api_options, emit_json, valid_date
+from .store import export_history
+from .text import optional
 
 _LEVEL_RANK = {"COMPANY": 0, "TEAM": 1, "INDIVIDUAL": 2}
 
@@ -91,12 +94,12 @@ def import_command(api: Api, file, dry_run, cycle, command_id):
         lines = [f"{os.path.basename(file)} line {e.line}{f' ({_column(e.field)})' if e.field else ''}: "
                  f"{e.message} — fix the file and import it again (nothing was imported)" for e in result.errors]
         if api.json:
-            _emit_json(_result_dict(result))
+            emit_json(_result_dict(result))
         for line in lines[:-1]:
             click.echo(f"error: {line}", err=True)
         raise ApiError(lines[-1], EXIT_INVALID)
     if api.json:
-        _emit_json(_result_dict(result))
+        emit_json(_result_dict(result))
         return
     what = (f"{result.objectives} objectives, {result.key_results} key results, {result.initiatives} "
             f"initiatives" + (f", {result.people} people declared" if result.people else ""))
@@ -122,10 +125,6 @@ def _result_dict(result) -> dict:
 
 
 # ---------------------------------------------------------------------------- export
-
-
-def _opt(message, name):
-    return getattr(message, name) if message.HasField(name) else None
 
 
 def cycle_plan(api: Api, cycle_id: str, today: str = "") -> dict:
@@ -174,8 +173,8 @@ def cycle_plan(api: Api, cycle_id: str, today: str = "") -> dict:
             .values_by_number[s.kind].name.removeprefix("KEY_RESULT_KIND_"),
             "start_value": s.start_value, "target_value": s.target_value, "unit": s.unit,
             "currency_code": s.currency_code, "weight": s.weight, "owner": s.owner, "due_date": s.due_date,
-            "current_value": _opt(s, "current_value"), "progress": s.progress, "score": _opt(s, "score"),
-            "grade": s.grade, "status": s.status, "confidence": _opt(s, "confidence"),
+            "current_value": optional(s, "current_value"), "progress": s.progress, "score": optional(s, "score"),
+            "grade": s.grade, "status": s.status, "confidence": optional(s, "confidence"),
             "initiatives": sorted(initiatives.get(s.key_result_id, []), key=lambda i: i["initiative_id"])})
     objectives = []
     for objective_id in objective_ids:
@@ -186,7 +185,7 @@ def cycle_plan(api: Api, cycle_id: str, today: str = "") -> dict:
             "level": goal_pb2.Objective.DESCRIPTOR.fields_by_name["level"].enum_type
             .values_by_number[o.level].name.removeprefix("OBJECTIVE_LEVEL_"),
             "team_id": o.team_id, "owner": o.owner, "parent": o.parent_objective_id or o.parent_key_result_id,
-            "score": _opt(scored, "score") if scored is not None else None,
+            "score": optional(scored, "score") if scored is not None else None,
             "grade": scored.grade if scored is not None else "",
             "key_results": sorted(krs.get(objective_id, []), key=lambda k: k["key_result_id"])})
     objectives.sort(key=lambda o: (_LEVEL_RANK.get(o["level"], 3), o["objective_id"]))
@@ -196,25 +195,13 @@ def cycle_plan(api: Api, cycle_id: str, today: str = "") -> dict:
             "today": scorecard.today, "objectives": objectives}
 
 
-def _legacy_export(database_url, tenant, output):
-    from .cli import _store
-    from .eventstore import export_jsonl
-
-    if output == "-":
-        head = export_jsonl(_store(database_url), tenant, sys.stdout)
-    else:
-        with open(output, "w", encoding="utf-8") as out:
-            head = export_jsonl(_store(database_url), tenant, out)
-    click.echo(f"exported {head['event_count']} events of {tenant}; chain head {head['last_hash']}", err=True)
-
-
 @click.command("export")
 @click.argument("tenant", required=False)
 @click.argument("output", required=False)
 @click.option("--cycle", default=None, help="Export this cycle with scores over the API (CSV or JSON).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 @click.option("-o", "--output", "out_file", default=None, help="Write to this file (default: stdout).")
-@click.option("--today", default=None, callback=_valid_date, help="Day the scores are computed on, YYYY-MM-DD.")
+@click.option("--today", default=None, callback=valid_date, help="Day the scores are computed on, YYYY-MM-DD.")
 @click.option("--database-url", envvar="OKR_DATABASE_URL", default=None,
               help="Without --cycle: the event store to export TENANT's history from.")
 @api_options
@@ -226,7 +213,7 @@ def export_command(api: Api, tenant, output, cycle, fmt, out_file, today, databa
     if not cycle:
         if not (tenant and output):
             raise click.UsageError("give --cycle C (a cycle with scores) or TENANT FILE (a tenant's history)")
-        _legacy_export(database_url, tenant, output)
+        export_history(database_url, tenant, output)
         return
     if tenant or output:
         raise click.UsageError("with --cycle, write to a file with -o FILE (no TENANT FILE arguments)")
@@ -249,11 +236,4 @@ def export_command(api: Api, tenant, output, cycle, fmt, out_file, today, databa
 PLAN_COMMANDS = (import_command, export_command)
 
 
-def register_plan_commands(group: click.Group) -> None:
-    """Add ``import`` and ``export`` (replacing the store-only ``export``, whose form
-    ``okr export TENANT FILE`` this one keeps) to ``okr``."""
-    for command in PLAN_COMMANDS:
-        group.add_command(command)
-
-
-__all__ = ["cycle_plan", "default_command_id", "register_plan_commands"]
+__all__ = ["PLAN_COMMANDS", "cycle_plan", "default_command_id"]

@@ -1,12 +1,9 @@
 """``okr projections rebuild``: fold the whole event store into new reporting tables and
 swap them in when complete (``storage.rebuild``).
 
-Register in shared/okr_shared/cli.py::
-
-    from okr_services.reporting.rebuild import projections_group
-    main.add_command(projections_group)
-
-(``projections_group`` is the ``projections`` group holding ``rebuild_command``.)
+``projections_group`` is the ``projections`` group holding ``rebuild_command``; main.py
+imports this module only when ``okr projections`` runs (it pulls in the reporting
+service's storage).
 """
 
 from __future__ import annotations
@@ -15,10 +12,9 @@ import sys
 
 import click
 
+from okr_services.reporting import storage
 from okr_shared.config import Settings
 from okr_shared.eventstore import EventStore, make_engine
-
-from . import storage
 
 
 @click.command("rebuild")

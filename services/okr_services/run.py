@@ -80,7 +80,8 @@ def seed_demo(address: str, key: str, tenant: str, marker: Path | None = None) -
     command ids make the calls already made no-ops); it is removed once done."""
     from datetime import date
 
-    from okr_shared.demo import DEFAULT_SEED, SeedError, plan_company, seed_company
+    from okr_shared.demo.company import DEFAULT_SEED, plan_company
+    from okr_shared.demo.seeding import SeedError, seed_company
 
     seed, today = DEFAULT_SEED, None
     if marker is not None and marker.exists():

@@ -29,7 +29,7 @@ from waiting import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
-OKR = [sys.executable, "-m", "okr_shared.cli"]  # the installed `okr` command of this interpreter
+OKR = [sys.executable, "-m", "okr_cli"]  # the installed `okr` command of this interpreter
 
 
 def _env(data_dir: Path, **extra: str) -> dict:

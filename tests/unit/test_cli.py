@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from okr_shared.cli import main
+from okr_cli.main import main
 
-OKR = [sys.executable, "-m", "okr_shared.cli"]
+OKR = [sys.executable, "-m", "okr_cli"]
 
 
 def run(*args, env=None, cwd=None):

@@ -199,7 +199,7 @@ def test_the_extraction_finds_the_known_readers():
     for name, where in [("OKR_DATABASE_URL", "shared/okr_shared/config.py"),
                         ("OKR_SMTP_SSL", "services/okr_services/notification/channels.py"),
                         ("OKR_MAX_WORKERS", "services/config.yaml"),
-                        ("OKR_API_KEY", "shared/okr_shared/api_cli.py"),
+                        ("OKR_API_KEY", "services/okr_cli/api.py"),
                         ("OKR_REPORTING_DATABASE_URL", "services/okr_services/reporting/service.py"),
                         ("OKR_IMAGE", "docker-compose.yml"), ("VENV", "Makefile")]:
         assert any(w.startswith(where) for w, _ in found.get(name, [])), (name, found.get(name))

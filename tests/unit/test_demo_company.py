@@ -1,4 +1,4 @@
-"""The `okr demo` company (okr_shared/demo.py) run through the real deciders and the
+"""The `okr demo` company (okr_shared/demo/company.py) run through the real deciders and the
 reporting read models, without servers: every command is accepted on its `today`, the
 board has a card in every column, the structure is what issue #8 asks for, and the same
 seed and day give the same plan (and command ids)."""
@@ -13,7 +13,8 @@ import pytest
 from fixtures.company_history import Script
 from okr_services.reporting import fold
 from okr_services.reporting.queries import INITIATIVE_COLUMNS, KR_COLUMNS, alignment_tree, board
-from okr_shared.demo import PEOPLE, plan_company, to_request
+from okr_shared.demo.company import PEOPLE, plan_company
+from okr_shared.demo.seeding import to_request
 from okr_shared.domain import commands as c
 
 DAYS = [date(2026, 11, 27), date(2026, 3, 1), date(2027, 1, 15), date(2028, 2, 29)]
@@ -148,7 +149,8 @@ def test_a_prefix_goes_before_every_id_and_the_plan_still_holds():
 def test_a_plan_started_by_another_principal_is_explained():
     import grpc
 
-    from okr_shared.demo import SeedError, _explain
+    from okr_cli.demo import explain
+    from okr_shared.demo.seeding import SeedError
 
     class Refused:  # the RpcError of a call whose command id another admin used
         def code(self):
@@ -158,5 +160,5 @@ def test_a_plan_started_by_another_principal_is_explained():
             return (("okr-rule", "command_id_reused"), ("okr-kind", "failed_precondition"))
 
     plan = plan_company(2026, DAYS[0])
-    error = _explain(None, SeedError("refused", Refused(), next(plan.steps())), plan)
+    error = explain(None, SeedError("refused", Refused(), next(plan.steps())), plan)
     assert "another principal" in str(error) and plan.command_line() in str(error) and error.code == 5

@@ -482,3 +482,14 @@ def authenticate(metadata, engine: Engine | None, jwt_config: JwtConfig | None) 
             raise Unauthenticated("bearer tokens are not accepted by this server (no JWT configuration)")
         return authenticate_jwt(jwt_config, credential)
     raise Unauthenticated(f"unsupported authorization scheme {scheme!r}: " + MISSING.split(": ", 1)[1])
+
+
+def gateway_database_url(database_url: str | None = None) -> str:
+    """The URL of the API keys' database: ``database_url``, else ``OKR_GATEWAY_DATABASE_URL``,
+    else SQLite ``gateway.db`` under ``OKR_DATA_DIR`` (the gateway and ``okr keys`` agree)."""
+    from okr_shared.config import Settings
+
+    url = database_url or os.environ.get("OKR_GATEWAY_DATABASE_URL")
+    if not url:
+        url = f"sqlite:///{Settings.from_env().data_dir / 'gateway.db'}"
+    return url

@@ -110,7 +110,7 @@ class GatewayConfig:
     def from_env(cls, environ=os.environ) -> "GatewayConfig":
         from okr_shared.config import Settings
 
-        from .keys_cli import gateway_database_url
+        from .auth import gateway_database_url
 
         settings = Settings.from_env()
         return cls(address=environ.get("OKR_GATEWAY_ADDRESS", cls.address),

@@ -1,11 +1,8 @@
-"""``okr demo``: a realistic company seeded through the public gRPC API.
-
-    okr demo [--seed N] [--today YYYY-MM-DD] [--workers N] [--json]
-
-One implementation for ``okr demo`` and ``make run`` (services/okr_services/run.py):
-``plan_company(seed, today)`` writes the company as a list of domain commands
-(``okr_shared.domain.commands``; pure, no I/O — tests run it through the real deciders),
-``seed_company(address, key, plan)`` sends them as the GoalService / ProgressService RPCs.
+"""The demo company's planner: ``plan_company(seed, today)`` writes a realistic company
+as a list of domain commands (``okr_shared.domain.commands``; pure, no I/O — tests run
+it through the real deciders). ``seeding.seed_company`` sends a plan through the public
+gRPC API; ``okr demo`` (okr_cli/demo.py) and ``make run`` (services/okr_services/run.py)
+both use the two.
 
 The company (modelled on tests/fixtures/company_history.py, 20 people): CEO ``carla``,
 CFO ``frank``, teams growth / platform / success, each a lead and five members.
@@ -40,20 +37,13 @@ message saying which command finishes it (docs/adr/0016).
 
 from __future__ import annotations
 
-import contextlib
 import random
 import re
-import sys
-import threading
-import time
 from collections import Counter
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 
-import click
-
-from .domain import commands as c
+from ..domain import commands as c
 
 DEFAULT_SEED = 2026
 CEO, CFO = "carla", "frank"
@@ -166,7 +156,7 @@ def individual_parent(rng, team: str, person: str, team_krs: dict) -> tuple[str,
     return parent, parent_kr
 
 
-_INDIVIDUAL_TEMPLATES = (
+INDIVIDUAL_TEMPLATES = (
     ("Customer interviews held", "INCREASE_TO", 0, 12, "interviews", "", 0),
     ("Tickets answered within 4 h", "PERCENTAGE", 70, 90, "%", "", 1),
     ("Open bugs in my area", "DECREASE_TO", 40, 10, "bugs", "", 0),
@@ -186,7 +176,7 @@ _PROFILES = {
     "stay": (("holding", 3), ("wobbly", 2), ("breaking", 1), ("late_hold", 1), ("quiet", 1)),
     "milestone": (("done_at_5", 1), ("done_at_8", 1), ("done_at_11", 1), ("open", 1)),
 }
-_CORRECTION_REASONS = ("Typo in the value", "Late data from finance", "Dashboard had the wrong filter",
+CORRECTION_REASONS = ("Typo in the value", "Late data from finance", "Dashboard had the wrong filter",
                        "Counted a duplicate")
 _COMMENTS = ("", "", "On it", "Blocked on data access", "Good week", "Slower than hoped", "Numbers from the dashboard")
 _INITIATIVE_TITLES = (
@@ -350,7 +340,7 @@ class _Planner:
                 parent, parent_kr = individual_parent(rng, team, person, team_krs)
                 o(objective_id, cycle, "INDIVIDUAL", f"{person.title()}'s contribution to {team}", person, team,
                   parent, parent_kr)
-                for n, template in enumerate(rng.sample(_INDIVIDUAL_TEMPLATES, 2), start=1):
+                for n, template in enumerate(rng.sample(INDIVIDUAL_TEMPLATES, 2), start=1):
                     title, kind, start, target, unit, currency, decimals = template
                     profile = _choose(rng, _PROFILES[_family(kind)])
                     if cycle != QUARTER:  # a month is short: no late start, milestones done early or open
@@ -406,7 +396,7 @@ class _Planner:
                     correction_id = f"cc-{spec.key_result_id}-w{week}"
                     task.append(Step(correction_id, c.CorrectCheckIn(
                         correction_id, check_in_id, spec.key_result_id, value, confidence,
-                        rng.choice(_CORRECTION_REASONS))))
+                        rng.choice(CORRECTION_REASONS))))
                     if week == typo_week:  # the correction corrected again
                         task.append(Step(f"cc2-{spec.key_result_id}-w{week}", c.CorrectCheckIn(
                             f"cc2-{spec.key_result_id}-w{week}", correction_id, spec.key_result_id, value,
@@ -578,7 +568,7 @@ def _typo(spec: _KR, value: float, rng: random.Random) -> float:
     return float(wrong) if wrong != value else value + 1
 
 
-_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 _ID_FIELDS = ("cycle_id", "parent_cycle_id", "objective_id", "parent_objective_id", "parent_key_result_id",
               "key_result_id", "initiative_id", "check_in_id", "corrects_check_in_id")
 
@@ -590,7 +580,7 @@ def plan_company(seed: int = DEFAULT_SEED, today: date | None = None, prefix: st
     digits, ``_ . -``; up to 32) goes before every id, so that one tenant can hold two
     demos (ids are per tenant: every tenant can have the same one, ADR 0023)."""
     today = today or utc_today()
-    if prefix and not _PREFIX.match(prefix):
+    if prefix and not PREFIX_PATTERN.match(prefix):
         raise ValueError(f"prefix: 1-32 letters, digits, '_', '.' or '-' starting with a letter or digit, "
                          f"not {prefix!r}")
     plan = Plan(seed, today, prefix=prefix)
@@ -614,266 +604,5 @@ def _prefixed(command, plan: Plan):
 
 
 def utc_today() -> date:
+    """Today in UTC: the default day a plan ends on."""
     return datetime.now(timezone.utc).date()
-
-
-# ------------------------------------------------------------------------- sending it
-
-_ENUMS = {"cadence": "CADENCE_", "level": "OBJECTIVE_LEVEL_", "kind": "KEY_RESULT_KIND_"}
-_PROGRESS = {"RecordCheckIn", "CorrectCheckIn"}
-
-
-def to_request(command, command_id: str):
-    """The gRPC request of a domain command (same field names; enums prefixed; unset
-    optional and empty oneof fields left out)."""
-    from google.protobuf.json_format import ParseDict
-
-    from okr.v1 import goal_pb2, progress_pb2
-
-    name = type(command).__name__
-    cls = getattr(progress_pb2 if name in _PROGRESS else goal_pb2, f"{name}Request")
-    body = {}
-    for f in fields(command):
-        value = getattr(command, f.name)
-        if value is None or (f.name.startswith("parent_") and f.name != "parent_cycle_id" and not value):
-            continue
-        body[f.name] = _ENUMS[f.name] + value if f.name in _ENUMS else value
-    body["command_id"] = command_id
-    return ParseDict(body, cls())
-
-
-class SeedError(Exception):
-    """Seeding stopped: ``grpc_error`` is the RpcError of the refused call (or None)."""
-
-    def __init__(self, message: str, grpc_error=None, step: Step | None = None):
-        super().__init__(message)
-        self.grpc_error, self.step = grpc_error, step
-
-
-@dataclass
-class SeedResult:
-    calls: int = 0
-    already_stored: int = 0
-    seconds: float = 0.0
-
-
-_RETRIED = ("ABORTED", "DEADLINE_EXCEEDED", "UNAVAILABLE")
-
-
-def seed_company(address: str, key: str, plan: Plan, *, workers: int = 8, timeout: float = 10.0, channel=None,
-         progress=None) -> SeedResult:
-    """Send ``plan`` to the gateway at ``address`` with API key ``key`` (an admin of the
-    tenant to seed). ``progress(done, total)`` is called after each call (from worker
-    threads, serialised). Retries a call refused as ABORTED / DEADLINE_EXCEEDED /
-    UNAVAILABLE (with its command_id: safe) a few times once the API has answered.
-    Raises SeedError: the first call finding the tenant seeded differently (rule
-    cycle_exists), or any other refusal (grpc_error set)."""
-    import grpc
-
-    from okr.v1 import goal_pb2_grpc, progress_pb2_grpc
-
-    own = channel is None
-    channel = channel or grpc.insecure_channel(address)
-    stubs = {"goal": goal_pb2_grpc.GoalServiceStub(channel),
-             "progress": progress_pb2_grpc.ProgressServiceStub(channel)}
-    metadata = (("authorization", f"ApiKey {key}"),)
-    result, lock = SeedResult(), threading.Lock()
-    total = sum(1 for _ in plan.steps())
-    answered = threading.Event()
-    stop = threading.Event()
-    started = time.perf_counter()
-
-    def call(step: Step):
-        if stop.is_set():
-            raise SeedError("stopped")
-        name = type(step.command).__name__
-        method = getattr(stubs["progress" if name in _PROGRESS else "goal"], name)
-        request = to_request(step.command, plan.command_id(step))
-        for attempt in range(1, 5):
-            try:
-                reply = method(request, metadata=metadata, timeout=timeout)
-                break
-            except grpc.RpcError as e:
-                if e.code().name in _RETRIED and answered.is_set() and attempt < 4:
-                    time.sleep(0.2 * attempt)
-                    continue
-                raise SeedError(str(e.details() or e.code().name), e, step) from None
-        answered.set()
-        with lock:
-            result.calls += 1
-            result.already_stored += bool(reply.already_stored)
-            if progress is not None:
-                progress(result.calls, total)
-        return reply
-
-    def run_task(task: list[Step]) -> None:
-        for step in task:
-            call(step)
-
-    try:
-        for phase in plan.phases:
-            if len(phase) == 1 or workers <= 1:
-                for task in phase:
-                    run_task(task)
-                continue
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okr-demo") as pool:
-                futures = [pool.submit(run_task, task) for task in phase]
-                try:
-                    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                except BaseException:  # Ctrl-C: the workers stop before their next call
-                    stop.set()
-                    raise
-                failed = [f for f in done if f.exception() is not None]
-                if failed:
-                    stop.set()
-                    wait(futures)
-                    errors = [f.exception() for f in futures if f.exception() is not None]
-                    real = [e for e in errors if not (isinstance(e, SeedError) and str(e) == "stopped")]
-                    raise (real or errors)[0]
-    finally:
-        result.seconds = time.perf_counter() - started
-        if own:
-            channel.close()
-    return result
-
-
-# ----------------------------------------------------------------------------- okr demo
-
-
-def _today_option(ctx, param, value):
-    if value is None:
-        return utc_today()
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
-    if day > utc_today():
-        raise click.BadParameter(f"{value} is in the future: check-ins cannot be dated after today "
-                                 f"({utc_today()}); leave --today out or give an earlier day")
-    return day
-
-
-def _api_options():
-    from .api_cli import api_options
-
-    return api_options
-
-
-def _prefix_option(ctx, param, value):
-    if value and not _PREFIX.match(value):
-        raise click.BadParameter(f"{value!r}: 1-32 letters, digits, '_', '.' or '-', starting with a letter or digit")
-    return value or ""
-
-
-@click.command("demo")
-@click.option("--seed", type=click.IntRange(min=0), default=DEFAULT_SEED, show_default=True,
-              help="Random seed: the same seed and day give the same company (and ids).")
-@click.option("--today", default=None, callback=_today_option,
-              help="Day the company's 12 weeks end, YYYY-MM-DD (default: today, UTC); not in the future.")
-@click.option("--prefix", default="", callback=_prefix_option,
-              help="Put PREFIX- before every id (ids are per tenant: needed only for a second demo in one "
-                   "tenant).")
-@click.option("--workers", type=click.IntRange(1, 32), default=8, show_default=True,
-              help="Concurrent calls (one key result or initiative per worker; 1: strictly in order).")
-@_api_options()
-def demo_command(api, seed, today, prefix, workers):
-    """Seed a realistic company through the API into the key's tenant: a year, a quarter
-    (started 12 weeks ago) and its months, 3 teams and 20 people, aligned objectives, key
-    results of every kind with 12 weeks of check-ins (some stalled, some slipping),
-    corrections, adjustments with reasons, initiatives in every state. Needs an admin
-    key; run it on an empty tenant. Interrupted? Run the same command again: it finishes
-    without duplicates. Then: okr board --cycle quarter."""
-    from .api_cli import EXIT_INVALID, ApiError, _emit_json
-
-    plan = plan_company(seed, today, prefix)
-    counts = plan.counts()
-    again = plan.command_line()
-    show = not api.json and sys.stderr.isatty()
-    if not api.json and not show:
-        click.echo(f"seeding the demo company: {counts['calls']} calls …", err=True)
-    bar = click.progressbar(length=counts["calls"], label="seeding the demo company", file=sys.stderr,
-                            show_pos=True) if show else contextlib.nullcontext()
-    shown = [0]
-
-    def progress(done, total):
-        if show:
-            bar.update(done - shown[0])
-            shown[0] = done
-
-    try:
-        with bar:
-            result = seed_company(api.address, api.key, plan, workers=workers, timeout=api.timeout,
-                                  channel=api.channel(), progress=progress)
-    except SeedError as e:
-        if e.grpc_error is None:
-            raise ApiError(f"{e} — run `{again}` again to finish", EXIT_INVALID) from None
-        raise _explain(api, e, plan) from None
-    except KeyboardInterrupt:
-        raise ApiError(f"interrupted — run `{again}` to finish (what was stored is recognised, "
-                       "nothing is stored twice)", 130) from None
-    board = f"okr board --cycle {plan.id(QUARTER)}" + ("" if today == utc_today() else f" --today {today}")
-    new = result.calls - result.already_stored
-    summary = {"seed": seed, "today": today.isoformat(), "prefix": prefix, "calls": result.calls, "stored": new,
-               "already_stored": result.already_stored, "seconds": round(result.seconds, 3),
-               "counts": {k: v for k, v in counts.items() if k != "calls"},
-               "cycles": {"year": plan.id(YEAR), "quarter": plan.id(QUARTER), "month_closed": plan.id(MONTH_1),
-                          "month_current": plan.id(MONTH_3), "next_quarter": plan.id(NEXT_QUARTER)},
-               "people": len(PEOPLE), "teams": list(TEAMS), "look": board}
-    if api.json:
-        _emit_json(summary)
-        return
-    state = ("the demo company was already complete: nothing new stored" if new == 0 else
-             f"finished an interrupted seeding: {new} calls stored, {result.already_stored} were already done"
-             if result.already_stored else "seeded the demo company")
-    n = counts
-    click.echo(f"{state} ({result.calls} calls in {result.seconds:.1f} s; `{again}`)")
-    click.echo(f"  {n['cycles']} cycles (year ⊃ quarter ⊃ months), {len(PEOPLE)} people in {len(TEAMS)} teams, "
-               f"{n['objectives']} objectives, {n['key_results']} key results, {n['initiatives']} initiatives")
-    click.echo(f"  {n['check_ins']} check-ins, {n['corrections']} corrections, {n['adjustments']} adjustments, "
-               f"{n['owner_changes']} owner changes, {n['alignments']} (re)alignments, {n['archived']} archived, "
-               f"{n['initiative_changes']} initiative updates")
-    click.echo(f"look: {board}   (stalled: okr history {plan.id('kr-cac')}; corrected and adjusted: "
-               f"okr history {plan.id('kr-conversion')})")
-
-
-def _explain(api, e: SeedError, plan: Plan):
-    """The ApiError of a refused call: a tenant seeded differently, a key that may not
-    write, or the api_cli message plus how to finish."""
-    from .api_cli import EXIT_AUTH, EXIT_INVALID, ApiError
-
-    err, again = e.grpc_error, plan.command_line()
-    code = err.code().name
-    rule = dict(err.trailing_metadata() or ()).get("okr-rule")
-    first = e.step is not None and e.step.label == f"cycle:{YEAR}"
-    if code == "PERMISSION_DENIED":
-        return ApiError(f"this key may not seed ({err.details()}) — okr demo needs an admin key of the tenant "
-                        "to seed: `okr keys create --tenant <tenant> --subject <you> --role admin`", EXIT_AUTH)
-    if code == "FAILED_PRECONDITION" and first and rule == "cycle_exists":
-        origin = _seeded_by(api, plan)
-        what = f"a demo company from `{origin}`" if origin else f"a cycle {plan.id(YEAR)!r}"
-        finish = f"run exactly `{origin}` to finish or check it, or " if origin else ""
-        return ApiError(f"this tenant already has {what} — {finish}seed another tenant (an admin key of it: "
-                        "`okr keys create --tenant <new> --subject <you> --role admin`) or use another --prefix",
-                        EXIT_INVALID)
-    if code == "FAILED_PRECONDITION" and rule == "command_id_reused":  # docs/api.md, "Idempotency"
-        return ApiError(f"this plan's calls were already sent to this tenant by another principal — a command id "
-                        f"names one request of one principal: finish it with the admin key that started it "
-                        f"(`{again}`), or seed another tenant or use another --prefix", EXIT_INVALID)
-    error = api.error(err)
-    if code == "UNAUTHENTICATED" or e.step is None or first:
-        return error
-    return ApiError(f"{error} (at step {e.step.label}); then run `{again}` to finish", error.code)
-
-
-def _seeded_by(api, plan: Plan) -> str | None:
-    import grpc
-
-    from okr.v1 import goal_pb2
-
-    try:
-        objective = api.stub("goal").GetObjective(goal_pb2.GetObjectiveRequest(objective_id=plan.id("o-year")),
-                                                  metadata=api.metadata, timeout=api.timeout)
-    except grpc.RpcError:
-        return None
-    m = re.search(r"`(okr demo --seed \d+ --today \d{4}-\d{2}-\d{2}(?: --prefix \S+)?)`", objective.description)
-    return m.group(1) if m else None

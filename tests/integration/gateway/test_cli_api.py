@@ -1,4 +1,4 @@
-"""The ``okr`` API commands (okr_shared/api_cli.py) against a real gateway (both
+"""The ``okr`` API commands (services/okr_cli/) against a real gateway (both
 backends): each command runs in its own plain process (this test process is
 eventlet-patched; grpc is never called in it), configured by OKR_API_URL / OKR_API_KEY."""
 
@@ -21,7 +21,7 @@ def okr(world, *args, role: str = "admin", tenant: str = "acme", key: str | None
     env = dict(os.environ)
     env.update(OKR_API_URL=world.address, OKR_API_KEY=key if key is not None else world.keys[(tenant, role)],
                PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "shared"), os.path.join(ROOT, "services")]))
-    return subprocess.run([sys.executable, "-m", "okr_shared.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "okr_cli", *args], env=env, capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
 
 
@@ -108,7 +108,7 @@ def test_events_tail_follow_ends_cleanly_on_ctrl_c(seeded):
     import signal
 
     env = dict(os.environ, OKR_API_URL=seeded.address, OKR_API_KEY=seeded.keys[("acme", "admin")])
-    process = subprocess.Popen([sys.executable, "-m", "okr_shared.cli", "events", "tail", "--follow"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "okr_cli", "events", "tail", "--follow"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     first = process.stdout.readline()  # caught up and printing: now Ctrl-C
     process.send_signal(signal.SIGINT)

@@ -1,4 +1,4 @@
-"""`okr demo` (okr_shared/demo.py) against a real gateway, real services and RabbitMQ: the
+"""`okr demo` (services/okr_cli/demo.py) against a real gateway, real services and RabbitMQ: the
 company arrives through the public API and the API shows it — nested cycles, 20 owners,
 3 teams, the alignment tree, every kind of key result, every board column, corrections
 and adjustments with reasons in a key result's history, initiatives in every state; a
@@ -22,7 +22,7 @@ import pytest
 
 from gateway_fixtures import ROOT, world  # noqa: F401 - fixture
 from okr.v1 import audit_pb2, events_pb2, goal_pb2, reporting_pb2
-from okr_shared.demo import PEOPLE, plan_company
+from okr_shared.demo.company import PEOPLE, plan_company
 from waiting import wait_until
 
 TODAY = datetime.now(timezone.utc).date()
@@ -36,7 +36,7 @@ def _env(world, tenant: str, role: str, key: str | None):
 
 
 def okr(world, *args, tenant="acme", role="admin", key=None, timeout=240):
-    return subprocess.run([sys.executable, "-m", "okr_shared.cli", *args], env=_env(world, tenant, role, key),
+    return subprocess.run([sys.executable, "-m", "okr_cli", *args], env=_env(world, tenant, role, key),
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
@@ -159,7 +159,7 @@ def test_an_interrupted_run_finishes_without_duplicates_and_another_tenant_uses_
     start = world.store.head_position()
     # Ctrl-C must reach it as KeyboardInterrupt even where this process ignores SIGINT
     with_ctrl_c = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-                   f"sys.argv = ['okr', *{args!r}]; runpy.run_module('okr_shared.cli', run_name='__main__')")
+                   f"sys.argv = ['okr', *{args!r}]; runpy.run_module('okr_cli', run_name='__main__')")
     process = subprocess.Popen([sys.executable, "-c", with_ctrl_c], env=_env(world, "globex", "admin", None),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     wait_until(lambda: world.store.head_position() > start + 150 or process.poll() is not None, timeout=120,

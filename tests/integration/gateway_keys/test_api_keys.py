@@ -8,7 +8,8 @@ from click.testing import CliRunner
 from sqlalchemy import make_url, text
 
 from okr_services.gateway import auth
-from okr_services.gateway.keys_cli import gateway_database_url, keys_group
+from okr_cli.keys import keys_group
+from okr_services.gateway.auth import gateway_database_url
 
 
 def _cli_url(database) -> str:

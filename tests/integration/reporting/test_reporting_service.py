@@ -241,7 +241,7 @@ def test_a_rebuild_that_the_consumer_overtook_catches_up_inside_the_swap(world):
 def test_the_cli_command_rebuilds_with_a_progress_bar(world):
     from click.testing import CliRunner
 
-    from okr_services.reporting.rebuild import projections_group, rebuild_command
+    from okr_cli.projections import projections_group, rebuild_command
 
     other_url = world.databases.new("cli")
     result = CliRunner().invoke(projections_group, ["rebuild", "--database-url", world.es_url,

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from okr_shared.demo import DEFAULT_SEED, plan_company, utc_today
+from okr_shared.demo.company import DEFAULT_SEED, plan_company, utc_today
 from waiting import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -35,7 +35,7 @@ def start(data_dir: Path, gateway: str, web: str, metrics_port: int = 0) -> tupl
 def okr(*args, gateway: str, key: str):
     env = dict(os.environ, OKR_API_URL=gateway, OKR_API_KEY=key,
                PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services")]))
-    return subprocess.run([sys.executable, "-m", "okr_shared.cli", *args], env=env, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "okr_cli", *args], env=env, capture_output=True, text=True,
                           timeout=60)
 
 

@@ -10,7 +10,7 @@ from datetime import date
 
 from fixtures.company_history import Script
 from okr_shared import domain
-from okr_shared.demo import plan_company
+from okr_shared.demo.company import plan_company
 from okr_shared.domain.state import KeyResult
 
 
