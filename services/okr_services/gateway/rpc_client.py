@@ -507,7 +507,7 @@ class RpcClient:
             body = message.body
             if isinstance(body, (bytes, bytearray)):
                 body = body.decode(message.properties.get("content_encoding") or "utf-8")
-            waiter.reply = _decode_reply(body)
+            waiter.reply = decode_reply(body)
         except Exception as e:  # noqa: BLE001
             waiter.error = RemoteError("MalformedReply", f"undecodable reply: {e!r}")
         waiter.event.set()
@@ -553,7 +553,7 @@ def _shutdown(conn: amqp.Connection) -> None:
         pass
 
 
-def _decode_reply(body: str) -> Any:
+def decode_reply(body: str) -> Any:
     """A reply's JSON: orjson (several times faster than kombu's ``json.loads`` with its
     object hook), kombu's decoder for what only it reads back — its tagged values
     (``{"__type__": "datetime", ...}``) and the NaN / Infinity literals Python's json

@@ -130,7 +130,7 @@ from ..config import Settings
 from ..eventstore import EventStore, make_engine
 from ..eventstore.engine import background_checkpoints
 from ..eventstore import transactions
-from ..eventstore.transactions import _off_the_hub
+from ..eventstore.transactions import off_the_hub
 from ..observability import lag as _lag, metrics
 from . import wire
 
@@ -246,15 +246,17 @@ def envelope_of(event) -> contracts.EventEnvelope:
     return envelope
 
 
-def _topic_matches(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
+def topic_matches(pattern: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    """AMQP topic matching of a routing key's words against a binding pattern's (``*`` one
+    word, ``#`` zero or more)."""
     if not pattern:
         return not words
     head, rest = pattern[0], pattern[1:]
     if head == "#":
-        return any(_topic_matches(rest, words[i:]) for i in range(len(words) + 1))
+        return any(topic_matches(rest, words[i:]) for i in range(len(words) + 1))
     if not words:
         return False
-    return (head == "*" or head == words[0]) and _topic_matches(rest, words[1:])
+    return (head == "*" or head == words[0]) and topic_matches(rest, words[1:])
 
 
 # ------------------------------------------------------------------------- failures
@@ -357,7 +359,7 @@ class ConsumerDatabase(DependencyProvider):
     def transaction(self) -> Iterator:
         """A write transaction on the consumer's database (commits on leaving; on SQLite
         the COMMIT, an fsync, runs off the eventlet hub unless
-        ``OKR_SQLITE_COMMIT_IN_THREAD=0``: ``_off_the_hub``)."""
+        ``OKR_SQLITE_COMMIT_IN_THREAD=0``: ``off_the_hub``)."""
         with self._lock:
             if not self._sqlite:
                 with self._writer.begin() as conn:
@@ -366,7 +368,7 @@ class ConsumerDatabase(DependencyProvider):
             with self._writer.connect() as conn:
                 with conn.begin() as trans:
                     yield conn
-                    _off_the_hub(trans.commit, in_thread=transactions.CONSUMER_COMMIT_IN_THREAD)
+                    off_the_hub(trans.commit, in_thread=transactions.CONSUMER_COMMIT_IN_THREAD)
 
     def get_dependency(self, worker_ctx):
         return self.engine
@@ -663,7 +665,7 @@ class OkrEventHandler(Entrypoint):
         matched = self._matched.get(event.event_type)
         if matched is None:
             words = tuple(event.event_type.split("."))
-            matched = self._matched[event.event_type] = any(_topic_matches(p, words) for p in self._patterns)
+            matched = self._matched[event.event_type] = any(topic_matches(p, words) for p in self._patterns)
         return matched
 
     # ----------------------------------------------------------------- the handler

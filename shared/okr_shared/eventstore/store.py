@@ -88,7 +88,8 @@ def _group_commit_default() -> bool:
     return value in ("1", "true", "yes", "on")
 
 
-def _now_us() -> int:
+def now_us() -> int:
+    """The store's default clock: microseconds since the epoch (``recorded_at_us``)."""
     return time.time_ns() // 1000
 
 
@@ -106,7 +107,7 @@ class EventStore:
         max_data_bytes: int = 256 * 1024,
         max_metadata_bytes: int = 16 * 1024,
         max_batch_size: int = 1000,
-        clock=_now_us,
+        clock=now_us,
         group_commit: bool | None = None,
     ):
         self.engine = engine

@@ -96,7 +96,7 @@ COMMIT_IN_THREAD = _COMMIT_IN_THREAD in ("1", "true", "yes", "on")
 CONSUMER_COMMIT_IN_THREAD = _COMMIT_IN_THREAD not in ("0", "false", "no", "off")
 
 
-def _off_the_hub(call, *args, in_thread: bool | None = None):
+def off_the_hub(call, *args, in_thread: bool | None = None):
     """``call(*args)`` in eventlet's thread pool when this process is eventlet-patched
     (the nameko services) and ``in_thread`` (default: ``COMMIT_IN_THREAD``, the event
     store's setting) says so, else directly. For a COMMIT: its fsync would otherwise stop
@@ -212,7 +212,7 @@ class SqliteAppender:
             except sqlite3.IntegrityError as e:
                 raise EventIdCollision(str(e)) from None
             self._cur.execute(self.a._UPSERT, chain_head)
-            _off_the_hub(self._cur.execute, "COMMIT")
+            off_the_hub(self._cur.execute, "COMMIT")
             self._open = False
 
 

@@ -39,7 +39,8 @@ def access_log_enabled(environ=os.environ) -> bool:
     return value in ("1", "true", "on", "yes")
 
 
-def _kind(entrypoint) -> str:
+def entrypoint_kind(entrypoint) -> str:
+    """The ``kind`` label of an entrypoint's metrics: rpc, event, timer, ... ."""
     if isinstance(entrypoint, Rpc):  # also okr_services.common's _Rpc (replies without confirms)
         return "rpc"
     name = type(entrypoint).__name__
@@ -70,7 +71,7 @@ class Observed(DependencyProvider):
         entrypoint = worker_ctx.entrypoint
         kind = self._kinds.get(entrypoint)
         if kind is None:
-            kind = self._kinds[entrypoint] = _kind(entrypoint)
+            kind = self._kinds[entrypoint] = entrypoint_kind(entrypoint)
         data = worker_ctx.data
         correlation_id = data.get("correlation_id")
         tenant = data.get("tenant_id")

@@ -241,7 +241,7 @@ class CommandExecutor:
         ctx = DecisionContext(self.today(), metadata["actor"],
                               lambda stream_id: self.repository.get(stream_id, tenant_id))
         messages = self.domain.handle(command, loaded.state, ctx)
-        return [_new_event(m, tenant_id, metadata, event_id(i)) for i, m in enumerate(messages)]
+        return [new_event(m, tenant_id, metadata, event_id(i)) for i, m in enumerate(messages)]
 
     def _after_append(self, loaded: Loaded, events: list[NewEvent], version: int) -> None:
         """Keep the new state for the next load, and snapshot it when due. Both are
@@ -391,7 +391,8 @@ def command_id_reused(command_id: str, used_for: str | None = None) -> Precondit
     )
 
 
-def _new_event(message: Message, tenant_id: str, metadata: dict, event_id: uuid.UUID) -> NewEvent:
+def new_event(message: Message, tenant_id: str, metadata: dict, event_id: uuid.UUID) -> NewEvent:
+    """The NewEvent of a decided event message (its ``reason`` into the metadata)."""
     reason = getattr(message, "reason", "") if "reason" in message.DESCRIPTOR.fields_by_name else ""
     return NewEvent(
         contracts.event_type_of(message),

@@ -36,10 +36,10 @@ from .context import CallContext, DecisionContext
 from .executor import (
     COMMAND_NAMESPACE,
     CommandExecutor,
-    _new_event,
     command_id_reused,
     first_uses,
     import_event_id,
+    new_event,
     request_fingerprint,
     same_request,
     stored_command,
@@ -296,7 +296,7 @@ class PlanImporter:
             if stream_id in overlay.pending:  # cannot happen with unique refs and ids, but never append twice
                 fail("id", f"{item_id!r} is created by an earlier row too")
                 continue
-            events = [_new_event(m, tenant_id, metadata, event_id(n_events + i)) for i, m in enumerate(messages)]
+            events = [new_event(m, tenant_id, metadata, event_id(n_events + i)) for i, m in enumerate(messages)]
             n_events += len(events)
             overlay.pending[stream_id] = self.executor.domain.fold(
                 [(e.event_type, e.data) for e in events], None)

@@ -24,7 +24,7 @@ from okr_shared.eventstore import (
     make_engine,
     migrate,
 )
-from okr_shared.eventstore.store import _now_us
+from okr_shared.eventstore.store import now_us
 
 # the suite's ``database`` fixture (tests/conftest.py), on PostgreSQL only
 pytestmark = pytest.mark.parametrize("database", ["postgres"], indirect=True)
@@ -45,7 +45,7 @@ class HoldFirst:
         self.calls += 1
         if self.calls == 1:
             self.gate.wait()
-        return _now_us()
+        return now_us()
 
 
 def run_group(store, clock, appends):

@@ -25,7 +25,7 @@ def test_the_commit_runs_on_another_os_thread_and_green_threads_run_meanwhile(tm
     caller = _real_thread_id()
     commits = []
     ticks = []
-    original = transactions._off_the_hub
+    original = transactions.off_the_hub
 
     def slow_commit(call, *args):
         def commit():
@@ -34,7 +34,7 @@ def test_the_commit_runs_on_another_os_thread_and_green_threads_run_meanwhile(tm
             return call(*args)
         return original(commit)
 
-    monkeypatch.setattr(transactions, "_off_the_hub", slow_commit)
+    monkeypatch.setattr(transactions, "off_the_hub", slow_commit)
 
     def ticker():
         for _ in range(10):
@@ -54,14 +54,14 @@ def test_the_commit_runs_on_another_os_thread_and_green_threads_run_meanwhile(tm
 
 def test_without_eventlet_patching_the_call_is_made_directly(monkeypatch):
     monkeypatch.setattr(patcher, "is_monkey_patched", lambda name: False)
-    assert transactions._off_the_hub(_real_thread_id) == _real_thread_id()
+    assert transactions.off_the_hub(_real_thread_id) == _real_thread_id()
 
 
 def test_okr_sqlite_commit_in_thread_0_makes_the_call_directly(monkeypatch):
     monkeypatch.setattr(transactions, "COMMIT_IN_THREAD", False)
-    assert transactions._off_the_hub(_real_thread_id) == _real_thread_id()
+    assert transactions.off_the_hub(_real_thread_id) == _real_thread_id()
     monkeypatch.setattr(transactions, "COMMIT_IN_THREAD", True)
-    assert transactions._off_the_hub(_real_thread_id) != _real_thread_id()
+    assert transactions.off_the_hub(_real_thread_id) != _real_thread_id()
 
 
 def test_by_default_appends_commit_in_place_and_consumers_in_a_thread():
@@ -85,5 +85,5 @@ def test_a_bad_okr_sqlite_commit_in_thread_is_named():
 
 def test_the_consumers_commit_follows_its_own_setting(monkeypatch):
     monkeypatch.setattr(transactions, "COMMIT_IN_THREAD", False)
-    assert transactions._off_the_hub(_real_thread_id, in_thread=True) != _real_thread_id()
-    assert transactions._off_the_hub(_real_thread_id, in_thread=False) == _real_thread_id()
+    assert transactions.off_the_hub(_real_thread_id, in_thread=True) != _real_thread_id()
+    assert transactions.off_the_hub(_real_thread_id, in_thread=False) == _real_thread_id()

@@ -1,6 +1,6 @@
 """The entrypoint kind label of okr_shared.observability.nameko.Observed."""
 
-from okr_shared.observability.nameko import _kind
+from okr_shared.observability.nameko import entrypoint_kind
 from okr_services.progress.service import ProgressService
 
 
@@ -9,4 +9,4 @@ def test_the_services_rpc_entrypoints_are_rpc_whatever_their_class():
     # without publisher confirms): still kind "rpc" — the access line and the
     # okr_entrypoint_duration_seconds{kind="rpc"} series depend on it
     entrypoints = ProgressService.record_check_in.nameko_entrypoints
-    assert entrypoints and {_kind(e) for e in entrypoints} == {"rpc"}
+    assert entrypoints and {entrypoint_kind(e) for e in entrypoints} == {"rpc"}
