@@ -9,6 +9,8 @@ from .text import optional, percent, short, table
 
 
 def render_board(board) -> list[str]:
+    """An okr.v1.Board as terminal lines: a header, then a table per status column
+    (key results, then initiatives); ``okr replay`` prints a replayed board with it too."""
     lines = [f"board on {board.today}" + "".join(
         f", {k} {v}" for k, v in (("cycle", board.filters.cycle_id), ("team", board.filters.team_id),
                                   ("owner", board.filters.owner)) if v)]
