@@ -1,5 +1,5 @@
 """``okr projections rebuild``: fold the whole event store into new reporting tables and
-swap them in when complete (``storage.rebuild``).
+swap them in when complete (``bulk_rebuild.rebuild``).
 
 Register in shared/okr_shared/cli.py::
 
@@ -18,7 +18,7 @@ import click
 from okr_shared.config import Settings
 from okr_shared.eventstore import EventStore, make_engine
 
-from . import storage
+from . import bulk_rebuild, storage
 
 
 @click.command("rebuild")
@@ -32,7 +32,7 @@ from . import storage
               help="The consumer whose offset is set to the rebuilt position.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes folding tenant partitions in parallel (default: OKR_REBUILD_WORKERS, else one "
-                   f"per CPU up to 4 from {storage.PARALLEL_FROM:,} events on, else 1).")
+                   f"per CPU up to 4 from {bulk_rebuild.PARALLEL_FROM:,} events on, else 1).")
 def rebuild_command(database_url, reporting_database_url, chunk, consumer, workers):
     """Rebuild the reporting read models from the event store; the live tables are
     replaced in one transaction only when the new ones are complete."""
@@ -52,9 +52,9 @@ def rebuild_command(database_url, reporting_database_url, chunk, consumer, worke
                 bar.update(max(0, done - state["done"]))
                 state["done"] = done
 
-            position = storage.rebuild(engine, store, progress=progress, chunk=chunk, consumer=consumer,
+            position = bulk_rebuild.rebuild(engine, store, progress=progress, chunk=chunk, consumer=consumer,
                                        to_position=head, workers=workers)
-    except storage.RebuildFailed as e:
+    except bulk_rebuild.RebuildFailed as e:
         click.echo(str(e), err=True)
         sys.exit(1)
     finally:
