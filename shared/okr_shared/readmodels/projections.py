@@ -331,17 +331,24 @@ def _kr_defined(model, tenant, d, event):
     return ("key_results", key), _history(model, tenant, event, d, "defined")
 
 
-def _kr_change(what: str, change: Callable[[dict, dict], None]):
+def _row_change(table: str, id_field: str, what: str, change: Callable[[dict, dict], None]):
+    """The apply function of an event that changes one row of ``table`` (the entity the
+    payload's ``id_field`` names) with ``change(row, payload)`` and writes its history
+    row ``what``; an event about a row the model does not hold changes nothing."""
     def apply(model, tenant, d, event):
-        key = row_key(tenant, d["key_result_id"])
-        kr = model["key_results"].get(key)
-        if kr is None:
+        key = row_key(tenant, d[id_field])
+        row = model[table].get(key)
+        if row is None:
             return _NOTHING
-        change(kr, d)
-        kr["position"] = event.position
-        return ("key_results", key), _history(model, tenant, event, d, what)
+        change(row, d)
+        row["position"] = event.position
+        return (table, key), _history(model, tenant, event, d, what)
 
     return apply
+
+
+def _kr_change(what: str, change: Callable[[dict, dict], None]):
+    return _row_change("key_results", "key_result_id", what, change)
 
 
 def _adjusted(kr, d):
@@ -435,16 +442,7 @@ def _initiative_created(model, tenant, d, event):
 
 
 def _initiative_change(what: str, change: Callable[[dict, dict], None]):
-    def apply(model, tenant, d, event):
-        key = row_key(tenant, d["initiative_id"])
-        initiative = model["initiatives"].get(key)
-        if initiative is None:
-            return _NOTHING
-        change(initiative, d)
-        initiative["position"] = event.position
-        return ("initiatives", key), _history(model, tenant, event, d, what)
-
-    return apply
+    return _row_change("initiatives", "initiative_id", what, change)
 
 
 def _started(initiative, d):
