@@ -1,16 +1,17 @@
 """The notification service: the rules of ``rules.py`` over its own copy of the shared
-read models (``okr_shared.readmodels``), deliveries through ``channels.py`` with the durable log of ``delivery.py``.
+read models (``okr_shared.readmodels``), deliveries through ``channels.py`` with the
+durable log of ``delivery.py``.
 
     nameko run --config services/config.yaml okr_services.notification.service
 
 - **Events** (``@okr_event_handler("notification.rules", ordered=True)``): each okr.v1
   event updates the service's own read-model tables (``notification_rm_*``: the
   shared fold, ``okr_shared.readmodels.storage.apply_event``; never the reporting
-  service's tables) and the
-  event rules run on the rows before and after it; what they return is enqueued for
-  every channel the recipient subscribed to — all in the consumer layer's transaction,
-  with its offset, and with a dedupe key per (rule, subject, period, recipient, channel,
-  target): a redelivered event or a restart enqueues nothing twice.
+  service's tables) and the event rules run on the rows before and after it; what they
+  return is enqueued for every channel the recipient subscribed to — all in the
+  consumer layer's transaction, with its offset, and with a dedupe key per (rule,
+  subject, period, recipient, channel, target): a redelivered event or a restart
+  enqueues nothing twice.
 - **Timed rules** (``@timer`` every ``tick_interval`` s): for every tenant, the rules
   that depend on the clock; each (rule, subject, period) is claimed in the schedule table
   in the transaction that enqueues it, so a restart neither skips nor repeats one.

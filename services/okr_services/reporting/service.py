@@ -1,6 +1,6 @@
-"""The reporting service: the read models of the fold (``okr_shared.readmodels``) kept in its own
-database from the bus, queried over RPC (for the gateway) and HTTP (JSON and a kanban
-board page).
+"""The reporting service: the read models of the fold (``okr_shared.readmodels``) kept
+in its own database from the bus, queried over RPC (for the gateway) and HTTP (JSON and
+a kanban board page).
 
     nameko run --config services/config.yaml okr_services.reporting.service
 
