@@ -284,8 +284,8 @@ def person_dashboard(model: dict, tenant: str, person: str, today: date, cycle_i
 def _rollup_score(view: View, objective_id: str, today: date, include_children: bool, child_weight: float,
                   path: tuple[str, ...]) -> Optional[float]:
     memo_key = (objective_id, include_children, child_weight)
-    if memo_key in view._score_memo:
-        return view._score_memo[memo_key]
+    if memo_key in view.score_memo:
+        return view.score_memo[memo_key]
     pairs = [(_kr_score(kr, today), kr["weight"]) for kr in view.krs_of(objective_id)]
     children = []
     if include_children:
@@ -293,7 +293,7 @@ def _rollup_score(view: View, objective_id: str, today: date, include_children: 
         children = [(_rollup_score(view, child["objective_id"], today, True, child_weight, path), child_weight)
                     for child in view.children_of(objective_id) if child["objective_id"] not in path]
     score = scoring.objective_score(pairs, children)
-    view._score_memo[memo_key] = score
+    view.score_memo[memo_key] = score
     return score
 
 

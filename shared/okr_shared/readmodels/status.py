@@ -34,7 +34,9 @@ class View:
         self.initiatives = by_id(model["initiatives"], tenant, "initiative_id")
         self._krs_of: dict[str, list[dict]] | None = None
         self._children_of: dict[str, list[dict]] | None = None
-        self._score_memo: dict[tuple, Optional[float]] = {}
+        #: (objective id, include_children, child_weight) -> roll-up score, for the queries
+        #: that score objectives (one day per View)
+        self.score_memo: dict[tuple, Optional[float]] = {}
 
     # -- indexes
     def krs_of(self, objective_id: str) -> list[dict]:
@@ -93,13 +95,8 @@ class View:
         return family
 
 
-#: The query arguments that name one entity of the tenant — references: an id that
-#: names nothing is NOT_FOUND — as (table, kind). ``team_id``, ``owner`` and ``person``
-
-
 def by_id(table: dict, tenant: str, id_field: str) -> dict[str, dict]:
     return {doc[id_field]: doc for doc in table.values() if doc["tenant"] == tenant}
-
 
 
 def points_on(kr: dict, today: date) -> list[dict]:
@@ -111,8 +108,9 @@ def points_on(kr: dict, today: date) -> list[dict]:
     return [p for p in points if p["effective_date"] <= today_iso]
 
 
-
 def status_of(view: View, kr: dict, today: date, thresholds: StatusThresholds) -> dict[str, Any]:
+    """The KR status read model of the tenant's key result ``kr`` on ``today``
+    (``key_result_status``)."""
     kind, start, target = kr["kind"], kr["start_value"], kr["target_value"]
     due = date.fromisoformat(kr["due_date"])
     cycle_start = view.cycle_start(kr)
