@@ -27,7 +27,7 @@ Measured per backend, each phase in a fresh subprocess (its peak RSS is its own)
   fold must at least do;
 * fold: ``projections.fold_rows`` over ``scan()`` into one in-memory model (history rows
   included), the cyclic GC on;
-* full rebuild: ``storage.rebuild(engine, store, workers=1)`` and with one worker process
+* full rebuild: ``bulk_rebuild.rebuild(engine, store, workers=1)`` and with one worker process
   per CPU (at most 4) into the reporting tables of a separate database (history rows
   written per page, entity rows at the end, indexes, the swap and the consumer offset).
 
@@ -309,7 +309,7 @@ def _phase(name: str, url: str, rm_url: str | None) -> dict:
                 loads(row[5])
             n += len(page)
     elif name == "fold":
-        from okr_services.reporting.projections import fold_rows, new_model
+        from okr_shared.readmodels.projections import fold_rows, new_model
 
         model = new_model()
         n = 0
@@ -318,12 +318,12 @@ def _phase(name: str, url: str, rm_url: str | None) -> dict:
             n += len(page)
         extra["rows"] = {t: len(r) for t, r in model.items()}
     elif name.startswith("rebuild"):
-        from okr_services.reporting import storage
+        from okr_services.reporting import bulk_rebuild, storage
 
         rm = make_engine(rm_url)
         workers = 1 if name == "rebuild" else min(os.cpu_count() or 1, 4)
         extra["workers"] = workers
-        n = storage.rebuild(rm, store, workers=workers)
+        n = bulk_rebuild.rebuild(rm, store, workers=workers)
         with rm.connect() as conn:
             extra["rows"] = {t: conn.execute(text(f"SELECT count(*) FROM {storage.table_name(t)}")).scalar()
                              for t in ("cycles", "objectives", "key_results", "initiatives", "history")}
@@ -400,7 +400,7 @@ def measure_asof(url: str, reps: int) -> dict:
     the whole store (every tenant's events: the worst case of one tenant holding them
     all) to its head and to its middle; then from the tenant's events only."""
     from okr_services.reporting import queries
-    from okr_services.reporting.projections import fold_as_of, fold_rows, new_model, rows_as_of
+    from okr_shared.readmodels.projections import fold_as_of, fold_rows, new_model, rows_as_of
 
     engine = make_engine(url)
     store = EventStore(engine)
@@ -461,7 +461,7 @@ def measure_board_tables(rm_url: str, reps: int) -> dict:
 
 def measure_board_memory(reps: int) -> dict:
     from okr_services.reporting import queries
-    from okr_services.reporting.projections import fold
+    from okr_shared.readmodels.projections import fold
     from tests.fixtures.company_history import LAST_DAY, company_history
 
     events = company_history()
@@ -480,10 +480,10 @@ def measure_board_memory(reps: int) -> dict:
 
 def _has_rebuild() -> bool:
     try:
-        from okr_services.reporting import storage
+        from okr_services.reporting import bulk_rebuild
     except Exception:
         return False
-    return hasattr(storage, "rebuild")
+    return hasattr(bulk_rebuild, "rebuild")
 
 
 def run_backend(backend: str, args, sizes, templates) -> dict:
@@ -527,7 +527,7 @@ def run_backend(backend: str, args, sizes, templates) -> dict:
             drop_pg_database(rm_url)
     else:
         out["rebuild"] = None
-        print("  full rebuild: skipped (" + ("--no-rebuild" if args.no_rebuild else "storage.rebuild not available")
+        print("  full rebuild: skipped (" + ("--no-rebuild" if args.no_rebuild else "bulk_rebuild.rebuild not available")
               + ")", flush=True)
     ratios = {}
     for num in ("scan_decode", "fold", "rebuild", "rebuild_workers"):
@@ -565,7 +565,7 @@ def main(argv=None) -> int:
     for k in FULL:
         p.add_argument(f"--{k.replace('_', '-')}", dest=k, type=int, default=None, help=f"override (full: {FULL[k]})")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip verify() of the seeded store")
-    p.add_argument("--no-rebuild", action="store_true", help="skip storage.rebuild (fold only)")
+    p.add_argument("--no-rebuild", action="store_true", help="skip bulk_rebuild.rebuild (fold only)")
     p.add_argument("--keep", action="store_true", help="keep the PostgreSQL databases")
     p.add_argument("--out", default=None, help="also write the JSON result to this file")
     p.add_argument("--phase", help=argparse.SUPPRESS)

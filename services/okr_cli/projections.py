@@ -1,9 +1,9 @@
 """``okr projections rebuild``: fold the whole event store into new reporting tables and
-swap them in when complete (``storage.rebuild``).
+swap them in when complete (``bulk_rebuild.rebuild``).
 
 ``projections_group`` is the ``projections`` group holding ``rebuild_command``; main.py
 imports this module only when ``okr projections`` runs (it pulls in the reporting
-service's storage).
+service's storage and rebuild engine).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from okr_services.reporting import storage
+from okr_services.reporting import bulk_rebuild, storage
 from okr_shared.config import Settings
 from okr_shared.eventstore import EventStore, make_engine
 
@@ -28,7 +28,7 @@ from okr_shared.eventstore import EventStore, make_engine
               help="The consumer whose offset is set to the rebuilt position.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes folding tenant partitions in parallel (default: OKR_REBUILD_WORKERS, else one "
-                   f"per CPU up to 4 from {storage.PARALLEL_FROM:,} events on, else 1).")
+                   f"per CPU up to 4 from {bulk_rebuild.PARALLEL_FROM:,} events on, else 1).")
 def rebuild_command(database_url, reporting_database_url, chunk, consumer, workers):
     """Rebuild the reporting read models from the event store; the live tables are
     replaced in one transaction only when the new ones are complete."""
@@ -48,9 +48,9 @@ def rebuild_command(database_url, reporting_database_url, chunk, consumer, worke
                 bar.update(max(0, done - state["done"]))
                 state["done"] = done
 
-            position = storage.rebuild(engine, store, progress=progress, chunk=chunk, consumer=consumer,
+            position = bulk_rebuild.rebuild(engine, store, progress=progress, chunk=chunk, consumer=consumer,
                                        to_position=head, workers=workers)
-    except storage.RebuildFailed as e:
+    except bulk_rebuild.RebuildFailed as e:
         click.echo(str(e), err=True)
         sys.exit(1)
     finally:

@@ -1,7 +1,8 @@
 """The notification rules: pure functions from events, read models and a clock to
 ``Notification``s. No database, no bus, no channel: the service (service.py) feeds them
-its own copy of the reporting read models (the same fold, in its own tables) and turns
-what they return into deliveries.
+its own copy of the shared read models (``okr_shared.readmodels``: the same fold and KR
+status as the reporting service, in its own tables) and turns what they return into
+deliveries.
 
 Event rules (``for_event``), evaluated in the consumer's transaction when the event
 arrives, on the day the event was recorded (tenant time zone) — so a replay gives the
@@ -48,7 +49,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from okr_services.reporting import queries
+from okr_shared.readmodels.status import key_result_status, key_result_statuses
 
 from .message import Notification
 
@@ -196,7 +197,7 @@ def _owners(kr: dict, objective: Optional[dict]) -> list[str]:
 
 
 def _status(model: dict, tenant: str, kr_id: str, day: date) -> Optional[dict]:
-    return queries.key_result_status(model, tenant, kr_id, day)
+    return key_result_status(model, tenant, kr_id, day)
 
 
 def _note(tenant: str, rule: str, subject: str, period: str, recipients: Iterable[str], *, title: str,
@@ -333,7 +334,7 @@ def status_changes(model: dict, tenant: str, now: datetime, settings: dict,
     notifications of the drops (one per key result, day and new status: the period is
     ``"<day>:<status>"``) and every live key result's status today, to be stored."""
     today = _local(now, settings["timezone"]).date()
-    statuses = queries.key_result_statuses(model, tenant, today)
+    statuses = key_result_statuses(model, tenant, today)
     objectives = {doc["objective_id"]: doc for doc in model["objectives"].values() if doc["tenant"] == tenant}
     krs = {doc["key_result_id"]: doc for doc in model["key_results"].values() if doc["tenant"] == tenant}
     out = []
@@ -364,7 +365,7 @@ def timed(model: dict, tenant: str, now: datetime, settings: dict, zones: dict[s
     skipped because everyone checked in). ``zones``: person -> IANA zone."""
     zone = settings["timezone"]
     today = _local(now, zone).date()
-    statuses = queries.key_result_statuses(model, tenant, today)
+    statuses = key_result_statuses(model, tenant, today)
     view_objectives = {doc["objective_id"]: doc for doc in model["objectives"].values() if doc["tenant"] == tenant}
     krs = {doc["key_result_id"]: doc for doc in model["key_results"].values() if doc["tenant"] == tenant}
     active_cycles = {doc["cycle_id"]: doc for doc in model["cycles"].values()
@@ -444,7 +445,7 @@ def timed(model: dict, tenant: str, now: datetime, settings: dict, zones: dict[s
     digest = rules["team_digest"]
     local = _local(now, zone)
     if digest["enabled"] and _due_this_week(local, digest["weekday"], digest["hour"]):
-        week_ago = queries.key_result_statuses(model, tenant, today - timedelta(days=7))
+        week_ago = key_result_statuses(model, tenant, today - timedelta(days=7))
         teams: dict[str, list[dict]] = {}
         for s in live.values():
             if s["team_id"]:

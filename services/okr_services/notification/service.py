@@ -1,15 +1,17 @@
-"""The notification service: the rules of ``rules.py`` over its own copy of the reporting
-read models, deliveries through ``channels.py`` with the durable log of ``delivery.py``.
+"""The notification service: the rules of ``rules.py`` over its own copy of the shared
+read models (``okr_shared.readmodels``), deliveries through ``channels.py`` with the
+durable log of ``delivery.py``.
 
     nameko run --config services/config.yaml okr_services.notification.service
 
 - **Events** (``@okr_event_handler("notification.rules", ordered=True)``): each okr.v1
   event updates the service's own read-model tables (``notification_rm_*``: the
-  reporting fold, ``storage.apply_event``; never the reporting service's tables) and the
-  event rules run on the rows before and after it; what they return is enqueued for
-  every channel the recipient subscribed to — all in the consumer layer's transaction,
-  with its offset, and with a dedupe key per (rule, subject, period, recipient, channel,
-  target): a redelivered event or a restart enqueues nothing twice.
+  shared fold, ``okr_shared.readmodels.storage.apply_event``; never the reporting
+  service's tables) and the event rules run on the rows before and after it; what they
+  return is enqueued for every channel the recipient subscribed to — all in the
+  consumer layer's transaction, with its offset, and with a dedupe key per (rule,
+  subject, period, recipient, channel, target): a redelivered event or a restart
+  enqueues nothing twice.
 - **Timed rules** (``@timer`` every ``tick_interval`` s): for every tenant, the rules
   that depend on the clock; each (rule, subject, period) is claimed in the schedule table
   in the transaction that enqueues it, so a restart neither skips nor repeats one.
@@ -40,10 +42,10 @@ from sqlalchemy import select
 from okr_shared.bus import wire
 from okr_shared.bus.consumer import ConsumerDatabase, okr_event_handler, write_transaction
 from okr_shared.domain.errors import NotFound, ValidationError
+from okr_shared.readmodels import storage
+from okr_shared.readmodels.events import BusEvent
+from okr_shared.readmodels.projections import EVENT_TYPES, row_key
 from okr_services.common import Caller, Observed, OffTheHub, query
-from okr_services.reporting import storage
-from okr_services.reporting.projections import EVENT_TYPES, row_key
-from okr_services.reporting.service import BusEvent
 
 from . import delivery, directory, rules
 from .channels import CHANNELS, Channel
@@ -54,7 +56,7 @@ _log = logging.getLogger(__name__)
 CONSUMER = "notification.rules"
 PREFIX = "notification_rm_"
 ENTITY_TABLES = ("cycles", "objectives", "key_results", "initiatives")
-#: The service's own copy of the reporting read models (no history: the rules never read it).
+#: The service's own copy of the read models (no history: the rules never read it).
 TABLES = storage.tables_for(PREFIX, ENTITY_TABLES)
 
 _CHECK_INS = frozenset({"okr.v1.CheckInRecorded", "okr.v1.CheckInCorrected"})
@@ -98,7 +100,7 @@ class NotificationDatabase(ConsumerDatabase):
 
     def setup(self):
         super().setup()
-        storage.ensure_schema(self.engine, TABLES)
+        storage.ensure_tables(self.engine, TABLES)  # the consumer layer's tables: super().setup()
         delivery.ensure_schema(self.engine)
         directory.ensure_schema(self.engine)
         self.dispatcher = delivery.Dispatcher(self.engine, self._send, policy=self.policy, clock=self.now_us,
@@ -228,7 +230,7 @@ def make_service(name: str = "notification", *, queue: str = CONSUMER, db_url: s
             for tenant in tenants:
                 try:
                     with engine.connect() as conn:
-                        model = storage.load_model(conn, tenant, ENTITY_TABLES, live=TABLES, build=_storage.build_model)
+                        model = storage.load_model(conn, TABLES, tenant, ENTITY_TABLES, build=_storage.build_model)
                         settings = directory.get_settings(conn, tenant)
                         zones = directory.zones(conn, tenant)
                     for rule, subject, period, notes in _rules.timed(model, tenant, now, settings, zones):

@@ -23,12 +23,18 @@ The read models and their columns: docs/reporting.md.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Optional
+from typing import Iterable, Optional
 
 from okr_shared.domain import scoring
-from okr_shared.domain.scoring import CheckInPoint, StatusThresholds
-
-DEFAULT_THRESHOLDS = scoring.DEFAULT_THRESHOLDS
+from okr_shared.domain.scoring import StatusThresholds
+from okr_shared.readmodels.status import (  # noqa: F401 - key_result_status(es): this module's API too
+    DEFAULT_THRESHOLDS,
+    View,
+    key_result_status,
+    key_result_statuses,
+    points_on,
+    status_of,
+)
 
 #: Board columns of key results, in display order (the values of scoring.Status).
 KR_COLUMNS = ("ON_TRACK", "AT_RISK", "OFF_TRACK", "CHECK_IN_OVERDUE", "STALLED", "DONE")
@@ -41,76 +47,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 # ----------------------------------------------------------------------- the tenant's rows
-
-
-class _View:
-    """One tenant's rows, by id, with the indexes the queries need (built per call)."""
-
-    def __init__(self, model: dict, tenant: str):
-        self.tenant = tenant
-        self.cycles = _by_id(model["cycles"], tenant, "cycle_id")
-        self.objectives = _by_id(model["objectives"], tenant, "objective_id")
-        self.key_results = _by_id(model["key_results"], tenant, "key_result_id")
-        self.initiatives = _by_id(model["initiatives"], tenant, "initiative_id")
-        self._krs_of: dict[str, list[dict]] | None = None
-        self._children_of: dict[str, list[dict]] | None = None
-        self._score_memo: dict[tuple, Optional[float]] = {}
-
-    # -- indexes
-    def krs_of(self, objective_id: str) -> list[dict]:
-        """The objective's key results that count (not archived), by id."""
-        if self._krs_of is None:
-            self._krs_of = {}
-            for kr in sorted(self.key_results.values(), key=lambda k: k["key_result_id"]):
-                if not kr["archived"]:
-                    self._krs_of.setdefault(kr["objective_id"], []).append(kr)
-        return self._krs_of.get(objective_id, [])
-
-    def children_of(self, objective_id: str) -> list[dict]:
-        """Objectives aligned to this objective or to one of its key results (not archived)."""
-        if self._children_of is None:
-            self._children_of = {}
-            for o in sorted(self.objectives.values(), key=lambda o: o["objective_id"]):
-                parent = o["parent_objective_id"] or o["parent_key_result_objective_id"]
-                if parent and not o["archived"]:
-                    self._children_of.setdefault(parent, []).append(o)
-        return self._children_of.get(objective_id, [])
-
-    # -- what is live
-    def cycle_start(self, kr: dict) -> date:
-        cycle = self.cycles.get(kr["cycle_id"])
-        # A key result always follows its cycle's CyclePlanned; without it, pace runs from the due date.
-        return date.fromisoformat(cycle["start_date"]) if cycle else date.fromisoformat(kr["due_date"])
-
-    def kr_in_scope(self, kr: dict, cycle_id: str | None) -> bool:
-        """Not archived, its objective not archived, in ``cycle_id`` — or, when None, in a
-        cycle that is not closed."""
-        if kr["archived"]:
-            return False
-        objective = self.objectives.get(kr["objective_id"])
-        if objective is None or objective["archived"]:
-            return False
-        if cycle_id is not None:
-            return kr["cycle_id"] == cycle_id
-        cycle = self.cycles.get(kr["cycle_id"])
-        return cycle is None or cycle["state"] != "closed"
-
-    def team_of(self, kr_or_initiative: dict) -> str:
-        objective = self.objectives.get(kr_or_initiative["objective_id"])
-        return objective["team_id"] if objective else ""
-
-    def cycle_family(self, cycle_id: str) -> set[str]:
-        """The cycle, the cycles it nests in and the cycles nested in it."""
-        def ancestors(cid):
-            seen = []
-            while cid and cid not in seen:
-                seen.append(cid)
-                cid = self.cycles[cid]["parent_cycle_id"] if cid in self.cycles else ""
-            return seen
-
-        family = set(ancestors(cycle_id))
-        family.update(cid for cid in self.cycles if cycle_id in ancestors(cid))
-        return family
+#
+# ``View`` (one tenant's rows, by id, with the indexes the queries need) and the key
+# results' status (``status_of``, ``key_result_status(es)``) are the shared read model's
+# (``okr_shared.readmodels.status``): the notification service's rules read the same.
 
 
 #: The query arguments that name one entity of the tenant — references: an id that
@@ -135,102 +75,19 @@ def missing_reference(model: dict, tenant: str, arguments: dict) -> Optional[tup
     return None
 
 
-def _by_id(table: dict, tenant: str, id_field: str) -> dict[str, dict]:
-    return {doc[id_field]: doc for doc in table.values() if doc["tenant"] == tenant}
-
-
 def _iso_instant(us: int) -> str:
     return (_EPOCH + timedelta(microseconds=us)).isoformat().replace("+00:00", "Z")
 
 
-# -------------------------------------------------------------------- key result status
-
-
-def _points(kr: dict, today: date) -> list[dict]:
-    """The effective check-ins dated on or before today (the fold keeps them sorted)."""
-    today_iso = today.isoformat()
-    points = kr["points"]
-    if points and points[-1]["effective_date"] <= today_iso:
-        return points
-    return [p for p in points if p["effective_date"] <= today_iso]
-
-
 def _kr_score(kr: dict, today: date) -> Optional[float]:
-    return scoring.score(kr["kind"], kr["start_value"], kr["target_value"], [p["value"] for p in _points(kr, today)])
-
-
-def _status_of(view: _View, kr: dict, today: date, thresholds: StatusThresholds) -> dict[str, Any]:
-    kind, start, target = kr["kind"], kr["start_value"], kr["target_value"]
-    due = date.fromisoformat(kr["due_date"])
-    cycle_start = view.cycle_start(kr)
-    points = _points(kr, today)
-    values = [p["value"] for p in points]
-    current = values[-1] if values else None
-    score = scoring.score(kind, start, target, values)
-    status = scoring.kr_status(kind, start, target,
-                               [CheckInPoint(date.fromisoformat(p["effective_date"]), p["value"]) for p in points],
-                               cycle_start, due, today, thresholds)
-    last = points[-1] if points else None
-    trend = None
-    if len(points) >= 2:
-        before, now = points[-2]["confidence"], points[-1]["confidence"]
-        trend = "up" if now > before else "down" if now < before else "steady"
-    return {
-        "key_result_id": kr["key_result_id"],
-        "title": kr["title"],
-        "kind": kind,
-        "unit": kr["unit"],
-        "currency_code": kr["currency_code"],
-        "objective_id": kr["objective_id"],
-        "cycle_id": kr["cycle_id"],
-        "team_id": view.team_of(kr),
-        "owner": kr["owner"],
-        "weight": kr["weight"],
-        "start_value": start,
-        "target_value": target,
-        "due_date": kr["due_date"],
-        "current_value": current,
-        "progress": scoring.progress(kind, start, target, start if current is None else current),
-        "score": score,
-        "grade": str(scoring.grade(score)),
-        # Pace applies to the linear kinds only (docs/scoring.md): None for stay kinds and milestones.
-        "expected_progress": (scoring.expected_progress(cycle_start, due, today)
-                              if kind in scoring.LINEAR_KINDS else None),
-        "status": str(status),
-        "confidence": last["confidence"] if last else None,
-        "confidence_trend": trend,
-        "last_check_in": last["effective_date"] if last else None,
-        "days_since_check_in": (today - date.fromisoformat(last["effective_date"])).days if last else None,
-        "archived": kr["archived"],
-    }
-
-
-def key_result_status(model: dict, tenant: str, key_result_id: str, today: date,
-                      thresholds: StatusThresholds = DEFAULT_THRESHOLDS) -> Optional[dict]:
-    """The KR status read model on ``today``: current value, progress, score, grade,
-    expected progress, status, confidence and its trend (``up``/``down``/``steady``
-    against the previous effective check-in, None before the second), last check-in and
-    days since, owner, team. None when the tenant has no such key result."""
-    view = _View(model, tenant)
-    kr = view.key_results.get(key_result_id)
-    return None if kr is None else _status_of(view, kr, today, thresholds)
-
-
-def key_result_statuses(model: dict, tenant: str, today: date, thresholds: StatusThresholds = DEFAULT_THRESHOLDS,
-                        cycle_id: str | None = None) -> dict[str, dict]:
-    """``key_result_status`` of every key result in scope (not archived, objective not
-    archived, in ``cycle_id`` or else in a cycle not closed), by id: what a timer
-    refresh recomputes."""
-    view = _View(model, tenant)
-    return {kr_id: _status_of(view, kr, today, thresholds)
-            for kr_id, kr in sorted(view.key_results.items()) if view.kr_in_scope(kr, cycle_id)}
+    return scoring.score(kr["kind"], kr["start_value"], kr["target_value"], [p["value"] for p in points_on(kr, today)])
 
 
 # ------------------------------------------------------------------------- cards, board
 
 
-def _kr_card(view: _View, kr: dict, today: date, thresholds: StatusThresholds) -> dict:
-    s = _status_of(view, kr, today, thresholds)
+def _kr_card(view: View, kr: dict, today: date, thresholds: StatusThresholds) -> dict:
+    s = status_of(view, kr, today, thresholds)
     return {
         "id": kr["key_result_id"],
         "kind": "kr",
@@ -262,7 +119,7 @@ def _initiative_column(initiative: dict, today: date) -> str:
     return state.upper()  # TODO | DOING
 
 
-def _initiative_card(view: _View, initiative: dict, kr: dict, today: date) -> dict:
+def _initiative_card(view: View, initiative: dict, kr: dict, today: date) -> dict:
     column = _initiative_column(initiative, today)
     start, due = date.fromisoformat(initiative["start_date"]), date.fromisoformat(initiative["due_date"])
     open_ = initiative["state"] in ("todo", "doing")
@@ -300,7 +157,7 @@ def _behind(card: dict) -> float:
     return card["expected"] - card["progress"]
 
 
-def _cards(view: _View, today: date, thresholds: StatusThresholds, cycle_id: str | None,
+def _cards(view: View, today: date, thresholds: StatusThresholds, cycle_id: str | None,
            kr_filter=lambda kr: True, initiative_filter=lambda i, kr: True) -> tuple[list[dict], list[dict]]:
     """KR cards (most behind pace first, then id) and initiative cards (by due date, then id)."""
     kr_cards, initiative_cards = [], []
@@ -331,7 +188,7 @@ def board(model: dict, tenant: str, today: date, cycle_id: str | None = None, te
     ``team_id`` (the team of the card's objective) and ``owner`` (a KR's owner, an
     initiative's assignee). Archived KRs and objectives, and the initiatives under
     them, are not on the board."""
-    view = _View(model, tenant)
+    view = View(model, tenant)
     kr_cards, initiative_cards = _cards(
         view, today, thresholds, cycle_id,
         lambda kr: (team_id is None or view.team_of(kr) == team_id) and (owner is None or kr["owner"] == owner),
@@ -349,7 +206,7 @@ def board(model: dict, tenant: str, today: date, cycle_id: str | None = None, te
 # ---------------------------------------------------------------------------- dashboards
 
 
-def _objective_summary(view: _View, objective: dict, today: date) -> dict:
+def _objective_summary(view: View, objective: dict, today: date) -> dict:
     score = _rollup_score(view, objective["objective_id"], today, False, 1.0, ())
     return {
         "objective_id": objective["objective_id"],
@@ -364,7 +221,7 @@ def _objective_summary(view: _View, objective: dict, today: date) -> dict:
     }
 
 
-def _objective_in_scope(view: _View, objective: dict, cycle_id: str | None) -> bool:
+def _objective_in_scope(view: View, objective: dict, cycle_id: str | None) -> bool:
     if objective["archived"]:
         return False
     if cycle_id is not None:
@@ -373,7 +230,7 @@ def _objective_in_scope(view: _View, objective: dict, cycle_id: str | None) -> b
     return cycle is None or cycle["state"] != "closed"
 
 
-def _dashboard(view: _View, today: date, objectives: Iterable[dict], kr_cards: list[dict],
+def _dashboard(view: View, today: date, objectives: Iterable[dict], kr_cards: list[dict],
                initiative_cards: list[dict]) -> dict:
     today_iso = today.isoformat()
     counts = {name: 0 for name in KR_COLUMNS}
@@ -399,7 +256,7 @@ def team_dashboard(model: dict, tenant: str, team_id: str, today: date, cycle_id
     """A team's objectives (every level with ``team_id``), their key results and
     initiatives as board cards, the status counts, and what is overdue (check-ins, key
     results past their due date and not done, initiatives) or stalled."""
-    view = _View(model, tenant)
+    view = View(model, tenant)
     kr_cards, initiative_cards = _cards(view, today, thresholds, cycle_id,
                                         lambda kr: view.team_of(kr) == team_id,
                                         lambda i, kr: view.team_of(i) == team_id)
@@ -412,7 +269,7 @@ def person_dashboard(model: dict, tenant: str, person: str, today: date, cycle_i
                      thresholds: StatusThresholds = DEFAULT_THRESHOLDS) -> dict:
     """One person's objectives (owned), key results (owned) and initiatives (assigned),
     with the same counts and overdue lists as the team dashboard."""
-    view = _View(model, tenant)
+    view = View(model, tenant)
     kr_cards, initiative_cards = _cards(view, today, thresholds, cycle_id,
                                         lambda kr: kr["owner"] == person,
                                         lambda i, kr: i["assignee"] == person)
@@ -424,11 +281,11 @@ def person_dashboard(model: dict, tenant: str, person: str, today: date, cycle_i
 # ------------------------------------------------------------------- roll-up, alignment
 
 
-def _rollup_score(view: _View, objective_id: str, today: date, include_children: bool, child_weight: float,
+def _rollup_score(view: View, objective_id: str, today: date, include_children: bool, child_weight: float,
                   path: tuple[str, ...]) -> Optional[float]:
     memo_key = (objective_id, include_children, child_weight)
-    if memo_key in view._score_memo:
-        return view._score_memo[memo_key]
+    if memo_key in view.score_memo:
+        return view.score_memo[memo_key]
     pairs = [(_kr_score(kr, today), kr["weight"]) for kr in view.krs_of(objective_id)]
     children = []
     if include_children:
@@ -436,7 +293,7 @@ def _rollup_score(view: _View, objective_id: str, today: date, include_children:
         children = [(_rollup_score(view, child["objective_id"], today, True, child_weight, path), child_weight)
                     for child in view.children_of(objective_id) if child["objective_id"] not in path]
     score = scoring.objective_score(pairs, children)
-    view._score_memo[memo_key] = score
+    view.score_memo[memo_key] = score
     return score
 
 
@@ -446,7 +303,7 @@ def objective_rollup(model: dict, tenant: str, objective_id: str, today: date, i
     with ``include_children``, its aligned child objectives (to it or to one of its key
     results; not archived; each scored the same way, recursively) at ``child_weight``
     each — ``scoring.objective_score``. None when the tenant has no such objective."""
-    view = _View(model, tenant)
+    view = View(model, tenant)
     objective = view.objectives.get(objective_id)
     if objective is None:
         return None
@@ -482,7 +339,7 @@ def alignment_tree(model: dict, tenant: str, today: date, cycle_id: str | None =
     ``cycle_id`` keeps the cycle, the cycles it nests in and the cycles nested in it (Q1:
     the year above, January below). Archived objectives are left out. Each node has its
     own ``score`` and its ``rolled_up_score`` (children included)."""
-    view = _View(model, tenant)
+    view = View(model, tenant)
     family = view.cycle_family(cycle_id) if cycle_id is not None else None
     members = {oid: o for oid, o in view.objectives.items()
                if not o["archived"] and (family is None or o["cycle_id"] in family)}
@@ -553,7 +410,7 @@ def scorecard(model: dict, tenant: str, cycle_id: str, today: date) -> Optional[
     ``scoring.grade`` reads a score (2 decimals). Unscored items (no check-in yet) are
     counted apart and left out of the shares. Archived items are left out. None when the
     tenant has no such cycle."""
-    view = _View(model, tenant)
+    view = View(model, tenant)
     cycle = view.cycles.get(cycle_id)
     if cycle is None:
         return None
@@ -622,7 +479,7 @@ def kr_history(model: dict, tenant: str, key_result_id: str) -> Optional[dict]:
     correction), target/due date/weight adjustments (old → new), owner changes and its
     archiving — each with position, time recorded, actor and reason. None when the
     tenant has no such key result."""
-    kr = _View(model, tenant).key_results.get(key_result_id)
+    kr = View(model, tenant).key_results.get(key_result_id)
     if kr is None:
         return None
     stream_id = f"kr-{key_result_id}"
@@ -655,7 +512,7 @@ def diff(before: dict, after: dict, tenant: str, today_before: date, today_after
     old_rows = before["history"]
     new_rows = sorted((r for k, r in after["history"].items() if r["tenant"] == tenant and k not in old_rows),
                       key=lambda r: r["position"])
-    view_before, view_after = _View(before, tenant), _View(after, tenant)
+    view_before, view_after = View(before, tenant), View(after, tenant)
 
     def kr_info(kr_id: str) -> dict:
         kr = view_after.key_results.get(kr_id)
@@ -694,9 +551,9 @@ def diff(before: dict, after: dict, tenant: str, today_before: date, today_after
     for kr_id, kr in sorted(view_after.key_results.items()):
         if not view_after.kr_in_scope(kr, None):
             continue
-        new = _status_of(view_after, kr, today_after, thresholds)["status"]
+        new = status_of(view_after, kr, today_after, thresholds)["status"]
         old_kr = view_before.key_results.get(kr_id)
-        old = (_status_of(view_before, old_kr, today_before, thresholds)["status"]
+        old = (status_of(view_before, old_kr, today_before, thresholds)["status"]
                if old_kr is not None and view_before.kr_in_scope(old_kr, None) else None)
         if old != new:
             status_changes.append({**kr_info(kr_id), "from": old, "to": new})
@@ -713,7 +570,7 @@ def diff(before: dict, after: dict, tenant: str, today_before: date, today_after
     }
 
 
-def _initiative_change(view: _View, initiative_id: str, change: str, details: dict) -> dict:
+def _initiative_change(view: View, initiative_id: str, change: str, details: dict) -> dict:
     initiative = view.initiatives.get(initiative_id) or {}
     return {
         "initiative_id": initiative_id,

@@ -1,4 +1,4 @@
-"""One partition of a parallel rebuild (``storage.rebuild(workers=N)`` starts N of these):
+"""One partition of a parallel rebuild (``bulk_rebuild.rebuild(workers=N)`` starts N of these):
 
     OKR_REBUILD_STORE_URL=... OKR_REBUILD_TARGET_URL=... \
         python -m okr_services.reporting.rebuild_worker PARTITION PARTITIONS HEAD CHUNK
@@ -20,7 +20,7 @@ warnings.simplefilter("ignore", Warning)  # eventlet's deprecation notice, impor
 
 from okr_shared.eventstore import EventStore, make_engine  # noqa: E402
 
-from . import storage  # noqa: E402
+from . import bulk_rebuild  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
         def progress(done, total):
             print(f"progress {done}", flush=True)
 
-        counts = storage.fold_partition(engine, store, head, partition=partition, partitions=partitions,
+        counts = bulk_rebuild.fold_partition(engine, store, head, partition=partition, partitions=partitions,
                                         chunk=chunk, progress=progress)
         print(f"done {json.dumps(counts)}", flush=True)
         return 0

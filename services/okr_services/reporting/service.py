@@ -1,6 +1,6 @@
-"""The reporting service: the read models of ``projections.py`` kept in its own
-database from the bus, queried over RPC (for the gateway) and HTTP (JSON and a kanban
-board page).
+"""The reporting service: the read models of the fold (``okr_shared.readmodels``) kept
+in its own database from the bus, queried over RPC (for the gateway) and HTTP (JSON and
+a kanban board page).
 
     nameko run --config services/config.yaml okr_services.reporting.service
 
@@ -8,7 +8,7 @@ board page).
   okr.v1 event: the rows the event touches are loaded, projected and written in the
   consumer layer's transaction (with its offset). A new, empty database catches up on
   the whole history from the store (the layer's gap filling).
-- **Rebuild**: ``okr projections rebuild`` (``rebuild.py``, ``storage.rebuild``).
+- **Rebuild**: ``okr projections rebuild`` (``rebuild.py``, ``bulk_rebuild.rebuild``).
 - **As-of**: ``as_of(read_model, position=…|time=…)`` folds the store's prefix into a
   fresh model; the live tables are never touched.
 - **Clock**: ``Clock`` gives ``today`` in ``OKR_TIMEZONE``; tests pass a fixed day. A
@@ -54,41 +54,19 @@ from werkzeug.wrappers import Response
 from okr_shared.bus import wire
 from okr_shared.bus.consumer import ConsumerDatabase, okr_event_handler
 from okr_shared.config import Settings
-from okr_shared.contracts import payload_to_dict, unpack_payload
 from okr_shared.domain import validation
 from okr_shared.domain.errors import DomainError, NotFound, ValidationError
+from okr_shared.readmodels import projections
+from okr_shared.readmodels.events import BusEvent
+from okr_shared.readmodels.projections import TABLES, new_model
 from okr_services.common import Caller, Observed, OffTheHub, query
 
-from . import projections, queries, storage
+from . import queries, storage
 from .html import render_board
-from .projections import TABLES, new_model
 
 _log = logging.getLogger(__name__)
 
 ENTITY_TABLES = tuple(t for t in TABLES if t != "history")
-
-
-# ----------------------------------------------------------------------- events
-
-
-class BusEvent:
-    """An EventEnvelope seen as the fold's event: ``data`` is the payload exactly as the
-    store keeps it (``payload_to_dict``; the relay packed it from that JSON)."""
-
-    __slots__ = ("position", "tenant_id", "stream_id", "event_type", "data", "metadata", "recorded_at_us")
-
-    def __init__(self, envelope):
-        self.position = envelope.position
-        self.tenant_id = envelope.tenant_id
-        self.stream_id = envelope.stream_id
-        self.event_type = envelope.event_type
-        try:
-            self.data = payload_to_dict(unpack_payload(envelope)) if envelope.payload.type_url else {}
-        except Exception:  # noqa: BLE001 - a type outside the contracts: the fold ignores it
-            self.data = {}
-        self.metadata = {"actor": envelope.actor, "reason": envelope.reason,
-                         "correlation_id": envelope.correlation_id, "causation_id": envelope.causation_id}
-        self.recorded_at_us = envelope.recorded_at.ToMicroseconds()
 
 
 # ------------------------------------------------------------------ dependencies

@@ -25,7 +25,7 @@ from fuzz_strategies import ids_for_tenant, requests_for, truncated
 from gateway_fixtures import PRINCIPALS, world  # noqa: F401 - fixture
 from infra import Databases
 from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
-from okr_services.reporting import storage
+from okr_services.reporting import bulk_rebuild, storage
 from okr_shared.eventstore import make_engine
 from test_gateway import seeded  # noqa: F401 - fixture: acme and globex seeded
 
@@ -173,7 +173,7 @@ def test_fuzzed_requests_get_documented_codes_and_leave_no_partial_writes(seeded
     other = make_engine(databases.new("rebuilt"))
     try:
         head = w.store.head_position()
-        position = storage.rebuild(other, w.store, consumer=w.reporting_queue + "-check", workers=1)
+        position = bulk_rebuild.rebuild(other, w.store, consumer=w.reporting_queue + "-check", workers=1)
         assert position == head
         with w.reporting_engine.connect() as conn:
             live = storage.dump_tables(conn)

@@ -19,7 +19,7 @@ from nameko.exceptions import RemoteError
 
 from fixtures.company_history import week_end_us
 from okr_services.reporting import queries
-from okr_services.reporting.projections import fold
+from okr_shared.readmodels.projections import fold
 
 from reporting_fixtures import TODAY, world  # noqa: F401 - fixture
 

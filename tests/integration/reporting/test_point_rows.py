@@ -11,10 +11,11 @@ from sqlalchemy import select, text
 
 from fixtures.company_history import Script
 from infra import Databases
-from okr_services.reporting import fold, storage
-from okr_services.reporting.projections import POINTS
 from okr_shared.domain import commands as c
 from okr_shared.eventstore import make_engine
+from okr_shared.readmodels import storage as shared_storage
+from okr_shared.readmodels.projections import POINTS
+from okr_services.reporting import fold, storage
 
 JAN1 = date(2026, 1, 1)
 
@@ -88,7 +89,7 @@ def test_the_tables_read_back_as_the_fold_with_each_point_in_a_row_of_its_own(en
     with engine.connect() as conn:
         heads = {key: storage.loads(doc) for key, doc in conn.execute(select(krs.c.key, krs.c.doc))}
         point_keys = sorted(row[0] for row in conn.execute(select(points.c.key)))
-        one = storage.load_rows(conn, storage.LIVE, "key_results", "acme", ["kr-1", "kr-10", "nope"])
+        one = shared_storage.load_rows(conn, storage.LIVE, "key_results", "acme", ["kr-1", "kr-10", "nope"])
     assert all("points" not in doc and "roots" not in doc for doc in heads.values())
     assert point_keys == sorted(f"{key}/{p['check_in_id']}" for key, doc in expected["key_results"].items()
                                 for p in doc["points"])
@@ -116,10 +117,10 @@ def test_a_check_in_writes_its_point_and_the_head_however_long_the_chart(tmp_pat
     *before, last = s.events()
     apply_all(engine, before)
     written, point_reads = [], []
-    write_text, kr_points = storage._write_text, storage._kr_points
-    monkeypatch.setattr(storage, "_write_text", lambda conn, t, tenant, key, doc: (
+    write_text, kr_points = shared_storage._write_text, shared_storage._kr_points
+    monkeypatch.setattr(shared_storage, "_write_text", lambda conn, t, tenant, key, doc: (
         written.append((t.name, key, len(doc))), write_text(conn, t, tenant, key, doc)))
-    monkeypatch.setattr(storage, "_kr_points", lambda *a: point_reads.append(a[-1]) or kr_points(*a))
+    monkeypatch.setattr(shared_storage, "_kr_points", lambda *a: point_reads.append(a[-1]) or kr_points(*a))
     with engine.begin() as conn:
         touched = storage.apply_event(conn, last)
     assert touched == {("key_results", "acme/kr-long"), (POINTS, "acme/kr-long/ci-299"),
@@ -146,13 +147,13 @@ def test_a_rolled_back_check_in_leaves_nothing_behind_in_the_cache(tmp_path):
     def refused(conn, t, tenant, key, doc):
         raise RuntimeError("the database refused the write")
 
-    write_text = storage._write_text
-    storage._write_text = refused  # a failure inside apply_event, after the fold changed the row
+    write_text = shared_storage._write_text
+    shared_storage._write_text = refused  # a failure inside apply_event, after the fold changed the row
     try:
         with pytest.raises(RuntimeError, match="refused"), engine.begin() as conn:
             storage.apply_event(conn, events[-3])
     finally:
-        storage._write_text = write_text
+        shared_storage._write_text = write_text
     apply_all(engine, events[-3:])
     assert storage.model_dumps(model_of(engine)) == storage.model_dumps(fold(events))
     engine.dispose()
@@ -174,7 +175,7 @@ def test_a_row_changed_by_another_writer_is_read_from_the_tables(tmp_path):
 
 
 def test_the_cache_keeps_the_most_recently_written_rows_only():
-    cache = storage._KeyResultCache(size=2)
+    cache = shared_storage._KeyResultCache(size=2)
     for key in ("a", "b", "c"):
         cache.put(key, f"head-{key}", {"key": key})
     assert cache.take("a", "head-a") is None

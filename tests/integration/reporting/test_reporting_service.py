@@ -22,8 +22,8 @@ from sqlalchemy import inspect
 
 from fixtures.company_history import week_end, week_end_us
 from okr_shared.eventstore import ANY, EventStore, NewEvent, make_engine
-from okr_services.reporting import html, queries, storage
-from okr_services.reporting.projections import fold, fold_as_of
+from okr_shared.readmodels.projections import fold, fold_as_of
+from okr_services.reporting import bulk_rebuild, html, queries, storage
 
 from reporting_fixtures import TODAY, wait_until, world  # noqa: F401 - fixture
 
@@ -55,7 +55,7 @@ def test_incremental_through_the_bus_equals_the_rebuild_byte_for_byte(world):
     other = make_engine(world.databases.new("rebuilt"))
     try:
         done = []
-        position = storage.rebuild(other, world.store, chunk=250, consumer=world.queue,
+        position = bulk_rebuild.rebuild(other, world.store, chunk=250, consumer=world.queue,
                                    progress=lambda n, total: done.append((n, total)))
         assert position == len(world.events)
         assert done[-1] == (position, position) and len(done) >= 4
@@ -87,11 +87,11 @@ def test_a_failing_rebuild_leaves_the_live_tables_and_the_offset_untouched(world
         raise RuntimeError("killed just before the swap")
 
     for kwargs in ({"progress": fail_in_the_middle}, {"before_swap": fail_at_the_swap}):
-        with pytest.raises(storage.RebuildFailed):
-            storage.rebuild(world.reporting_engine, world.store, chunk=200, consumer=world.queue, **kwargs)
+        with pytest.raises(bulk_rebuild.RebuildFailed):
+            bulk_rebuild.rebuild(world.reporting_engine, world.store, chunk=200, consumer=world.queue, **kwargs)
         assert world.dump() == before
         names = inspect(world.reporting_engine).get_table_names()
-        assert not [n for n in names if n.endswith(storage.NEXT) or n.endswith(storage.OLD)]
+        assert not [n for n in names if n.endswith(bulk_rebuild.NEXT) or n.endswith(bulk_rebuild.OLD)]
 
 
 # ------------------------------------------------------------------------------- rpc
@@ -232,7 +232,7 @@ def test_a_rebuild_that_the_consumer_overtook_catches_up_inside_the_swap(world):
     head = world.store.head_position()
     assert world.offset() == head
     # as if 25 events arrived (and were applied to the live tables) while it was folding
-    position = storage.rebuild(world.reporting_engine, world.store, chunk=300, consumer=world.queue,
+    position = bulk_rebuild.rebuild(world.reporting_engine, world.store, chunk=300, consumer=world.queue,
                                to_position=head - 25)
     assert position == head == world.offset()
     assert storage.model_dumps(world.model()) == storage.model_dumps(fold(world.events))
@@ -262,12 +262,12 @@ def test_the_cli_command_rebuilds_with_a_progress_bar(world):
 def test_a_rebuild_in_worker_processes_equals_the_incremental_tables(world):
     """Three workers: acme and globex fall in different partitions and one is empty; the
     workers run unpatched, so on PostgreSQL they load with COPY."""
-    assert len({storage.partition_of(t, 3) for t in ("acme", "globex")}) == 2
+    assert len({bulk_rebuild.partition_of(t, 3) for t in ("acme", "globex")}) == 2
     other_url = world.databases.new("workers")
     other = make_engine(other_url)
     try:
         done = []
-        position = storage.rebuild(other, world.store, chunk=97, consumer=world.queue, workers=3,
+        position = bulk_rebuild.rebuild(other, world.store, chunk=97, consumer=world.queue, workers=3,
                                    progress=lambda n, total: done.append(n))
         assert position == len(world.events)
         assert done == sorted(done) and done[-1] == position
@@ -275,7 +275,7 @@ def test_a_rebuild_in_worker_processes_equals_the_incremental_tables(world):
             assert storage.dump_tables(conn) == world.dump()[0]
             assert storage.offset_of(conn, world.queue) == position
         names = inspect(other).get_table_names()
-        assert not [n for n in names if n.endswith(storage.NEXT) or n.endswith(storage.OLD)]
+        assert not [n for n in names if n.endswith(bulk_rebuild.NEXT) or n.endswith(bulk_rebuild.OLD)]
     finally:
         other.dispose()
 
@@ -284,13 +284,13 @@ def test_a_failed_worker_fails_the_rebuild_and_leaves_the_live_tables(world, mon
     import sys
 
     before = world.dump()
-    monkeypatch.setattr(storage, "WORKER_COMMAND",
+    monkeypatch.setattr(bulk_rebuild, "WORKER_COMMAND",
                         [sys.executable, "-c", "import sys; sys.exit('worker says: disk full')"])
-    with pytest.raises(storage.RebuildFailed, match="worker 0 of 2 exited with 1: worker says: disk full"):
-        storage.rebuild(world.reporting_engine, world.store, consumer=world.queue, workers=2)
+    with pytest.raises(bulk_rebuild.RebuildFailed, match="worker 0 of 2 exited with 1: worker says: disk full"):
+        bulk_rebuild.rebuild(world.reporting_engine, world.store, consumer=world.queue, workers=2)
     assert world.dump() == before
     names = inspect(world.reporting_engine).get_table_names()
-    assert not [n for n in names if n.endswith(storage.NEXT) or n.endswith(storage.OLD)]
+    assert not [n for n in names if n.endswith(bulk_rebuild.NEXT) or n.endswith(bulk_rebuild.OLD)]
 
 
 def test_the_rebuild_worker_explains_what_it_needs():
@@ -307,7 +307,7 @@ def test_the_rebuild_worker_explains_what_it_needs():
 
 
 def test_the_bulk_fold_over_raw_rows_is_the_fold(world):
-    from okr_services.reporting.projections import fold_rows, new_model, rows_as_of
+    from okr_shared.readmodels.projections import fold_rows, new_model, rows_as_of
 
     rows = [row for page in world.store.scan(batch_size=50) for row in page]
     assert [r[0] for r in rows] == list(range(1, len(world.events) + 1))
@@ -365,7 +365,7 @@ def test_the_page_by_page_as_of_fold_is_the_as_of_fold(world):
     """The service folds an as-of replay page by page (each page in the thread pool):
     the same model and the same last recorded time, wherever the pages and the cut fall
     (a cut on a page's first or last row, inside one, past the end)."""
-    from okr_services.reporting.projections import fold_page, new_model
+    from okr_shared.readmodels.projections import fold_page, new_model
 
     events = world.events
     cuts = [{"position": events[i].position} for i in (0, 49, 50, 63, 64, len(events) // 2, len(events) - 1)]
@@ -406,7 +406,7 @@ def test_copy_loads_any_text_exactly(world):
     callback = psycopg2.extensions.get_wait_callback()
     psycopg2.extensions.set_wait_callback(None)
     try:
-        storage._copy_rows(raw.driver_connection, "copy_probe", tricky)
+        bulk_rebuild._copy_rows(raw.driver_connection, "copy_probe", tricky)
     finally:
         psycopg2.extensions.set_wait_callback(callback)
         raw.close()
@@ -420,7 +420,7 @@ def test_copy_loads_any_text_exactly(world):
 
 
 def test_rebuild_swaps_in_and_the_consumer_continues_after_it(world):
-    position = storage.rebuild(world.reporting_engine, world.store, chunk=500, consumer=world.queue)
+    position = bulk_rebuild.rebuild(world.reporting_engine, world.store, chunk=500, consumer=world.queue)
     assert position == world.store.head_position() == world.offset()
     assert storage.model_dumps(world.model()) == storage.model_dumps(fold(world.events))
     # a new check-in: relay → bus → consumer, applied on the rebuilt tables
@@ -462,7 +462,7 @@ def test_a_rebuild_while_events_flow_swaps_in_without_losing_one(world):
     producing = threading.Thread(target=produce)
     producing.start()
     try:
-        rebuilt = storage.rebuild(world.reporting_engine, world.store, chunk=100, consumer=world.queue,
+        rebuilt = bulk_rebuild.rebuild(world.reporting_engine, world.store, chunk=100, consumer=world.queue,
                                   progress=progress)
     finally:
         producing.join()

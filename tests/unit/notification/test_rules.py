@@ -11,7 +11,7 @@ import pytest
 from fixtures.company_history import Script
 from okr_shared.domain import commands as c
 from okr_services.notification import rules
-from okr_services.reporting.projections import new_model, project, row_key
+from okr_shared.readmodels.projections import new_model, project, row_key
 
 Q_START, Q_END = date(2026, 1, 1), date(2026, 3, 31)
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 from fixtures.company_history import company_history, drafts, record, week_end, week_end_us
 from okr_services.reporting import TABLES, fold, fold_as_of, new_model, project
-from okr_services.reporting.projections import POINTS
+from okr_shared.readmodels.projections import POINTS
 from okr_services.reporting import queries as q
 from okr_shared.domain import fold as fold_aggregate
 
@@ -186,7 +186,8 @@ def test_documents_are_plain_json(history):
 
 
 def test_the_core_imports_no_framework():
-    code = ("import sys, okr_services.reporting, okr_services.reporting.queries; "
+    code = ("import sys, okr_services.reporting, okr_services.reporting.queries, okr_shared.readmodels.projections, "
+            "okr_shared.readmodels.status; "
             "print(sorted(m for m in ('nameko', 'sqlalchemy', 'kombu', 'eventlet') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -8,7 +8,9 @@ import eventlet
 
 from okr_services.notification import rules
 from okr_services.notification import service as notification_service
-from okr_services.reporting import projections, queries, service, storage
+from okr_shared.readmodels import projections
+from okr_shared.readmodels import storage as shared_storage
+from okr_services.reporting import queries, service, storage
 
 
 def busy(seconds: float, answer):
@@ -89,4 +91,4 @@ def test_loading_a_tenants_model_and_replaying_its_history_run_off_the_hub(monke
     assert _runs_off_the_hub(lambda: answers.append(service._storage.build_model({"x": []})), 0.3) >= 15
     assert _runs_off_the_hub(lambda: answers.append(service._projections.fold_page({}, [], None, None)), 0.3) >= 15
     assert answers == [{"built": {"x": []}}, (7, True)]
-    assert notification_service._storage.build_model.__wrapped__ is storage.build_model
+    assert notification_service._storage.build_model.__wrapped__ is shared_storage.build_model

@@ -4,6 +4,7 @@ same rows as through SQLAlchemy, and SQLAlchemy's exceptions on failure."""
 import pytest
 from sqlalchemy import create_engine, exc as sa_exc, select, text
 
+from okr_shared.readmodels import storage as shared_storage
 from okr_services.reporting import storage
 
 
@@ -21,7 +22,7 @@ def test_rows_are_inserted_then_updated_and_read_back_in_the_callers_transaction
         storage.write_row(conn, t, "acme/kr-1", {"tenant": "acme", "value": 1})
         storage.write_row(conn, t, "acme/kr-1", {"tenant": "acme", "value": 2})
         storage.write_row(conn, t, "acme/kr-2", {"tenant": "acme", "value": 3})
-        rows = storage._RowsOnDemand(conn, t)
+        rows = shared_storage._RowsOnDemand(conn, t)
         assert rows.get("acme/kr-1") == {"tenant": "acme", "value": 2}
         assert rows.get("globex/kr-1") is None and rows.get("acme/nope", "default") == "default"
         conn.rollback()  # the caller's transaction decides: nothing stays
@@ -40,4 +41,4 @@ def test_a_failing_statement_raises_sqlalchemys_error_naming_the_problem(engine)
     with engine.begin() as conn, pytest.raises(sa_exc.OperationalError, match=f"no such table: {t.name}"):
         storage.write_row(conn, t, "acme/kr-1", {"tenant": "acme", "value": 1})
     with engine.begin() as conn, pytest.raises(sa_exc.OperationalError, match=f"no such table: {t.name}"):
-        storage._RowsOnDemand(conn, t).get("acme/kr-1")
+        shared_storage._RowsOnDemand(conn, t).get("acme/kr-1")

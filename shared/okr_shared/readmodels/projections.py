@@ -1,4 +1,5 @@
-"""The reporting service's read models as one pure fold over okr.v1 events.
+"""The read models of the reporting and notification services as one pure fold over
+okr.v1 events (each service keeps the tables it needs in its own database: ``storage``).
 
     model = new_model()
     touched = project(model, event)        # one event; the rows it changed
@@ -8,12 +9,12 @@
 
 The model is a plain mapping ``table -> {key: document}``; documents are JSON-safe dicts
 holding only facts derived from events (nothing depends on "today": status, pace and
-days-since are computed by ``queries`` against the clock the service is given). Keys are
+days-since are computed by ``status`` against the clock a service is given). Keys are
 ``"<tenant>/<id>"`` (history rows: ``"<tenant>/<stream_id>/<position>"``; ids never
 contain ``/``). Tables and documents: docs/reporting.md.
 
 ``project`` returns the ``(table, key)`` pairs it wrote (and, for a check-in, the
-``(POINTS, key)`` of the chart point it wrote), so the service persists exactly
+``(POINTS, key)`` of the chart point it wrote), so a service persists exactly
 those rows in its own tables, in the same transaction as its consumer offset. Because
 the fold is deterministic and documents carry no clock, a model built incrementally
 (the consumer layer delivers each position once, in order) and one rebuilt from the
@@ -35,12 +36,12 @@ from typing import Any, Callable, Iterable
 
 from orjson import loads as _loads
 
-#: The tables of the model, in the order the service creates them.
+#: The tables of the model, in the order a service creates them.
 TABLES = ("cycles", "objectives", "key_results", "initiatives", "history")
 
 #: Not a table of the model: a key result's chart point (an element of its row's
 #: ``points``), which ``project`` names when it writes one, as ``(POINTS, "<kr row
-#: key>/<root check-in id>")``; the service's storage keeps each point in a row of its
+#: key>/<root check-in id>")``; a service's storage keeps each point in a row of its
 #: own. Points are never changed in place or removed: a correction replaces its chain's
 #: point (same root) with a new dict.
 POINTS = "key_result_points"
@@ -138,7 +139,7 @@ def rows_as_of(pages: Iterable[Iterable[tuple]], position: int | None = None,
 def fold_page(model: Model, page: list[tuple], position: int | None = None,
               recorded_before_us: int | None = None) -> tuple[int | None, bool]:
     """``fold_rows`` of one ``EventStore.scan`` page's rows within an as-of replay's
-    limits (as ``rows_as_of``). Pure: run in eventlet's thread pool by the service.
+    limits (as ``rows_as_of``). Pure: run in eventlet's thread pool by the reporting service.
     Returns (recorded_at_us of the last row folded or None, whether a row past a limit
     was met — the replay ends there)."""
     end = len(page)
@@ -330,17 +331,24 @@ def _kr_defined(model, tenant, d, event):
     return ("key_results", key), _history(model, tenant, event, d, "defined")
 
 
-def _kr_change(what: str, change: Callable[[dict, dict], None]):
+def _row_change(table: str, id_field: str, what: str, change: Callable[[dict, dict], None]):
+    """The apply function of an event that changes one row of ``table`` (the entity the
+    payload's ``id_field`` names) with ``change(row, payload)`` and writes its history
+    row ``what``; an event about a row the model does not hold changes nothing."""
     def apply(model, tenant, d, event):
-        key = row_key(tenant, d["key_result_id"])
-        kr = model["key_results"].get(key)
-        if kr is None:
+        key = row_key(tenant, d[id_field])
+        row = model[table].get(key)
+        if row is None:
             return _NOTHING
-        change(kr, d)
-        kr["position"] = event.position
-        return ("key_results", key), _history(model, tenant, event, d, what)
+        change(row, d)
+        row["position"] = event.position
+        return (table, key), _history(model, tenant, event, d, what)
 
     return apply
+
+
+def _kr_change(what: str, change: Callable[[dict, dict], None]):
+    return _row_change("key_results", "key_result_id", what, change)
 
 
 def _adjusted(kr, d):
@@ -434,16 +442,7 @@ def _initiative_created(model, tenant, d, event):
 
 
 def _initiative_change(what: str, change: Callable[[dict, dict], None]):
-    def apply(model, tenant, d, event):
-        key = row_key(tenant, d["initiative_id"])
-        initiative = model["initiatives"].get(key)
-        if initiative is None:
-            return _NOTHING
-        change(initiative, d)
-        initiative["position"] = event.position
-        return ("initiatives", key), _history(model, tenant, event, d, what)
-
-    return apply
+    return _row_change("initiatives", "initiative_id", what, change)
 
 
 def _started(initiative, d):
