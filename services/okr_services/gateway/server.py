@@ -3,7 +3,7 @@
     python -m okr_services.gateway            # or: make gateway
 
 A plain grpcio server in its own process (grpcio does not serve inside an
-eventlet-patched process: NAMEKO-NOTES.md) with a thread pool. Every call is
+eventlet-patched process: ADR 0013, ADR 0030) with a thread pool. Every call is
 
 1. **authenticated** (``authorization: ApiKey <key>`` or ``Bearer <jwt>``: auth.py);
 2. **authorised** for its action on the resource it touches (policy.py; the facts —
