@@ -11,7 +11,7 @@ Measurements (one function each; ``main`` prints every figure and, last, one JSO
   read from the store, encode envelopes, publish in confirm windows, save the checkpoint
   after each window's confirms — events published *and confirmed* per second.
 * ``kombu_confirms``: kombu ``Producer.publish`` with ``confirm_publish=True`` (one
-  blocking confirm per message, as NAMEKO-NOTES.md measured ~1,770/s).
+  blocking confirm per message, measured at ~1,770/s: ADR 0030).
 * ``kombu_no_confirms``: the same loop without confirms (no delivery guarantee).
 * ``amqp_windowed``: a bare py-amqp loop with windowed confirms (publish a window, wait
   for the acks) — the ceiling of the relay's publishing technique without the store.

@@ -1,5 +1,5 @@
 # nameko's fixtures hang without this, and the services run patched: the whole suite
-# runs under eventlet, as production does (../shared/design/NAMEKO-NOTES.md).
+# runs under eventlet, as production does (docs/adr/0030-…).
 import warnings
 
 with warnings.catch_warnings():

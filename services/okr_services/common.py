@@ -10,7 +10,10 @@ RPC entrypoints report refusals.
 - ``command`` / ``query``: ``@rpc`` whose DomainErrors are expected (logged as warnings,
   not as crashes). The caller gets nameko's RemoteError with ``exc_type`` =
   ``ValidationError`` / ``NotFound`` / ``PreconditionFailed`` / ``ConcurrencyConflict``
-  and ``value`` = the message naming the field or rule, e.g. ``"title: must not be empty"``.
+  and ``value`` = the message naming the field or rule, e.g. ``"title: must not be empty"``;
+  the reply's error also carries ``details``, the error's code and structured fields
+  (``{"code": "invalid_argument", "field": "title"}``: ``serialize_error``), which the
+  gateway maps by (docs/adr/0030-errors-travel-typed-eventlet-and-grpcio-traps.md).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ import threading
 
 import amqp
 import eventlet.tpool
+import kombu.serialization
 from kombu import Connection
 from kombu.utils import json as kombu_json
 from nameko import config as nameko_config
-from nameko.exceptions import UnserializableValueError, serialize
+from nameko.exceptions import IncorrectSignature, UnserializableValueError, serialize
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_SSL_CONFIG_KEY, DEFAULT_TRANSPORT_OPTIONS, LOGIN_METHOD_CONFIG_KEY, PERSISTENT
 from nameko.extensions import DependencyProvider
@@ -78,8 +82,46 @@ class _ReplyPublisher(Publisher):
     transport_options = {**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": REPLY_CONFIRMS}
 
 
+def serialize_error(exc: BaseException) -> dict:
+    """An exception as a reply's ``error``: nameko's form (``exc_type``, ``exc_path``,
+    ``exc_args``, ``value``: what nameko's own clients read) plus ``details`` when the
+    exception has them — a DomainError's code and fields, or the missing argument of an
+    IncorrectSignature (``_Rpc.check_signature``)."""
+    error = serialize(exc)
+    details = getattr(exc, "details", None)
+    if details:
+        error["details"] = details
+    return error
+
+
+def _reply(result, exc_info, dumps):
+    """A reply's payload and its encoding by ``dumps``, and the (result, exc_info) the
+    worker reports. A result that cannot be encoded becomes an error for the caller (as
+    nameko does: the worker lives)."""
+    payload = {"result": result, "error": None if exc_info is None else serialize_error(exc_info[1])}
+    try:
+        return payload, dumps(payload), result, exc_info
+    except Exception:  # noqa: BLE001 - any encoder failure
+        exc_info = sys.exc_info()
+        payload = {"result": None, "error": serialize_error(UnserializableValueError(result))}
+        return payload, dumps(payload), None, exc_info
+
+
 class _Responder(Responder):
+    """nameko's Responder publishing with ``_ReplyPublisher``, its errors with their
+    ``details`` (``serialize_error``)."""
+
     publisher_cls = _ReplyPublisher
+
+    def send_response(self, result, exc_info):
+        props = self.message.properties
+        serializer = kombu.serialization.registry.type_to_name[props["content_type"]]
+        payload, _, result, exc_info = _reply(result, exc_info,
+                                              lambda p: kombu.serialization.dumps(p, serializer))
+        publisher = self.publisher_cls(self.amqp_uri, ssl=self.ssl, login_method=self.login_method)
+        publisher.publish(payload, serializer=serializer, exchange=self.exchange, routing_key=props["reply_to"],
+                          correlation_id=props.get("correlation_id"))
+        return result, exc_info
 
 
 _JSON = "application/json"
@@ -173,14 +215,7 @@ class _RpcConsumer(RpcConsumer):
                                    login_method=nameko_config.get(LOGIN_METHOD_CONFIG_KEY))
             result, exc_info = responder.send_response(result, exc_info)
         else:
-            error = None if exc_info is None else serialize(exc_info[1])
-            try:
-                body = kombu_json.dumps({"result": result, "error": error})
-            except Exception:  # noqa: BLE001 - as nameko: the caller gets an error, the worker lives
-                exc_info = sys.exc_info()
-                error = serialize(UnserializableValueError(result))
-                result = None
-                body = kombu_json.dumps({"result": None, "error": error})
+            _, body, result, exc_info = _reply(result, exc_info, kombu_json.dumps)
             _DirectReplies.of(self.amqp_uri, nameko_config.get(AMQP_SSL_CONFIG_KEY),
                               nameko_config.get(LOGIN_METHOD_CONFIG_KEY)).publish(
                 body, exchange=_RPC_EXCHANGE, routing_key=props["reply_to"],
@@ -204,7 +239,24 @@ class _Rpc(Rpc):
             self._takes_any_keywords = (len(params) == 2 and params[1].kind is inspect.Parameter.VAR_KEYWORD)
         if self._takes_any_keywords and not args:
             return
-        super().check_signature(args, kwargs)
+        try:
+            super().check_signature(args, kwargs)
+        except IncorrectSignature as e:
+            missing = self._missing(args, kwargs)
+            if missing is not None:
+                e.details = {"missing": missing}
+            raise
+
+    def _missing(self, args, kwargs) -> str | None:
+        """The one required parameter a keywords-only call left out, if that is all that
+        is wrong with it (no positional argument, no unknown keyword, one missing)."""
+        params = list(inspect.signature(getattr(self.container.service_cls, self.method_name)).parameters.values())[1:]
+        named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        any_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
+        if args or not (any_keyword or set(kwargs) <= named):
+            return None
+        missing = [p.name for p in params if p.name in named and p.default is p.empty and p.name not in kwargs]
+        return missing[0] if len(missing) == 1 else None
 
 
 #: ``@command`` / ``@query``: an RPC entrypoint whose domain refusals are expected. Every

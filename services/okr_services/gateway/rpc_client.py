@@ -2,7 +2,7 @@
 
 The gateway is a plain (not eventlet-patched) process whose grpcio server runs requests
 on a thread pool; nameko's own ``ClusterRpcClient`` is single-threaded and costs ~10 ms
-per call (../shared/design/NAMEKO-NOTES.md). This client speaks nameko's RPC message
+per call (docs/adr/0030-errors-travel-typed-eventlet-and-grpcio-traps.md). This client speaks nameko's RPC message
 format over py-amqp directly:
 
 - one consumer connection, owned by one background thread, consuming one exclusive
@@ -24,15 +24,17 @@ Requests are transient and expire (per-message TTL) when the caller's timeout ha
 passed, so a service that comes back later does not run requests nobody waits for.
 
 Reply: ``{"result": ..., "error": null | {"exc_type", "exc_path", "exc_args",
-"value"}}`` (``nameko.exceptions.serialize``).
+"value", "details"?}}`` (``nameko.exceptions.serialize`` plus the services' ``details``).
 
 Errors:
 - ``RemoteError``: the service raised (``exc_type`` e.g. ``ValidationError``,
   ``NotFound``, ``PreconditionFailed``, ``ConcurrencyConflict``, or nameko's
   ``MethodNotFound`` / ``IncorrectSignature``; ``MalformedReply`` if the reply could
   not be decoded); ``value`` is the message,
-  ``exc_args`` the exception's args; ``field`` / ``rule`` the part before ``": "`` of
-  a ValidationError / PreconditionFailed message.
+  ``exc_args`` the exception's args; ``details`` the error's code and structured
+  fields as the services send them (``okr_services.common.serialize_error``: e.g.
+  ``{"code": "invalid_argument", "field": "title"}``; ``{}`` when the reply has none);
+  ``field`` / ``rule`` those of a ValidationError / PreconditionFailed.
 - ``RpcTimeout``: no reply in time although the service has consumers.
 - ``ServiceUnavailable``: nothing listens (request returned unroutable, or the
   service queue ``rpc-<service>`` is missing or has no consumers: checked once early,
@@ -89,30 +91,32 @@ class RpcError(Exception):
 class RemoteError(RpcError):
     """The service raised: ``exc_type`` (class name), ``value`` (its message),
     ``exc_path`` (dotted path of the class), ``exc_args`` (its args, made
-    JSON-safe by nameko)."""
+    JSON-safe by nameko), ``details`` (its code and structured fields, ``{}`` if the
+    reply carries none)."""
 
-    def __init__(self, exc_type: str, value: str = "", exc_path: str = "", exc_args=()):
+    def __init__(self, exc_type: str, value: str = "", exc_path: str = "", exc_args=(), details=None):
         self.exc_type = exc_type
         self.value = value
         self.exc_path = exc_path
         self.exc_args = list(exc_args or ())
+        self.details = dict(details) if isinstance(details, dict) else {}
         super().__init__(f"{exc_type} {value}")
 
     @property
+    def code(self) -> str | None:
+        """The domain error's code (``invalid_argument``, ``not_found``,
+        ``failed_precondition``, ``aborted``: okr_shared.domain.errors), else None."""
+        return self.details.get("code")
+
+    @property
     def field(self) -> str | None:
-        """The field a ValidationError names (``"title"`` of ``"title: must not be
-        empty"``), else None."""
-        return self._prefix() if self.exc_type == "ValidationError" else None
+        """The field a ValidationError names (``"title"``), else None."""
+        return self.details.get("field") if self.code == "invalid_argument" else None
 
     @property
     def rule(self) -> str | None:
         """The rule a PreconditionFailed names (e.g. ``objective_frozen``), else None."""
-        return self._prefix() if self.exc_type == "PreconditionFailed" else None
-
-    def _prefix(self) -> str | None:
-        text = self.exc_args[0] if self.exc_args and isinstance(self.exc_args[0], str) else self.value
-        head, sep, _ = (text or "").partition(": ")
-        return head if sep else None
+        return self.details.get("rule") if self.code == "failed_precondition" else None
 
 
 class RpcTimeout(RpcError):
@@ -572,5 +576,5 @@ def _unpack(reply) -> Any:
     error = reply.get("error")
     if error:
         raise RemoteError(error.get("exc_type") or "Exception", error.get("value") or "",
-                          error.get("exc_path") or "", error.get("exc_args") or ())
+                          error.get("exc_path") or "", error.get("exc_args") or (), error.get("details"))
     return reply.get("result")

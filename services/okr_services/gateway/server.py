@@ -3,7 +3,7 @@
     python -m okr_services.gateway            # or: make gateway
 
 A plain grpcio server in its own process (grpcio does not serve inside an
-eventlet-patched process: NAMEKO-NOTES.md) with a thread pool. Every call is
+eventlet-patched process: ADR 0013, ADR 0030) with a thread pool. Every call is
 
 1. **authenticated** (``authorization: ApiKey <key>`` or ``Bearer <jwt>``: auth.py);
 2. **authorised** for its action on the resource it touches (policy.py; the facts —
@@ -145,33 +145,32 @@ class _Abort(Exception):
         self.details = {"okr-kind": code.name.lower(), **{k: v for k, v in details.items() if v}}
 
 
-_NOT_FOUND_TEXT = re.compile(r"^(?P<kind>.+?) '(?P<id>.*)' not found")
+#: A domain error's code (okr_shared.domain.errors) -> its status and which of its
+#: fields (the reply's ``details``) become which ``okr-*`` metadata (docs/api.md).
+_REFUSALS = {
+    "invalid_argument": (grpc.StatusCode.INVALID_ARGUMENT, (("field", "okr-field"),)),
+    "not_found": (grpc.StatusCode.NOT_FOUND, (("kind", "okr-entity"), ("id", "okr-id"))),
+    "failed_precondition": (grpc.StatusCode.FAILED_PRECONDITION, (("rule", "okr-rule"),)),
+    "aborted": (grpc.StatusCode.ABORTED, (("stream_id", "okr-stream"),)),
+}
 
 
 def _remote(e: RemoteError) -> _Abort:
-    """A service's refusal as a status with details."""
-    value = str(getattr(e, "value", "") or e)
-    kind = getattr(e, "exc_type", "")
-    field, _, message = value.partition(": ")
-    if kind == "ValidationError":
-        return _Abort(grpc.StatusCode.INVALID_ARGUMENT, value, **{"okr-field": field if message else ""})
-    if kind == "NotFound":
-        m = _NOT_FOUND_TEXT.match(value)
-        return _Abort(grpc.StatusCode.NOT_FOUND, value,
-                      **({"okr-entity": m["kind"], "okr-id": m["id"]} if m else {}))
-    if kind == "PreconditionFailed":
-        return _Abort(grpc.StatusCode.FAILED_PRECONDITION, value, **{"okr-rule": field if message else ""})
-    if kind == "ConcurrencyConflict":
-        m = re.match(r"stream '(?P<stream>[^']*)'", value)
-        return _Abort(grpc.StatusCode.ABORTED, value, **{"okr-stream": m["stream"] if m else ""})
-    if kind == "IncorrectSignature":  # a required argument left out of the request
-        m = re.search(r"argument: '(\w+)'", value)
-        return _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{m[1] if m else 'argument'}: required" if m else value,
-                      **{"okr-field": m[1] if m else ""})
-    if kind in ("TenantMismatch", "PermissionDenied"):
+    """A service's refusal as a status with details: mapped by the error's type and its
+    structured fields (``RemoteError.details``), never by its message (ADR 0030)."""
+    value = e.value or str(e)
+    refusal = _REFUSALS.get(e.code)
+    if refusal is not None:
+        status, metadata = refusal
+        return _Abort(status, value, **{key: str(e.details.get(name) or "") for name, key in metadata})
+    if e.exc_type == "IncorrectSignature":  # a required argument left out of the request
+        missing = e.details.get("missing")
+        return _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{missing}: required" if missing else value,
+                      **{"okr-field": missing or ""})
+    if e.exc_type in ("TenantMismatch", "PermissionDenied"):
         return _Abort(grpc.StatusCode.PERMISSION_DENIED, value)
-    _log.error("service error %s: %s", kind, value)
-    return _Abort(grpc.StatusCode.INTERNAL, f"internal error ({kind}); the service logged it")
+    _log.error("service error %s: %s", e.exc_type, value)
+    return _Abort(grpc.StatusCode.INTERNAL, f"internal error ({e.exc_type}); the service logged it")
 
 
 class Gateway:
@@ -345,8 +344,6 @@ class Gateway:
             if action == "GetDiff" and isinstance(result, dict):
                 result = dict(result, status_changes=[
                     dict(c, from_status=c.get("from"), to_status=c.get("to")) for c in result.get("status_changes", [])])
-            if action == "GetAlignmentTree" and isinstance(result, list):  # the service answers the roots
-                result = {"roots": result}
             if action == "GetKeyResult" and isinstance(result, dict):
                 result = dict(result, check_ins=result.get("check_ins") or [])
             return convert.to_message(result, response_cls)

@@ -31,8 +31,8 @@ last_error           the last failure's reason (URLs in it redacted), kept when 
 created_at_us, updated_at_us, sent_at_us
 ==================== ==========================================================
 
-``UNIQUE (dedupe_key, channel, target_hash)`` (equivalent to the brief's
-``(dedupe_key, channel, target)``; the id derives from the same three, so the primary key
+``UNIQUE (dedupe_key, channel, target_hash)`` (equivalent to
+``UNIQUE (dedupe_key, channel, target)``; the id derives from the same three, so the primary key
 enforces it as well), an index on ``(status, next_attempt_at_us)`` for claiming and one on
 ``(tenant, created_at_us, id)`` for the log.
 

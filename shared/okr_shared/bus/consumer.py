@@ -13,7 +13,7 @@ tests take events off the bus, on top of nameko.
             conn.execute(kr_status.update()...)    # the projection's change; commits with the offset
 
 What it guarantees (nameko's own ``@event_handler`` acks a message even when the
-handler raises, and loses it — NAMEKO-NOTES.md):
+handler raises, and loses it — ADR 0030):
 
 - **Exactly-once effect.** The handler runs inside a transaction on the consumer's OWN
   database; the layer records what it applied in the same transaction (ordered: the
@@ -59,7 +59,7 @@ webhook — is not rolled back with it and would repeat on a retry: write an out
 and send after the commit). On SQLite the layer serialises the process's writers to one
 database file (``ConsumerDatabase.transaction()``; use it for the service's own writes
 too): a green thread that yields inside a write transaction would otherwise make the
-next writer busy-wait in C (NAMEKO-NOTES.md).
+next writer busy-wait in C (ADR 0030).
 
 Schema: the three tables are the layer's, created by ``ensure_schema`` (idempotent,
 ``CREATE TABLE IF NOT EXISTS``, safe to run from several instances at once) when the
@@ -88,7 +88,7 @@ from dataclasses import dataclass, field
 
 import warnings
 
-with warnings.catch_warnings():  # "Eventlet is deprecated": nameko 3 runs on it (NAMEKO-NOTES.md)
+with warnings.catch_warnings():  # "Eventlet is deprecated": nameko 3 runs on it (ADR 0030)
     warnings.simplefilter("ignore")  # EventletDeprecationWarning is a plain Warning
     import eventlet
     import eventlet.event
@@ -289,7 +289,7 @@ _sqlite_locks_guard = threading.Lock()
 def sqlite_write_lock(engine: Engine) -> threading.Lock:
     """This process's write lock of a SQLite file (one per file, shared by the consumer
     layer and every service table writer: green threads wait on it instead of
-    busy-waiting on SQLite's file lock, NAMEKO-NOTES.md)."""
+    busy-waiting on SQLite's file lock, ADR 0030)."""
     with _sqlite_locks_guard:
         return _sqlite_locks.setdefault(str(engine.url.database), threading.Lock())
 

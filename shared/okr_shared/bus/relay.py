@@ -1,6 +1,6 @@
 """The outbox relay: every event of the store, published to RabbitMQ with confirms.
 
-The events table is the outbox (ARCHITECTURE.md). A relay reads the store from its
+The events table is the outbox (docs/architecture.md). A relay reads the store from its
 checkpoint in position order, publishes each event to the durable topic exchange
 ``okr.events`` in the wire format of ``okr_shared.bus.wire`` (protobuf EventEnvelope,
 routing key = event type, message_id = event id, headers with type, tenant, position and

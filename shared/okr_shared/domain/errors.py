@@ -1,6 +1,11 @@
-"""Typed domain errors. Each names what is wrong so a caller (and later the gRPC
-gateway) can map it: ValidationError → INVALID_ARGUMENT, NotFound → NOT_FOUND,
-PreconditionFailed → FAILED_PRECONDITION, ConcurrencyConflict → ABORTED."""
+"""Typed domain errors. Each names what is wrong so a caller (the gRPC gateway) can map
+it: ValidationError → INVALID_ARGUMENT, NotFound → NOT_FOUND, PreconditionFailed →
+FAILED_PRECONDITION, ConcurrencyConflict → ABORTED.
+
+An error's ``details`` — its ``code`` and its structured fields — travel beside its
+message in the services' RPC replies (``error.details``, okr_services.common); the
+gateway builds the status and the ``okr-*`` metadata from them, never from the message
+(docs/adr/0030-errors-travel-typed-eventlet-and-grpcio-traps.md)."""
 
 from __future__ import annotations
 
@@ -9,12 +14,20 @@ class DomainError(Exception):
     """Base class of every refusal by the domain model or the services."""
 
     code = "domain_error"
+    #: The attributes that are the error's structured fields (``details``).
+    fields: tuple[str, ...] = ()
+
+    @property
+    def details(self) -> dict:
+        """``{"code": ..., <field>: <value>, ...}``: what a caller maps the error by (JSON-safe)."""
+        return {"code": self.code, **{name: getattr(self, name) for name in self.fields}}
 
 
 class ValidationError(DomainError):
     """A field of a command is invalid (``field`` names it, e.g. ``title``)."""
 
     code = "invalid_argument"
+    fields = ("field",)
 
     def __init__(self, field: str, message: str):
         self.field = field
@@ -25,9 +38,10 @@ class ValidationError(DomainError):
 class NotFound(DomainError):
     """The command refers to an aggregate that does not exist. ``detail`` follows the
     message (``key result 'kr-9' not found as of position 41``); the message always
-    starts ``<kind> '<id>' not found``, which the gateway reads its details from."""
+    starts ``<kind> '<id>' not found``; ``kind`` and ``id`` are its fields."""
 
     code = "not_found"
+    fields = ("kind", "id")
 
     def __init__(self, kind: str, id: str, detail: str = ""):
         self.kind = kind
@@ -40,6 +54,7 @@ class PreconditionFailed(DomainError):
     is a stable identifier such as ``objective_frozen``)."""
 
     code = "failed_precondition"
+    fields = ("rule",)
 
     def __init__(self, rule: str, message: str):
         self.rule = rule
@@ -51,6 +66,7 @@ class ConcurrencyConflict(DomainError):
     """The stream kept changing under the command; it was retried and gave up."""
 
     code = "aborted"
+    fields = ("stream_id", "attempts")
 
     def __init__(self, stream_id: str, attempts: int):
         self.stream_id = stream_id

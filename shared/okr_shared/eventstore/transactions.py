@@ -8,7 +8,7 @@ SQLAlchemy connection, with statements written once:
 
 - SQLite runs in-process: ``BEGIN IMMEDIATE`` on a raw sqlite3 connection, behind an
   in-process lock so green threads queue in Python instead of busy-waiting on SQLite's
-  file lock (NAMEKO-NOTES.md).
+  file lock (ADR 0030).
 - PostgreSQL pays a network round trip per statement batch: the transaction is two
   round trips plus the commit's flush on an autocommit connection of a dedicated writer
   pool: ``BEGIN; UPDATE head; SELECT state`` (each statement of a multi-statement string

@@ -5,7 +5,7 @@ eventlet-patched process), API keys for every role in two tenants.
 
 The test process is eventlet-patched: every grpc client call goes through
 ``eventlet.tpool`` (a blocking grpc call on the hub would freeze the services that live
-in this process; NAMEKO-NOTES.md). ``World.call(stub_method, request, role=…)`` does it.
+in this process; docs/adr/0030-…). ``World.call(stub_method, request, role=…)`` does it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The gateway's RPC client (okr_services.gateway.rpc_client) against a tiny nameko
-service on the real broker.
+service on the real broker, whose entrypoints reply as the services' do
+(okr_services.common.query: an error with its details).
 
 The service runs as a nameko container in this (eventlet-patched) process; the client
 runs as the gateway runs it, in a plain threaded process (rpc_client_driver.py, one
@@ -20,10 +21,10 @@ import nameko
 import pytest
 from nameko.containers import get_container_cls
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 
 from infra import AMQP_URI, require_broker, delete_bus_objects
-from okr_shared.domain.errors import DomainError, NotFound, ValidationError
+from okr_services.common import query
+from okr_shared.domain.errors import NotFound, ValidationError
 from waiting import free_port
 
 DRIVER = Path(__file__).with_name("rpc_client_driver.py")
@@ -38,24 +39,24 @@ def tiny_service(name: str):
     class Tiny:
         ctx = WorkerContext()
 
-        @rpc(expected_exceptions=DomainError)
+        @query
         def echo(self, x):
             return x
 
-        @rpc(expected_exceptions=DomainError)
+        @query
         def fail(self, field="title", message="must not be empty"):
             raise ValidationError(field, message)
 
-        @rpc(expected_exceptions=DomainError)
+        @query
         def missing(self, id):
             raise NotFound("objective", id)
 
-        @rpc
+        @query
         def slow(self, seconds):
             eventlet.sleep(seconds)
             return seconds
 
-        @rpc
+        @query
         def context(self):
             return {"data": dict(self.ctx.data), "call_id_stack": list(self.ctx.call_id_stack)}
 
