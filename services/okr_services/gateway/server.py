@@ -155,7 +155,7 @@ _REFUSALS = {
 }
 
 
-def _remote(e: RemoteError) -> _Abort:
+def remote_refusal(e: RemoteError) -> _Abort:
     """A service's refusal as a status with details: mapped by the error's type and its
     structured fields (``RemoteError.details``), never by its message (ADR 0030)."""
     value = e.value or str(e)
@@ -243,7 +243,7 @@ class Gateway:
             return reply
         except RemoteError as e:
             outcome = "remote_error"
-            raise _remote(e) from None
+            raise remote_refusal(e) from None
         except RpcTimeout:
             outcome = "timeout"
             remaining = context.time_remaining()

@@ -1,7 +1,7 @@
 """A service's refusal crosses RPC typed: the reply's error carries the domain error's
 code and fields (``details``, okr_services.common.serialize_error) and the gateway builds
 the status and the ``okr-*`` metadata from them, not from the message
-(okr_services.gateway.server._remote; ADR 0030)."""
+(okr_services.gateway.server.remote_refusal; ADR 0030)."""
 
 import json
 import sys
@@ -13,7 +13,7 @@ from nameko.exceptions import IncorrectSignature
 
 from okr_services import common
 from okr_services.gateway import rpc_client
-from okr_services.gateway.server import _remote
+from okr_services.gateway.server import remote_refusal
 from okr_shared.domain.errors import ConcurrencyConflict, NotFound, PreconditionFailed, ValidationError
 
 
@@ -25,7 +25,7 @@ def _across_rpc(exc: BaseException) -> rpc_client.RemoteError:
         exc_info = sys.exc_info()
     _, body, _, _ = common._reply(None, exc_info, kombu_json.dumps)
     with pytest.raises(rpc_client.RemoteError) as caught:
-        rpc_client._unpack(rpc_client._decode_reply(body))
+        rpc_client._unpack(rpc_client.decode_reply(body))
     return caught.value
 
 
@@ -40,7 +40,7 @@ def _across_rpc(exc: BaseException) -> rpc_client.RemoteError:
      "stream 'kr-1' changed concurrently 5 times; try again", {"okr-stream": "kr-1"}),
 ])
 def test_each_domain_error_maps_to_its_status_message_and_metadata(exc, code, message, metadata):
-    abort = _remote(_across_rpc(exc))
+    abort = remote_refusal(_across_rpc(exc))
     assert (abort.code, abort.message) == (code, message)
     assert abort.details == {"okr-kind": code.name.lower(), **metadata}
 
@@ -55,18 +55,18 @@ def test_the_reply_keeps_namekos_form_and_adds_the_details():
 
 def test_fields_are_taken_from_the_details_not_read_back_from_the_message():
     # ids a message cannot give back: a quote changes repr's quoting, ": " splits a prefix
-    abort = _remote(_across_rpc(NotFound("objective", "it's")))
+    abort = remote_refusal(_across_rpc(NotFound("objective", "it's")))
     assert abort.details["okr-id"] == "it's"
-    abort = _remote(_across_rpc(ValidationError("rows[2]: title", "must not be empty")))
+    abort = remote_refusal(_across_rpc(ValidationError("rows[2]: title", "must not be empty")))
     assert abort.details["okr-field"] == "rows[2]: title"
-    abort = _remote(_across_rpc(ConcurrencyConflict("o'1", 3)))
+    abort = remote_refusal(_across_rpc(ConcurrencyConflict("o'1", 3)))
     assert abort.details["okr-stream"] == "o'1"
 
 
 def test_a_message_that_looks_like_a_refusal_is_not_one():
     remote = rpc_client.RemoteError("ValidationError", "title: must not be empty")  # no details
     assert (remote.field, remote.rule, remote.code) == (None, None, None)
-    assert _remote(remote).code == grpc.StatusCode.INTERNAL
+    assert remote_refusal(remote).code == grpc.StatusCode.INTERNAL
 
 
 class _Service:
@@ -91,28 +91,28 @@ def _check(method_name, kwargs, args=()):
 
 
 def test_one_missing_argument_travels_as_its_name():
-    abort = _remote(_across_rpc(_check("lookup", {"as_of": 3})))
+    abort = remote_refusal(_across_rpc(_check("lookup", {"as_of": 3})))
     assert (abort.code, abort.message) == (grpc.StatusCode.INVALID_ARGUMENT, "key_result_id: required")
     assert abort.details == {"okr-kind": "invalid_argument", "okr-field": "key_result_id"}
 
 
 def test_two_missing_arguments_keep_namekos_message():
     exc = _check("compare", {})
-    abort = _remote(_across_rpc(exc))
+    abort = remote_refusal(_across_rpc(exc))
     assert (abort.code, abort.message, abort.details) == (grpc.StatusCode.INVALID_ARGUMENT, str(exc),
                                                           {"okr-kind": "invalid_argument"})
 
 
 def test_an_unknown_argument_keeps_namekos_message_and_names_no_field():
     exc = _check("lookup", {"key_result": "kr-1"})
-    abort = _remote(_across_rpc(exc))
+    abort = remote_refusal(_across_rpc(exc))
     assert (abort.code, abort.message) == (grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     assert abort.details == {"okr-kind": "invalid_argument"}
 
 
 def test_other_remote_errors_are_internal_or_permission_denied():
-    assert _remote(rpc_client.RemoteError("TenantMismatch", "appends[1] ...")).code == grpc.StatusCode.PERMISSION_DENIED
-    abort = _remote(_across_rpc(RuntimeError("boom")))
+    assert remote_refusal(rpc_client.RemoteError("TenantMismatch", "appends[1] ...")).code == grpc.StatusCode.PERMISSION_DENIED
+    abort = remote_refusal(_across_rpc(RuntimeError("boom")))
     assert (abort.code, abort.message) == (grpc.StatusCode.INTERNAL, "internal error (RuntimeError); the service logged it")
 
 
