@@ -7,8 +7,9 @@ table, ``reporting_<table>`` (``reporting_cycles``, ``reporting_objectives``,
 the columns ``tenant``, ``key`` (the model's row key ``"<tenant>/<id>"``) and ``doc`` (the
 document as JSON text, ``dumps``: orjson, sorted keys, compact) and a unique index on
 ``(tenant, key)``. They live in the consumer's database (``OKR_REPORTING_DATABASE_URL``)
-next to the consumer layer's offset tables; ``ensure_schema`` creates them (idempotent)
-when the service starts, the rebuild creates them too.
+next to the consumer layer's offset tables; ``migrate_schema`` creates them by the
+Alembic history ``reporting`` (okr_shared.db) when the service starts and before a
+rebuild.
 
 - incremental: ``apply_event(conn, event)`` loads only the rows the event reads (the fold
   reads at most one entity row per event; history rows are never read), runs
@@ -67,8 +68,8 @@ from sqlalchemy import (
 )
 
 from okr_shared import dbapi
-from okr_shared.bus.consumer import ensure_schema as ensure_consumer_schema
-from okr_shared.bus.consumer import offsets, sqlite_write_lock, write_transaction
+from okr_shared.bus.consumer import offsets
+from okr_shared.db import migrate, sqlite_write_lock, write_transaction
 
 from .projections import POINTS, TABLES, Model, fold_rows, new_model, project
 
@@ -142,26 +143,20 @@ def dumps(doc: dict) -> str:
 loads = _orjson_loads
 
 
-def ensure_schema(engine: Engine, tables: dict[str, Table] | None = None) -> None:
-    """Create the consumer layer's tables and the live read-model tables (or ``tables``,
-    from ``tables_for``) if missing."""
-    ensure_consumer_schema(engine)
-    existing = set(inspect(engine).get_table_names())
-    token = uuid.uuid4().hex[:8]
-    md = MetaData()
+def migrate_schema(engine: Engine, tables: dict[str, Table] | None = None, history: str = "reporting") -> None:
+    """Bring the database's schema up to date: the consumer layer's tables and the live
+    read-model tables (or another service's copies, ``tables`` from ``tables_for``, with
+    that service's Alembic ``history``), each history by its migrations
+    (``okr_shared.db.migrate``). A database from before the chart points had rows of
+    their own has its key results' points moved out (``move_points_out``) once the
+    points table exists."""
     wanted = LIVE if tables is None else tables
-    missing = [_table(md, name, token=token, prefix=t.name[:-len(name)])
-               for name, t in wanted.items() if t.name not in existing]
-    for attempt in range(3):
-        try:
-            md.create_all(engine, tables=missing, checkfirst=True)
-            break
-        except Exception:  # another instance created one between check and create
-            if attempt == 2:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-    if POINTS in wanted and "key_results" in wanted and wanted["key_results"].name in existing \
-            and wanted[POINTS].name not in existing:
+    existing = set(inspect(engine).get_table_names())
+    split = POINTS in wanted and "key_results" in wanted and wanted["key_results"].name in existing \
+        and wanted[POINTS].name not in existing
+    migrate(engine, "consumer")
+    migrate(engine, history)
+    if split:
         move_points_out(engine, wanted)
 
 
@@ -553,7 +548,7 @@ def rebuild(engine: Engine, store, *, progress: Callable[[int, int], None] | Non
     or a failed worker) drops the new tables and leaves the live ones and the offset as
     they were.
     """
-    ensure_schema(engine)
+    migrate_schema(engine)
     head = store.head_position() if to_position is None else to_position
     workers = default_workers(head) if workers is None else workers
     if workers < 1:
