@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, Engine, bindparam, exc as sa_exc, select
 
+from .. import dbapi
 from . import schema
 
 _E = schema.events
@@ -25,9 +26,7 @@ class _Compiled:
     def __init__(self, engine: Engine, statement):
         self.engine = engine
         self.statement = statement
-        compiled = statement.compile(dialect=engine.dialect)
-        self.sql = compiled.string
-        self.order = tuple(compiled.positiontup) if compiled.positional else None
+        self.sql, self.order = dbapi.compiled(statement, engine.dialect)
 
     def fetchall(self, params: dict) -> list:
         """Every row of the statement with ``params`` (plain tuples)."""
