@@ -64,8 +64,9 @@ next writer busy-wait in C (NAMEKO-NOTES.md).
 Schema: the three tables are the layer's, created by the Alembic history ``consumer``
 (``okr_shared.db.migrate``: idempotent, safe to run from several instances at once, its
 own version table beside the service's history) when the ``ConsumerDatabase`` starts
-(docs/adr/0007-…). Queue arguments cannot change on an existing queue (RabbitMQ refuses the
-declaration): switching a queue between ordered and unordered means a new queue name.
+(docs/adr/0007-…, 0029-…). Queue arguments cannot change on an existing queue (RabbitMQ
+refuses the declaration): switching a queue between ordered and unordered means a new
+queue name.
 
 Message flow: nameko's AMQP consumer (``nameko.amqp.consume.Consumer``, which
 reconnects after a broker restart) hands raw messages to this entrypoint; an ordered
