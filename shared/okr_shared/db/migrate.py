@@ -19,6 +19,7 @@ instances start at once (the loser of a race retries and finds the schema curren
 
 from __future__ import annotations
 
+import threading
 import time
 
 from alembic import command
@@ -26,6 +27,11 @@ from alembic.config import Config
 from sqlalchemy import Engine, exc as sa_exc
 
 __all__ = ["HISTORIES", "alembic_config", "migrate", "version_table"]
+
+#: Alembic runs a migration through module-level state (``alembic.context``): two at once
+#: in one process (a runner's containers start concurrently, in green threads) would mix
+#: them up, so this process runs one at a time.
+_ONE_AT_A_TIME = threading.Lock()
 
 #: The migration histories, by database (the folders under okr_shared/db/migrations/).
 HISTORIES = ("consumer", "gateway_keys", "reporting", "notification")
@@ -49,13 +55,14 @@ def alembic_config(engine: Engine, history: str) -> Config:
 
 def migrate(engine: Engine, history: str, revision: str = "head") -> None:
     """Bring ``history``'s schema on ``engine`` to ``revision`` (default: the newest).
-    Idempotent; another instance migrating at the same moment makes ours fail once
+    Idempotent; another process migrating at the same moment makes ours fail once
     (a table or the version row created between our check and our CREATE / INSERT):
     the retry finds it done."""
     cfg = alembic_config(engine, history)
     for attempt in range(3):
         try:
-            command.upgrade(cfg, revision)
+            with _ONE_AT_A_TIME:
+                command.upgrade(cfg, revision)
             return
         except (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.OperationalError):
             if attempt == 2:

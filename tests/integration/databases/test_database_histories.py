@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 import uuid
 from pathlib import Path
 
@@ -161,3 +162,26 @@ def test_a_sqlite_database_made_by_the_code_before_the_histories_is_adopted(tmp_
         assert _revisions(engine, DATABASES[name]) == _heads(DATABASES[name])
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("name", DATABASES)
+def test_instances_starting_at_once_both_get_the_schema(database, name):
+    # in one process (nameko starts a runner's containers at once, in green threads)
+    engines = [database.engine, database.make_engine()]
+    errors = []
+
+    def start(engine):
+        try:
+            for history in DATABASES[name]:
+                migrate(engine, history)
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engines[1].dispose()
+    assert errors == []
+    assert _revisions(database.engine, DATABASES[name]) == _heads(DATABASES[name])
