@@ -211,9 +211,10 @@ class Stack:
         engine.dispose()
 
         from okr_services.gateway import auth
+        from okr_shared.db import migrate as db_migrate
 
         keys = make_engine(self.keys_url)
-        auth.ensure_schema(keys)
+        db_migrate(keys, "gateway_keys")
         self.api_key, _ = auth.create_key(keys, "acme", "bench-admin", "admin", description="bench/e2e.py")
         keys.dispose()
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from okr_services.gateway import auth
+from okr_shared.db import migrate
 from okr_shared.eventstore import make_engine
 
 
@@ -29,7 +30,7 @@ def _engine(database_url: str | None):
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
-    auth.ensure_schema(engine)
+    migrate(engine, "gateway_keys")
     return engine
 
 

@@ -209,9 +209,10 @@ def main() -> int:
         key_file = data_dir / "admin.key"
         if new or not key_file.exists():
             from okr_services.gateway import auth
+            from okr_shared.db import migrate as migrate_keys
 
             keys = make_engine(env["OKR_GATEWAY_DATABASE_URL"])
-            auth.ensure_schema(keys)
+            migrate_keys(keys, "gateway_keys")
             key, _ = auth.create_key(keys, tenant, "admin", "admin", description="make run")
             keys.dispose()
             key_file.write_text(key + "\n")

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, inspect, select, update
+from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from okr_shared.bus.consumer import write_transaction
+from okr_shared.db import migrate, write_transaction
 from okr_shared.eventstore.store import TENANT_RE
 
 log = logging.getLogger(__name__)
@@ -139,21 +139,6 @@ api_keys = Table(
 _PUBLIC_COLUMNS = [c for c in api_keys.c if c.name != "secret_hash"]
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Create ``gateway_api_keys`` if missing (idempotent; safe when several processes
-    start at once)."""
-    if "gateway_api_keys" in inspect(engine).get_table_names():
-        return
-    for attempt in range(3):
-        try:
-            _metadata.create_all(engine, tables=[api_keys], checkfirst=True)
-            return
-        except Exception:  # another instance created it between check and create
-            if attempt == 2:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-
-
 def _now_us() -> int:
     return time.time_ns() // 1000
 
@@ -207,7 +192,7 @@ def create_key(engine: Engine, tenant: str, subject: str, role: str, teams: Iter
     teams_t, krs_t = validate_identity(tenant, subject, role, tuple(teams or ()), tuple(delegated_key_results or ()))
     if not isinstance(description, str) or len(description) > 1000:
         raise ValueError("description must be a string of at most 1000 characters")
-    ensure_schema(engine)
+    migrate(engine, "gateway_keys")
     secret = secrets.token_urlsafe(SECRET_BYTES)
     row = {
         "tenant": tenant, "subject": subject, "role": role,

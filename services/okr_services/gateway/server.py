@@ -44,6 +44,7 @@ from grpc_health.v1 import health as grpc_health, health_pb2, health_pb2_grpc
 
 from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
 from okr_shared.contracts import history_what
+from okr_shared.db import migrate
 from okr_shared.eventstore import EventStore, make_engine
 from okr_shared.eventstore.errors import StreamNotFound
 from okr_shared.eventstore.export import export_chunks
@@ -184,7 +185,7 @@ class Gateway:
         self.keys_engine = keys_engine if keys_engine is not None else (
             make_engine(config.keys_url) if config.keys_url else None)
         if self.keys_engine is not None:
-            auth.ensure_schema(self.keys_engine)
+            migrate(self.keys_engine, "gateway_keys")
         self._store_engine = None
         self.store = store
         if self.store is None and config.store_url:

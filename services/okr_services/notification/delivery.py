@@ -1,7 +1,7 @@
 """The notification service's durable delivery log: what must be sent where, what was
 sent, what is being retried and what failed for good — and the schedule state of timed
-rules. Both tables live in the service's own database and are created by the idempotent
-``ensure_schema(engine)``.
+rules. Both tables live in the service's own database and are created by its Alembic
+history ``notification`` (``okr_shared.db.migrate``).
 
 Tables
 ------
@@ -123,11 +123,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from okr_shared.bus.consumer import write_transaction
+from okr_shared.db import write_transaction
 from okr_shared.observability import metrics
 
 from .message import DeliveryError, Notification
@@ -185,19 +184,6 @@ schedule = Table(
 
 def _now_us() -> int:
     return time.time_ns() // 1000
-
-
-def ensure_schema(engine: Engine) -> None:
-    """Create the delivery log's tables if missing. Idempotent; two instances starting
-    at once both succeed."""
-    for attempt in range(3):
-        try:
-            metadata.create_all(engine, checkfirst=True)
-            return
-        except (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.OperationalError):
-            if attempt == 2:  # another instance created a table between check and CREATE
-                raise
-            time.sleep(0.05 * (attempt + 1))
 
 
 # ------------------------------------------------------------------ transactions

@@ -1,5 +1,5 @@
 """Who gets what, where: the notification service's subscriptions, per-tenant rule
-settings and people's time zones — its own tables (``ensure_schema``, idempotent).
+settings and people's time zones — its own tables (created by the Alembic history ``notification``, okr_shared.db).
 
 ``notification_subscriptions``: one row per (tenant, subscriber, channel, target); the
 subscriber is a person (``alice``) or a team (``team:growth``); ``rules`` is the list of
@@ -39,7 +39,7 @@ from sqlalchemy import (
     update,
 )
 
-from okr_shared.bus.consumer import write_transaction
+from okr_shared.db import write_transaction
 
 from . import rules as rules_
 from .channels import channel_for
@@ -84,10 +84,6 @@ kr_statuses = Table(
 
 _SUBSCRIBER = re.compile(r"(team:)?[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}")
 MAX_SECRET = 512
-
-
-def ensure_schema(engine: Engine) -> None:
-    metadata.create_all(engine, checkfirst=True)
 
 
 def _now_us() -> int:

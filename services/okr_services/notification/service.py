@@ -40,7 +40,8 @@ from nameko.timer import timer
 from sqlalchemy import select
 
 from okr_shared.bus import wire
-from okr_shared.bus.consumer import ConsumerDatabase, okr_event_handler, write_transaction
+from okr_shared.bus.consumer import ConsumerDatabase, okr_event_handler
+from okr_shared.db import write_transaction
 from okr_shared.domain.errors import NotFound, ValidationError
 from okr_shared.readmodels import storage
 from okr_shared.readmodels.events import BusEvent
@@ -100,9 +101,7 @@ class NotificationDatabase(ConsumerDatabase):
 
     def setup(self):
         super().setup()
-        storage.ensure_tables(self.engine, TABLES)  # the consumer layer's tables: super().setup()
-        delivery.ensure_schema(self.engine)
-        directory.ensure_schema(self.engine)
+        storage.migrate_schema(self.engine, TABLES, history="notification")
         self.dispatcher = delivery.Dispatcher(self.engine, self._send, policy=self.policy, clock=self.now_us,
                                               send_timeout_s=self.send_timeout)
 

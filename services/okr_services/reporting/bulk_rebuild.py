@@ -29,11 +29,12 @@ from collections.abc import Callable, Iterable
 
 from sqlalchemy import Engine, MetaData, Table, insert, select, text, update
 
-from okr_shared.bus.consumer import offsets, sqlite_write_lock, write_transaction
+from okr_shared.bus.consumer import offsets
+from okr_shared.db import sqlite_write_lock, write_transaction
 from okr_shared.readmodels.projections import POINTS, TABLES, fold_rows, new_model
 from okr_shared.readmodels.storage import apply_event, dumps, forget_cached, index, stored_rows, table
 
-from .storage import CONSUMER, PREFIX, STORED, ensure_schema, table_name
+from .storage import CONSUMER, PREFIX, STORED, migrate_schema, table_name
 
 NEXT = "_next"
 OLD = "_old"
@@ -76,7 +77,7 @@ def rebuild(engine: Engine, store, *, progress: Callable[[int, int], None] | Non
     or a failed worker) drops the new tables and leaves the live ones and the offset as
     they were.
     """
-    ensure_schema(engine)
+    migrate_schema(engine)
     head = store.head_position() if to_position is None else to_position
     workers = default_workers(head) if workers is None else workers
     if workers < 1:

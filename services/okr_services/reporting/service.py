@@ -80,7 +80,7 @@ class ReportingDatabase(ConsumerDatabase):
 
     def setup(self):
         super().setup()
-        storage.ensure_schema(self.engine)
+        storage.migrate_schema(self.engine)
 
     def get_dependency(self, worker_ctx):
         return self

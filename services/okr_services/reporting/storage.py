@@ -10,8 +10,8 @@ results' chart points (``reporting_key_result_points``), each with the columns
 ``tenant``, ``key`` (the model's row key ``"<tenant>/<id>"``) and ``doc`` (the document
 as JSON text, ``dumps``: orjson, sorted keys, compact) and a unique index on ``(tenant,
 key)``. They live in the consumer's database (``OKR_REPORTING_DATABASE_URL``) next to
-the consumer layer's offset tables; ``ensure_schema`` creates them (idempotent) when the
-service starts, the rebuild creates them too.
+the consumer layer's offset tables; ``migrate_schema`` creates them by the Alembic
+history ``reporting`` (okr_shared.db) when the service starts and before a rebuild.
 
 - incremental: ``apply_event(conn, event)`` projects one event onto the live tables in
   the caller's transaction (the consumer layer's: it commits with the offset);
@@ -26,7 +26,6 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, bindparam, delete, select
 
-from okr_shared.bus.consumer import ensure_schema as ensure_consumer_schema
 from okr_shared.bus.consumer import offsets
 from okr_shared.readmodels import storage as rows
 from okr_shared.readmodels.projections import POINTS, TABLES, Model
@@ -48,10 +47,11 @@ def table_name(table: str, suffix: str = "") -> str:
     return f"{PREFIX}{table}{suffix}"
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Create the consumer layer's tables and the live read-model tables if missing."""
-    ensure_consumer_schema(engine)
-    rows.ensure_tables(engine, LIVE)
+def migrate_schema(engine: Engine) -> None:
+    """Bring the database's schema up to date: the consumer layer's tables and the live
+    read-model tables, by the Alembic histories ``consumer`` and ``reporting``
+    (``okr_shared.readmodels.storage.migrate_schema``)."""
+    rows.migrate_schema(engine, LIVE, history="reporting")
 
 
 def move_points_out(engine: Engine) -> int:

@@ -61,11 +61,12 @@ database file (``ConsumerDatabase.transaction()``; use it for the service's own 
 too): a green thread that yields inside a write transaction would otherwise make the
 next writer busy-wait in C (ADR 0030).
 
-Schema: the three tables are the layer's, created by ``ensure_schema`` (idempotent,
-``CREATE TABLE IF NOT EXISTS``, safe to run from several instances at once) when the
-``ConsumerDatabase`` starts; a service with Alembic migrations of its own may include
-``metadata`` (this module's) in its ``target_metadata`` instead (docs/adr/0007-…). Queue arguments cannot change on an existing queue (RabbitMQ refuses the
-declaration): switching a queue between ordered and unordered means a new queue name.
+Schema: the three tables are the layer's, created by the Alembic history ``consumer``
+(``okr_shared.db.migrate``: idempotent, safe to run from several instances at once, its
+own version table beside the service's history) when the ``ConsumerDatabase`` starts
+(docs/adr/0007-…, 0029-…). Queue arguments cannot change on an existing queue (RabbitMQ
+refuses the declaration): switching a queue between ordered and unordered means a new
+queue name.
 
 Message flow: nameko's AMQP consumer (``nameko.amqp.consume.Consumer``, which
 reconnects after a broker restart) hands raw messages to this entrypoint; an ordered
@@ -127,6 +128,7 @@ from sqlalchemy import (
 
 from .. import contracts, dbapi
 from ..config import Settings
+from ..db import migrate, sqlite_write_lock
 from ..eventstore import EventStore, make_engine
 from ..eventstore.engine import background_checkpoints
 from ..eventstore import transactions
@@ -141,7 +143,6 @@ __all__ = [
     "OkrEventHandler",
     "PoisonEvent",
     "dead_letter_queue_name",
-    "ensure_schema",
     "envelope_of",
     "metadata",
     "okr_event_handler",
@@ -191,20 +192,6 @@ dead_letters = Table(
 _READ_OFFSET = select(offsets.c.last_position).where(offsets.c.consumer == bindparam("consumer")).with_for_update()
 _WRITE_OFFSET = (update(offsets).where(offsets.c.consumer == bindparam("w_consumer"))
                  .values(last_position=bindparam("last_position"), updated_at_us=bindparam("updated_at_us")))
-
-
-def ensure_schema(engine: Engine) -> None:
-    """Create the layer's tables in the consumer's database if they are missing.
-    Idempotent; two instances starting at once both succeed."""
-    for attempt in range(3):
-        try:
-            metadata.create_all(engine, checkfirst=True)
-            return
-        except (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.OperationalError):
-            # another instance created a table between our check and our CREATE
-            if attempt == 2:
-                raise
-            time.sleep(0.05 * (attempt + 1))
 
 
 def prune_processed(engine: Engine, consumer: str, older_than_s: float) -> int:
@@ -282,30 +269,6 @@ class _GapNotInStore(Exception):
 
 # ------------------------------------------------------------------------- database
 
-_sqlite_locks: dict[str, threading.Lock] = {}
-_sqlite_locks_guard = threading.Lock()
-
-
-def sqlite_write_lock(engine: Engine) -> threading.Lock:
-    """This process's write lock of a SQLite file (one per file, shared by the consumer
-    layer and every service table writer: green threads wait on it instead of
-    busy-waiting on SQLite's file lock, ADR 0030)."""
-    with _sqlite_locks_guard:
-        return _sqlite_locks.setdefault(str(engine.url.database), threading.Lock())
-
-
-@contextlib.contextmanager
-def write_transaction(engine: Engine) -> Iterator:
-    """A short write transaction on a consumer's database (commits on leaving); on SQLite
-    ``BEGIN IMMEDIATE`` under ``sqlite_write_lock``."""
-    if engine.dialect.name != "sqlite":
-        with engine.begin() as conn:
-            yield conn
-        return
-    with sqlite_write_lock(engine), engine.execution_options(sqlite_begin="IMMEDIATE").begin() as conn:
-        yield conn
-
-
 class ConsumerDatabase(DependencyProvider):
     """The consumer's own database (its projections and the layer's tables), and a
     reader of the event store for filling gaps.
@@ -346,7 +309,7 @@ class ConsumerDatabase(DependencyProvider):
         else:
             self._lock = contextlib.nullcontext()
             self._writer = self.engine
-        ensure_schema(self.engine)
+        migrate(self.engine, "consumer")
 
     @property
     def event_store(self) -> EventStore:

@@ -9,7 +9,7 @@ schema version), and moves its checkpoint only after the broker confirmed.
 How (one loop, one thread, one AMQP channel):
 
 1. **Lease.** Only the holder of the database lease named like the relay
-   (``okr_shared.bus.lease``, default TTL 5 s, renewed every 1 s) publishes; other
+   (``okr_shared.eventstore.lease``, default TTL 5 s, renewed every 1 s) publishes; other
    relay processes are hot standbys that try to take it every renew interval, so one
    takes over within ~TTL + 1 s of the holder dying. A clean stop releases the lease
    (immediate takeover).
@@ -74,13 +74,15 @@ import amqp
 import kombu
 import kombu.exceptions
 from google.protobuf import json_format
-from sqlalchemy import Engine, bindparam, exc as sa_exc, select, text
+from sqlalchemy import Engine, exc as sa_exc
 
 from .. import contracts
-from ..eventstore import EventStore, RecordedEvent, schema
+from ..eventstore import EventStore, RecordedEvent
+from ..eventstore.lease import Lease, LeaseLost
+from ..eventstore.outbox import ensure_checkpoint, load_checkpoint, save_checkpoint
+from ..eventstore.reads import PositionWindow
 from ..observability import metrics
 from . import wire
-from .lease import Lease, LeaseLost
 
 __all__ = [
     "ConfirmTimeout",
@@ -97,19 +99,6 @@ _log = logging.getLogger("okr.relay")
 
 #: (body, properties for amqp.Message, routing key)
 Encoded = tuple[bytes, dict, str]
-
-_E = schema.events
-#: One window of events after the checkpoint, built once (``read_all`` builds its query
-#: and cache key per call, ~10 % of the relay's CPU at 100 polls/s).
-_WINDOW = (
-    select(*(_E.c[name] for name in ("position", "tenant_id", "stream_id", "stream_version", "event_id",
-                                     "event_type", "schema_version", "data", "metadata", "recorded_at_us",
-                                     "hash")))
-    .where(_E.c.position > bindparam("after"), _E.c.position <= bindparam("up_to"))
-    .order_by(_E.c.position)
-)
-_SAVE_CHECKPOINT = text("UPDATE es_relay_checkpoints SET position = :position, updated_at_us = :now WHERE name = :name")
-
 
 class ConfirmTimeout(Exception):
     """The broker did not confirm every message of a window in time."""
@@ -298,15 +287,6 @@ class ConfirmingPublisher:
 # ----------------------------------------------------------------------- checkpoint
 
 
-def load_checkpoint(engine: Engine, name: str) -> int:
-    """The relay's last confirmed position (0 when it never published)."""
-    with engine.connect() as conn:
-        position = conn.execute(
-            text("SELECT position FROM es_relay_checkpoints WHERE name = :name"), {"name": name}
-        ).scalar()
-    return position or 0
-
-
 def _now_us() -> int:
     return time.time_ns() // 1000
 
@@ -387,8 +367,7 @@ class Relay:
         self.stats = RelayStats()
         self.position = 0  # last confirmed position (valid while active)
         self.checkpoint_interval = checkpoint_interval
-        compiled = _WINDOW.compile(dialect=engine.dialect)
-        self._window_sql = (compiled.string, tuple(compiled.positiontup) if compiled.positional else None)
+        self._window = PositionWindow(engine)
         self._saved = 0  # the checkpoint as last saved (valid while active)
         self._saved_at = 0.0  # monotonic time of that save
         self._backoff = _Backoff(*backoff)
@@ -497,13 +476,7 @@ class Relay:
 
     def _activate(self) -> None:
         with self.lease.holding() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO es_relay_checkpoints (name, position, updated_at_us) "
-                    "VALUES (:name, 0, :now) ON CONFLICT (name) DO NOTHING"
-                ),
-                {"name": self.name, "now": _now_us()},
-            )
+            ensure_checkpoint(conn, self.name, _now_us())
         self.position = self._saved = load_checkpoint(self.engine, self.name)
         self._saved_at = 0.0
         self.stats.leases_acquired += 1
@@ -556,27 +529,10 @@ class Relay:
         return len(events)
 
     def _window_rows(self) -> list:
-        """The next window's rows, on a pooled DBAPI connection (one statement, its own
-        snapshot); DBAPI errors are raised as SQLAlchemy's (the loop backs off on
-        those). Through a SQLAlchemy Connection (BEGIN, SELECT, ROLLBACK) this was a
-        quarter of the relay's CPU at 100 polls/s."""
-        sql, order = self._window_sql
-        params = {"after": self.position, "up_to": self.position + self.window}
-        args = params if order is None else tuple(params[name] for name in order)
-        dbapi_error = self.engine.dialect.loaded_dbapi.Error
-        raw = self.engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            try:
-                cursor.execute(sql, args)
-                return cursor.fetchall()
-            finally:
-                cursor.close()
-        except dbapi_error as e:
-            raw.invalidate()
-            raise sa_exc.DBAPIError.instance(sql, args, e, dbapi_error) from e
-        finally:
-            raw.close()
+        """The next window's rows (one statement on a pooled DBAPI connection,
+        ``okr_shared.eventstore.reads``); DBAPI errors are raised as SQLAlchemy's (the
+        loop backs off on those)."""
+        return self._window.rows(self.position, self.position + self.window)
 
     def _save_checkpoint(self) -> None:
         """Save the confirmed position as the checkpoint, if it moved since the last
@@ -585,7 +541,7 @@ class Relay:
             return
         position = self.position
         with self.lease.holding() as conn:
-            conn.execute(_SAVE_CHECKPOINT, {"name": self.name, "position": position, "now": _now_us()})
+            save_checkpoint(conn, self.name, position, _now_us())
         self._saved, self._saved_at = position, time.monotonic()
 
     def _tick(self) -> None:

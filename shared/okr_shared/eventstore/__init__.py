@@ -6,6 +6,11 @@
     migrate(engine)
     store = EventStore(engine)
     store.append("kr-42", NO_STREAM, [NewEvent("okr.v1.KeyResultDefined", {...}, tenant_id="acme")])
+
+Only this package touches the store's tables (docs/adr/0029-…): besides ``EventStore``,
+``reads`` (a stream's tail, the relay's window), ``lookups`` (events by id or stream
+version), ``outbox`` (relay checkpoints and the lag's positions), ``lease`` and
+``snapshots`` are the operations other layers use.
 """
 
 from .engine import make_engine

@@ -88,7 +88,7 @@ relay_checkpoints = Table(
     Column("updated_at_us", BigInteger, nullable=False),
 )
 
-#: Leases (okr_shared.bus.lease): ``owner`` may act as the single active ``name`` until
+#: Leases (okr_shared.eventstore.lease): ``owner`` may act as the single active ``name`` until
 #: ``expires_at_us`` (the database's clock, microseconds since the epoch); renewed while
 #: the owner is alive, taken over by another process once expired.
 relay_leases = Table(

@@ -35,27 +35,15 @@ from collections.abc import Callable
 
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
+
+from ..eventstore.outbox import age_of, relay_checkpoints, store_head
 
 _log = logging.getLogger(__name__)
 
 SOURCE_ERRORS = Counter("okr_metrics_source_errors_total",
                         "Scrapes in which a lag source (an event store, a consumer offset) could not be read.",
                         ["source"], registry=REGISTRY)
-
-_HEAD = text("SELECT last_position FROM es_head")
-_CHECKPOINTS = text("SELECT name, position FROM es_relay_checkpoints")
-_RECORDED_AT = text("SELECT recorded_at_us FROM es_events WHERE position = :position")
-
-
-def store_head(conn) -> int:
-    return conn.execute(_HEAD).scalar() or 0
-
-
-def age_of(conn, position: int, now_us: int) -> float:
-    """Seconds since the event at ``position`` was recorded (0 if there is none)."""
-    recorded = conn.execute(_RECORDED_AT, {"position": position}).scalar()
-    return max(0.0, (now_us - recorded) / 1e6) if recorded is not None else 0.0
 
 
 def relay_lag(engine: Engine, now_us: int | None = None) -> tuple[int, dict[str, tuple[int, int, float]]]:
@@ -64,7 +52,7 @@ def relay_lag(engine: Engine, now_us: int | None = None) -> tuple[int, dict[str,
     with engine.connect() as conn:
         head = store_head(conn)
         relays = {}
-        for name, position in conn.execute(_CHECKPOINTS).all():
+        for name, position in relay_checkpoints(conn):
             lag = max(0, head - position)
             relays[name] = (position, lag, age_of(conn, position + 1, now_us) if lag else 0.0)
     return head, relays

@@ -8,7 +8,7 @@ Schema: one table per model table, ``<prefix><table>``, each with the columns
 ``tenant``, ``key`` (the model's row key ``"<tenant>/<id>"``) and ``doc`` (the document
 as JSON text, ``dumps``: orjson, sorted keys, compact) and a unique index on ``(tenant,
 key)``; a key result's chart points in rows of their own (``<prefix>key_result_points``,
-ADR 0019). ``tables_for(prefix, names)`` names a service's tables; ``ensure_tables``
+ADR 0019). ``tables_for(prefix, names)`` names a service's tables; ``migrate_schema``
 creates the missing ones (idempotent) when the service starts.
 
 - incremental: ``apply_event(conn, event, tables)`` loads only the rows the event reads
@@ -26,8 +26,6 @@ and renames them in).
 from __future__ import annotations
 
 import json
-import time
-import uuid
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -38,7 +36,7 @@ from orjson import loads as _orjson_loads
 from sqlalchemy import Column, Engine, Index, MetaData, String, Table, Text, bindparam, insert, inspect, select, update
 
 from okr_shared import dbapi
-from okr_shared.bus.consumer import write_transaction
+from okr_shared.db import migrate, write_transaction
 
 from .projections import POINTS, TABLES, Model, new_model, project
 
@@ -95,25 +93,18 @@ def dumps(doc: dict) -> str:
 loads = _orjson_loads
 
 
-def ensure_tables(engine: Engine, tables: dict[str, Table]) -> None:
-    """Create the read-model tables ``tables`` (from ``tables_for``) that are missing;
-    split the key results' points out of their rows when an older layout kept them
-    there (``move_points_out``)."""
+def migrate_schema(engine: Engine, tables: dict[str, Table], history: str) -> None:
+    """Bring a service's database up to date: the consumer layer's tables and the
+    service's own (``tables``, from ``tables_for``), each history by its Alembic
+    migrations (``okr_shared.db.migrate``: ``consumer``, then the service's ``history``).
+    A database from before the chart points had rows of their own has its key results'
+    points moved out (``move_points_out``) once the points table exists."""
     existing = set(inspect(engine).get_table_names())
-    token = uuid.uuid4().hex[:8]
-    md = MetaData()
-    missing = [table(md, t.name[:-len(name)], name, token=token)
-               for name, t in tables.items() if t.name not in existing]
-    for attempt in range(3):
-        try:
-            md.create_all(engine, tables=missing, checkfirst=True)
-            break
-        except Exception:  # another instance created one between check and create
-            if attempt == 2:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-    if POINTS in tables and "key_results" in tables and tables["key_results"].name in existing \
-            and tables[POINTS].name not in existing:
+    split = POINTS in tables and "key_results" in tables and tables["key_results"].name in existing \
+        and tables[POINTS].name not in existing
+    migrate(engine, "consumer")
+    migrate(engine, history)
+    if split:
         move_points_out(engine, tables)
 
 

@@ -24,7 +24,6 @@ from datetime import date, datetime, timezone
 from types import ModuleType
 
 from google.protobuf.message import Message
-from sqlalchemy import select
 
 from .. import contracts
 from ..domain.errors import ConcurrencyConflict, NotFound, PreconditionFailed, ValidationError
@@ -35,14 +34,13 @@ from ..eventstore import (
     EventStore,
     NewEvent,
     WrongExpectedVersion,
-    schema,
 )
+from ..eventstore.lookups import events_by_id, stream_events_from
 from .arguments import NEW_ID_FIELDS, command_from_fields
 from .context import CallContext, DecisionContext
 from .repository import Loaded, Repository
 
 _log = logging.getLogger(__name__)
-_E = schema.events
 
 #: Namespace of the event ids derived from a caller's command id (uuid5).
 COMMAND_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:okr:v1:command")
@@ -274,13 +272,7 @@ class CommandExecutor:
                 return None
             if row.stream_id != stream_id or not same_request(row.metadata, metadata):
                 raise command_id_reused(command_id, stored_command(row.metadata))
-            rows = conn.execute(
-                select(_E.c.event_id, _E.c.stream_version, _E.c.position, _E.c.event_type)
-                .where(_E.c.tenant_id == tenant_id, _E.c.stream_id == stream_id,
-                       _E.c.stream_version >= row.stream_version)
-                .order_by(_E.c.stream_version)
-                .limit(100)
-            ).all()
+            rows = stream_events_from(conn, tenant_id, stream_id, row.stream_version, limit=100)
         mine = []
         for i, r in enumerate(rows):
             if r.event_id != str(event_id(i)):
@@ -351,11 +343,7 @@ def first_uses(conn, tenant_id: str, command_id: str):
     import sent with ``command_id`` in ``tenant_id`` (each None when there is none);
     columns event_id, stream_id, stream_version, position, event_type, metadata."""
     single, imported = str(_event_ids(tenant_id, command_id)(0)), str(import_event_id(tenant_id, command_id, 0))
-    found = {r.event_id: r for r in conn.execute(
-        select(_E.c.event_id, _E.c.stream_id, _E.c.stream_version, _E.c.position, _E.c.event_type,
-               _E.c.metadata)
-        .where(_E.c.tenant_id == tenant_id, _E.c.event_id.in_((single, imported)))
-    )}
+    found = {r.event_id: r for r in events_by_id(conn, tenant_id, (single, imported))}
     return found.get(single), found.get(imported)
 
 

@@ -26,12 +26,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-
 from ..domain import commands as c
 from ..domain.validation import identifier
 from ..domain.errors import ConcurrencyConflict, DomainError, NotFound, PreconditionFailed, ValidationError
-from ..eventstore import NO_STREAM, DuplicateEventIds, WrongExpectedVersion, schema
+from ..eventstore import NO_STREAM, DuplicateEventIds, WrongExpectedVersion
+from ..eventstore.lookups import events_by_id
 from .context import CallContext, DecisionContext
 from .executor import (
     COMMAND_NAMESPACE,
@@ -46,7 +45,6 @@ from .executor import (
 )
 
 _log = logging.getLogger(__name__)
-_E = schema.events
 
 #: At most this many rows per import (one event each): a bigger plan is split.
 MAX_ROWS = 500
@@ -452,9 +450,8 @@ class PlanImporter:
                     items.append({"line": row["line"], "type": kind, "ref": ref, "id": item_id})
                     streams.append(f"{_STREAM[kind]}-{item_id}")
             ids = [str(event_id(i)) for i in range(len(streams))]
-            found = {r.event_id: (r.stream_id, r.position) for r in conn.execute(
-                select(_E.c.event_id, _E.c.stream_id, _E.c.position).where(
-                    _E.c.event_id.in_(ids), _E.c.tenant_id == tenant_id))}
+            found = {r.event_id: (r.stream_id, r.position)
+                     for r in events_by_id(conn, tenant_id, ids, ("event_id", "stream_id", "position"))}
         if [found.get(i, ("",))[0] for i in ids] != streams or len(found) != len(ids):
             # an import stored before fingerprints existed, of other rows
             raise command_id_reused(command_id, "ImportPlan")

@@ -17,14 +17,13 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, exc as sa_exc, select
+from sqlalchemy import Engine
 
-from ..eventstore import schema
 from ..eventstore.canonical import loads
+from ..eventstore.reads import StreamTail
 from ..eventstore.snapshots import SnapshotStore
 
 _log = logging.getLogger(__name__)
-_E = schema.events
 
 #: A snapshot is written once this many events were folded on top of the last one.
 DEFAULT_SNAPSHOT_EVERY = 100
@@ -89,28 +88,19 @@ class Repository:
         self.snapshot_writer = snapshot_writer
         self._cache: OrderedDict[tuple[str, str], Loaded] = OrderedDict()
         self._cache_guard = threading.Lock()
-        self._events_after = (
-            select(_E.c.tenant_id, _E.c.stream_version, _E.c.event_type, _E.c.data)
-            .where(_E.c.tenant_id == bindparam("tenant_id"), _E.c.stream_id == bindparam("stream_id"),
-                   _E.c.stream_version > bindparam("after"))
-            .order_by(_E.c.stream_version)
-        )
-        compiled = self._events_after.compile(dialect=engine.dialect)
-        self._events_after_sql = compiled.string
-        self._events_after_order = compiled.positiontup if compiled.positional else None
+        self._tail = StreamTail(engine)
 
     def load(self, stream_id: str, tenant_id: str) -> Loaded:
         """The current state and version of the tenant's stream (state None, version 0
         when the tenant has none — whether or not another tenant has that stream id)."""
         known = self._cached((tenant_id, stream_id))
         if known is not None:  # one query, no snapshot: the DBAPI directly
-            rows = self._rows_after(tenant_id, stream_id, known.version)
+            rows = self._tail.rows(tenant_id, stream_id, known.version)
         else:
             with self.engine.connect() as conn:  # one connection for snapshot and events
                 known = self._snapshot(stream_id, tenant_id, conn)
                 after = known.version if known else 0
-                rows = conn.execute(self._events_after,
-                                    {"tenant_id": tenant_id, "stream_id": stream_id, "after": after}).all()
+                rows = self._tail.rows_on(conn, tenant_id, stream_id, after)
         if known is None:
             if not rows:
                 return Loaded(stream_id, None, 0, tenant_id, 0)
@@ -177,32 +167,6 @@ class Repository:
             _log.warning("could not save the snapshot of %s at version %s", loaded.stream_id,
                          loaded.version, exc_info=True)
             return False
-
-    def _rows_after(self, tenant_id: str, stream_id: str, after: int) -> list:
-        """The tenant's stream's (tenant, version, type, data) rows after version ``after``: the
-        same statement as ``load``'s, on a pooled DBAPI connection (one statement is
-        its own consistent snapshot: SQLite connections are in autocommit mode, a
-        PostgreSQL one is rolled back when it returns to the pool). A hot stream's load
-        is this one query: through a SQLAlchemy Connection (BEGIN, SELECT, ROLLBACK,
-        each an execution with its events) it cost ~160 µs, directly ~12 µs. Errors
-        are raised as SQLAlchemy's, as on the other path."""
-        params = {"tenant_id": tenant_id, "stream_id": stream_id, "after": after}
-        if self._events_after_order is not None:
-            params = tuple(params[name] for name in self._events_after_order)
-        raw = self.engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            try:
-                cursor.execute(self._events_after_sql, params)
-                return cursor.fetchall()
-            finally:
-                cursor.close()
-        except self.engine.dialect.loaded_dbapi.Error as e:
-            raw.invalidate()
-            raise sa_exc.DBAPIError.instance(self._events_after_sql, params, e,
-                                             self.engine.dialect.loaded_dbapi.Error) from e
-        finally:
-            raw.close()
 
     def _cached(self, key: tuple[str, str]) -> Loaded | None:
         if self.cache_size <= 0:

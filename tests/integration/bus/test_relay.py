@@ -20,7 +20,7 @@ import pytest
 
 from okr.v1 import events_pb2
 from okr_shared.bus import wire
-from okr_shared.bus.lease import Lease, LeaseLost
+from okr_shared.eventstore.lease import Lease, LeaseLost
 from okr_shared.bus.relay import Relay, encode, load_checkpoint, replay
 from okr_shared.contracts import envelope_from_recorded, payload_to_dict
 from okr_shared.eventstore import NO_STREAM, NewEvent

@@ -29,6 +29,7 @@ from infra import AMQP_URI, require_broker, Databases, delete_bus_objects
 from okr.v1 import audit_pb2_grpc, goal_pb2_grpc, progress_pb2_grpc, reporting_pb2_grpc, stream_pb2_grpc
 from okr_shared.bus.consumer import dead_letter_queue_name
 from okr_shared.bus.relay import Relay
+from okr_shared.db import migrate as db_migrate
 from okr_shared.eventstore import EventStore, make_engine, migrate
 from okr_services.gateway import auth
 from okr_services.goal.service import GoalService
@@ -164,7 +165,7 @@ def world(request, tmp_path_factory):
     migrate(es_engine)
     store = EventStore(es_engine)
     keys_engine = make_engine(keys_url)
-    auth.ensure_schema(keys_engine)
+    db_migrate(keys_engine, "gateway_keys")
     keys = {}
     for tenant in ("acme", "globex"):
         for name, (subject, role, teams, delegated) in PRINCIPALS.items():

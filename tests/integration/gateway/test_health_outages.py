@@ -23,6 +23,7 @@ from sqlalchemy import make_url
 from gateway_fixtures import ROOT
 from infra import AMQP_URI, Databases, require_broker
 from okr_services.gateway import auth
+from okr_shared.db import migrate as db_migrate
 from okr_shared.eventstore import make_engine, migrate
 from tcp_proxy import TcpProxy
 from waiting import free_port, terminate, wait_until
@@ -39,7 +40,7 @@ class Gateway:
     def __init__(self, tmp_path, amqp_uri: str, store_url: str):
         keys_url = f"sqlite:///{tmp_path}/keys.db"
         engine = make_engine(keys_url)
-        auth.ensure_schema(engine)
+        db_migrate(engine, "gateway_keys")
         engine.dispose()
         self.address = f"127.0.0.1:{free_port()}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OKR_JWT_", "OKR_GATEWAY_"))}

@@ -18,7 +18,7 @@ import time
 import pytest
 from sqlalchemy import func, select, update
 
-from okr_shared.bus.consumer import write_transaction
+from okr_shared.db import migrate, write_transaction
 from okr_services.notification import delivery as dl
 from okr_services.notification.delivery import (
     Dispatcher,
@@ -26,7 +26,6 @@ from okr_services.notification.delivery import (
     claim_period,
     delivery_counts,
     enqueue,
-    ensure_schema,
     list_deliveries,
 )
 from okr_services.notification.message import DeliveryError, Notification
@@ -47,8 +46,8 @@ class Clock:
 
 @pytest.fixture
 def engine(database):
-    ensure_schema(database.engine)
-    ensure_schema(database.engine)  # idempotent
+    migrate(database.engine, "notification")
+    migrate(database.engine, "notification")  # idempotent
     return database.engine
 
 

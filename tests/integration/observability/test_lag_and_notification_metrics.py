@@ -16,7 +16,8 @@ from sqlalchemy import text
 
 from okr_shared.eventstore import ANY, EventStore, NewEvent
 from okr_shared.observability import lag
-from okr_services.notification.delivery import Dispatcher, RetryPolicy, enqueue, ensure_schema
+from okr_services.notification.delivery import Dispatcher, RetryPolicy, enqueue
+from okr_shared.db import migrate
 from okr_services.notification.message import DeliveryError, Notification
 
 
@@ -101,7 +102,7 @@ def note(n: int) -> Notification:
 
 def test_notification_outcomes_by_channel(database):
     engine = database.engine
-    ensure_schema(engine)
+    migrate(engine, "notification")
     now = [1_772_000_000_000_000]
 
     def send(notification, channel, target):

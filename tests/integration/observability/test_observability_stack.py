@@ -37,6 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from infra import AMQP_URI, Databases, delete_bus_objects, require_broker
 from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, progress_pb2_grpc
 from okr_shared.bus.consumer import dead_letter_queue_name
+from okr_shared.db import migrate as db_migrate
 from okr_shared.eventstore import EventStore, make_engine, migrate
 from okr_shared.observability import logs, server
 from okr_services.gateway import auth
@@ -164,7 +165,7 @@ def _stack(tmp_path_factory):
     migrate(engine)
     store = EventStore(engine)
     keys_engine = make_engine(keys_url)
-    auth.ensure_schema(keys_engine)
+    db_migrate(keys_engine, "gateway_keys")
     key, _ = auth.create_key(keys_engine, "acme", "ada", "admin")
     keys_engine.dispose()
 

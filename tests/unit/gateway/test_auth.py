@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from okr_services.gateway import auth
 from okr_services.gateway.auth import JwtConfig, Principal, Unauthenticated
+from okr_shared.db import migrate
 from okr_shared.eventstore import make_engine
 
 HS_SECRET = "s" * 40
@@ -21,8 +22,8 @@ def db(tmp_path, monkeypatch):
     monkeypatch.delenv("OKR_API_KEY_PEPPER", raising=False)
     path = tmp_path / "gateway.db"
     engine = make_engine(f"sqlite:///{path}")
-    auth.ensure_schema(engine)
-    auth.ensure_schema(engine)  # idempotent
+    migrate(engine, "gateway_keys")
+    migrate(engine, "gateway_keys")  # idempotent
     yield engine, path
     engine.dispose()
 

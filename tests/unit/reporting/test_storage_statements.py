@@ -11,7 +11,7 @@ from okr_services.reporting import storage
 @pytest.fixture
 def engine():
     engine = create_engine("sqlite://")
-    storage.ensure_schema(engine)
+    storage.migrate_schema(engine)
     yield engine
     engine.dispose()
 

@@ -171,11 +171,11 @@ def test_a_kept_states_one_query_fails_as_a_sqlalchemy_error_and_the_next_load_w
     record(executor, call, 2)
     repository = executor.repository
     assert repository.load("kr-members", "acme").version > 0  # kept now
-    good = repository._events_after_sql
-    repository._events_after_sql = good.replace("es_events", "es_no_such_table")
+    good = repository._tail._query.sql
+    repository._tail._query.sql = good.replace("es_events", "es_no_such_table")
     with pytest.raises(sa_exc.OperationalError, match="es_no_such_table"):
         repository.load("kr-members", "acme")
-    repository._events_after_sql = good
+    repository._tail._query.sql = good
     record(executor, call, 1)
     assert len(repository.load("kr-members", "acme").state.check_ins) == 3
 

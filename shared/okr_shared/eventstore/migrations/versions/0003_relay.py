@@ -1,7 +1,7 @@
 """Outbox relay: checkpoints and leases.
 
 es_relay_checkpoints: the last position the broker confirmed, per relay name;
-es_relay_leases: which relay process may publish (okr_shared.bus.lease).
+es_relay_leases: which relay process may publish (okr_shared.eventstore.lease).
 
 Revision ID: 0003_relay
 Revises: 0002_snapshots
