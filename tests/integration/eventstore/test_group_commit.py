@@ -26,8 +26,10 @@ from okr_shared.eventstore import (
 )
 from okr_shared.eventstore.store import _now_us
 
+from infra import POSTGRES
+
 # the suite's ``database`` fixture (tests/conftest.py), on PostgreSQL only
-pytestmark = pytest.mark.parametrize("database", ["postgres"], indirect=True)
+pytestmark = pytest.mark.parametrize("database", [POSTGRES], indirect=True)
 
 
 def ev(n=0, tenant="acme", **kw):

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 
 from fixtures.company_history import Script
-from infra import Databases
+from infra import BACKENDS, Databases
 from okr_services.reporting import fold, storage
 from okr_services.reporting.projections import POINTS
 from okr_shared.domain import commands as c
@@ -58,7 +58,7 @@ def history():
     return s.events()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def engine(request, tmp_path):
     dbs = Databases(request.param, tmp_path, prefix="test_points")
     engine = make_engine(dbs.new("reporting"))
