@@ -18,10 +18,11 @@ os.environ.setdefault("OKR_METRICS_PORT", "0")
 import pytest  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from infra import BACKENDS  # noqa: E402 - the PostgreSQL runs carry the postgres marker
+
 POSTGRES_URL = os.environ.get(
     "OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 )
-BACKENDS = ["sqlite", "postgres"]
 
 
 class Database:

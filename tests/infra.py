@@ -18,6 +18,11 @@ from okr_shared.eventstore import make_engine
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get("OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
+#: The event store backends a fixture runs its tests on: the PostgreSQL runs carry the
+#: ``postgres`` marker (``pytest -m "not postgres"`` runs without the server).
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+POSTGRES = BACKENDS[1]
+
 
 def require_broker() -> str:
     """The real RabbitMQ's URI, after checking that it answers (fails the test saying

@@ -34,11 +34,13 @@ def events_tail_command(api: Api, from_position, event_types, follow):
     from okr.v1 import events_pb2, stream_pb2  # noqa: F401 - events_pb2 registers the payload types
 
     types = [t if "." in t else f"okr.v1.{t}" for t in event_types]
-    stub = api.stub("stream")
-    call = stub.StreamEvents(stream_pb2.StreamEventsRequest(from_position=from_position, event_types=types,
-                                                            follow=follow),
-                             metadata=api.metadata)
+    call = None
+    # The stream is opened inside the try: a Ctrl-C that lands while the channel and the
+    # call are being set up ends the command as one during the stream does.
     try:
+        call = api.stub("stream").StreamEvents(
+            stream_pb2.StreamEventsRequest(from_position=from_position, event_types=types, follow=follow),
+            metadata=api.metadata)
         for e in call:
             if api.json:
                 click.echo(json.dumps(to_dict(e), ensure_ascii=False))
@@ -48,14 +50,16 @@ def events_tail_command(api: Api, from_position, event_types, follow):
                            f"by {e.actor or '-'}{reason}")
             sys.stdout.flush()
     except KeyboardInterrupt:
-        call.cancel()
+        if call is not None:
+            call.cancel()
         return
     except grpc.RpcError as e:
         if e.code() == grpc.StatusCode.CANCELLED:
             return
         raise api.error(e) from None
     except BrokenPipeError:  # `okr events tail | head`
-        call.cancel()
+        if call is not None:
+            call.cancel()
         try:
             sys.stdout = open(os.devnull, "w")
         except OSError:

@@ -176,7 +176,7 @@ def test_a_poison_event_met_while_filling_a_gap_is_dead_lettered_from_the_store(
     behaviour = Behaviour()
     behaviour.always.add(events[1].event_id)
     queue = bus.queue_name()
-    run_consumer(consumer_service("a", queue, bus, consumer_db, behaviour, max_retries=1))
+    container = run_consumer(consumer_service("a", queue, bus, consumer_db, behaviour, max_retries=1))
     bus.publish_recorded(events[0], events[2])  # 2 comes from the store, and fails
     wait_until(lambda: offset_of(consumer_db, queue) == 3)
     assert consumer_db.positions() == [1, 3]
@@ -185,8 +185,9 @@ def test_a_poison_event_met_while_filling_a_gap_is_dead_lettered_from_the_store(
     assert dead.headers[HEADER_DEAD_LETTER_SOURCE] == "store"
     assert wire.decode(dead.body).position == 2
     # the late bus copy of 2 is a duplicate (not retried again)
+    duplicates = entrypoint(container).stats.duplicates
     bus.publish_recorded(events[1])
-    time.sleep(0.3)
+    wait_until(lambda: entrypoint(container).stats.duplicates == duplicates + 1, message="the late copy handled")
     assert behaviour.calls[events[1].event_id] == 2
     assert bus.message_count(dead_letter_queue_name(queue)) == 0
 
@@ -281,7 +282,8 @@ def test_every_event_is_applied_exactly_once_across_a_broker_restart(
     try:
         wait_until(lambda: offset_of(consumer_db, queue) >= 2_000, timeout=60, message="2,000 applied")
         private_rabbit.stop_app()
-        time.sleep(1.0)
+        # the relay met the outage (its publishes failed) before the node comes back
+        wait_until(lambda: relay.stats.reconnects >= 1, timeout=60, message="the relay's reconnect")
         private_rabbit.start_app()
         producing.join(timeout=60)
         wait_until(lambda: offset_of(consumer_db, queue) == total, timeout=60, interval=0.1,

@@ -22,6 +22,7 @@ from okr_services.gateway import auth
 from okr_services.notification import delivery, directory
 from okr_services.notification.service import TABLES as NOTIFICATION_TABLES
 from okr_services.reporting import storage
+from okr_shared.readmodels import storage as read_models
 from okr_shared.bus import consumer
 from okr_shared.db import HISTORIES, migrate
 from okr_shared.db.migrate import alembic_config, version_table
@@ -45,7 +46,7 @@ def _made_the_old_way(engine, database: str) -> None:
         return
     consumer.metadata.create_all(engine)
     if database == "reporting":
-        tables = storage.tables_for(storage.PREFIX, storage.STORED)
+        tables = read_models.tables_for(storage.PREFIX, storage.STORED)
     else:
         delivery.metadata.create_all(engine)
         directory.metadata.create_all(engine)

@@ -26,8 +26,11 @@ from okr_shared.eventstore import (
 )
 from okr_shared.eventstore.store import now_us
 
+from infra import POSTGRES
+from waiting import wait_until
+
 # the suite's ``database`` fixture (tests/conftest.py), on PostgreSQL only
-pytestmark = pytest.mark.parametrize("database", ["postgres"], indirect=True)
+pytestmark = pytest.mark.parametrize("database", [POSTGRES], indirect=True)
 
 
 def ev(n=0, tenant="acme", **kw):
@@ -48,6 +51,16 @@ class HoldFirst:
         return now_us()
 
 
+def leader_held(clock):
+    """Wait until the leader is inside its transaction, held by the clock's first reading."""
+    wait_until(lambda: clock.calls >= 1, timeout=10, interval=0.005, message="the leader in its transaction")
+
+
+def queued(store, n: int):
+    """Wait until ``n`` appends wait in the group's queue (behind the held leader)."""
+    wait_until(lambda: len(store._group._pending) == n, timeout=10, interval=0.005, message=f"{n} appends queued")
+
+
 def run_group(store, clock, appends):
     """Start a leader (appends[0]) held inside its transaction, queue the others behind
     it, release: returns each append's result or exception, in order."""
@@ -58,9 +71,9 @@ def run_group(store, clock, appends):
             return e
 
     leader = eventlet.spawn(call, appends[0])
-    eventlet.sleep(0.05)  # the leader is in its transaction, the clock holding it
+    leader_held(clock)
     followers = [eventlet.spawn(call, a) for a in appends[1:]]
-    eventlet.sleep(0.05)  # all queued
+    queued(store, len(followers))
     groups_before = store._group.groups
     clock.gate.send(None)
     outcomes = [leader.wait()] + [f.wait() for f in followers]
@@ -71,12 +84,12 @@ def queue_behind_a_held_leader(store, first: str):
     """The leader appending in a held transaction, ``first`` queued behind it, then three
     more (kr-0..kr-2): returns (leader, first's green thread, the three)."""
     leader = eventlet.spawn(store.append, "kr-lead", NO_STREAM, [ev(0)])
-    eventlet.sleep(0.05)
-    queued = eventlet.spawn(store.append, first, NO_STREAM, [ev(1)])
-    eventlet.sleep(0.01)
+    leader_held(store._clock)
+    behind = eventlet.spawn(store.append, first, NO_STREAM, [ev(1)])
+    queued(store, 1)
     rest = [eventlet.spawn(store.append, f"kr-{i}", NO_STREAM, [ev(i)]) for i in range(3)]
-    eventlet.sleep(0.05)
-    return leader, queued, rest
+    queued(store, 4)
+    return leader, behind, rest
 
 
 def positions(store):
@@ -213,9 +226,9 @@ def test_a_leader_killed_in_its_transaction_does_not_strand_the_queue(database):
     clock = HoldFirst()
     store = EventStore(database.engine, clock=clock)
     leader = eventlet.spawn(store.append, "kr-lead", NO_STREAM, [ev(0)])
-    eventlet.sleep(0.05)
+    leader_held(clock)
     followers = [eventlet.spawn(store.append, f"kr-{i}", NO_STREAM, [ev(i)]) for i in range(5)]
-    eventlet.sleep(0.05)
+    queued(store, 5)
     leader.kill()  # e.g. a worker killed at its deadline, inside the transaction
     results = [f.wait() for f in followers]
     assert sorted(r.stream_id for r in results) == [f"kr-{i}" for i in range(5)]

@@ -71,7 +71,8 @@ def test_background_checkpoints_run_on_an_os_thread_of_their_own(tmp_path):
     assert checkpointer._thread is None
 
 
-@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", POSTGRES_URL])
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:",
+                                 pytest.param(POSTGRES_URL, marks=pytest.mark.postgres, id="postgres")])
 def test_nothing_to_checkpoint_in_memory_or_on_postgresql(url):
     engine, checkpointer = background_checkpoints(url)
     engine.dispose()

@@ -25,7 +25,7 @@ import nameko
 import pytest
 from nameko.containers import get_container_cls
 
-from infra import AMQP_URI, require_broker, Databases, delete_bus_objects
+from infra import AMQP_URI, BACKENDS, require_broker, Databases, delete_bus_objects
 from okr.v1 import audit_pb2_grpc, goal_pb2_grpc, progress_pb2_grpc, reporting_pb2_grpc, stream_pb2_grpc
 from okr_shared.bus.consumer import dead_letter_queue_name
 from okr_shared.bus.relay import Relay
@@ -156,7 +156,7 @@ def _gateway_env(store_url: str, keys_url: str, port: int, names: dict) -> dict:
     return env
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def world(request, tmp_path_factory):
     require_broker()
     databases = Databases(request.param, tmp_path_factory.mktemp("gateway"), prefix="gw_test")

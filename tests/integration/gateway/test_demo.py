@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 import pytest
 
 from gateway_fixtures import ROOT, world  # noqa: F401 - fixture
+from infra import BACKENDS
 from okr.v1 import audit_pb2, events_pb2, goal_pb2, reporting_pb2
 from okr_shared.demo.company import PEOPLE, plan_company
 from waiting import wait_until
@@ -73,7 +74,7 @@ def seeded(world):
     return world, summary
 
 
-@pytest.mark.parametrize("world", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("world", BACKENDS, indirect=True)
 def test_the_company_arrives_through_the_api(seeded):
     world, summary = seeded
     plan = plan_company(2026, TODAY)

@@ -128,6 +128,7 @@ def postgres_store(tmp_path):
     databases.drop()
 
 
+@pytest.mark.postgres
 def test_store_and_broker_outages_turn_their_services_not_serving_and_back(tmp_path, postgres_store):
     require_broker()
     amqp = urlsplit(AMQP_URI)

@@ -14,7 +14,7 @@ import amqp
 import pytest
 from kombu import Connection
 
-from infra import AMQP_URI, require_broker, Databases, delete_bus_objects, publish_again
+from infra import AMQP_URI, BACKENDS, require_broker, Databases, delete_bus_objects, publish_again
 from okr_services.gateway.streaming import StreamOverflow, envelope_of, stream_events
 from okr_shared.bus.relay import Relay
 from okr_shared.contracts import envelope_from_recorded
@@ -49,7 +49,7 @@ class Env:
         return [e.position for e in self.store.read_all(from_position, tenant_id=tenant, event_types=types)]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def env(request, tmp_path_factory):
     require_broker()
     databases = Databases(request.param, tmp_path_factory.mktemp("stream"), prefix="stream_test")

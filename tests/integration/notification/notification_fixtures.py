@@ -46,7 +46,7 @@ from okr_services.notification import delivery as dl
 from okr_services.notification.channels import EmailChannel, SmtpSettings
 from okr_services.notification.service import make_service
 from receivers import Answer, HttpReceiver, SmtpReceiver
-from infra import AMQP_URI, require_broker, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
+from infra import AMQP_URI, BACKENDS, require_broker, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
 from waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
 
 #: Where the world's clock starts: Monday 5 Jan 2026, midnight UTC — before every timed
@@ -268,7 +268,7 @@ class World:
                           message=f"{tenant}'s deliveries to settle") and self.rows(tenant)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def world(request, tmp_path_factory):
     require_broker()
     tmp = tmp_path_factory.mktemp("notification")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import time
 from datetime import date, datetime, timezone
 
 import pytest
@@ -157,6 +156,26 @@ def test_adjustments_and_initiatives_go_to_the_objective_owner_with_the_reason(w
     assert len(world.receiver.to(paths["olga"])) == 4
 
 
+def wait_for_dispatch_rounds(world, n: int = 3) -> None:
+    """Wait until the service's dispatcher has run ``n`` whole rounds that began now or
+    later: whatever was due by now has then been sent (counted on its ``run_once``)."""
+    (dispatcher,) = [d.dispatcher for d in world.container.dependencies if hasattr(d, "dispatcher")]
+    rounds = []
+    run_once = dispatcher.run_once
+
+    def counted():
+        try:
+            return run_once()
+        finally:
+            rounds.append(1)
+
+    dispatcher.run_once = counted
+    try:
+        wait_until(lambda: len(rounds) >= n, timeout=15, message=f"{n} dispatch rounds")
+    finally:
+        del dispatcher.run_once
+
+
 # ----------------------------------------------------------------------- redelivery
 
 
@@ -185,7 +204,7 @@ def test_redelivered_events_send_nothing_twice(world):
     world.publish_again(*events, *reversed(events))
     wait_until(lambda: stats.duplicates >= seen + 2 * len(events), timeout=15,
                message=f"{2 * len(events)} duplicates")
-    time.sleep(0.3)  # several dispatch rounds (every 50 ms): anything enqueued would go out now
+    wait_for_dispatch_rounds(world)  # anything enqueued would have gone out now
     assert api.delivery_counts() == counts
     assert world.rows(t) == rows
     assert {p: len(world.receiver.to(p)) for p in paths.values()} == requests
@@ -229,7 +248,7 @@ def test_a_flaky_receiver_gets_one_delivery_and_a_dead_one_does_not_block_the_ot
     (failed,) = api.deliveries(status="failed")
     assert failed["recipient"] == "olga" and failed["channel"] == "webhook" and "HTTP 500" in failed["last_error"]
     assert api.delivery_counts() == {"pending": 0, "sent": 2, "retrying": 0, "failed": 1}
-    time.sleep(0.3)  # a failed delivery stays failed: no more attempts
+    wait_for_dispatch_rounds(world)  # a failed delivery stays failed: no more attempts
     assert len(world.receiver.to(f"/{t}/olga")) == MAX_ATTEMPTS and len(world.receiver.to(f"/{t}/kim")) == 3
 
 

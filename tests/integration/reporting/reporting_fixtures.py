@@ -28,7 +28,7 @@ from okr_shared.bus.relay import Relay
 from okr_shared.eventstore import ANY, EventStore, NewEvent, make_engine, migrate
 from okr_services.reporting import storage
 from okr_services.reporting.service import make_service
-from infra import AMQP_URI, require_broker, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
+from infra import AMQP_URI, BACKENDS, require_broker, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
 from waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
 
 TODAY = LAST_DAY
@@ -132,7 +132,7 @@ class World:
         return found
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def world(request, tmp_path_factory):
     require_broker()
     databases = Databases(request.param, tmp_path_factory.mktemp("reporting"), prefix="rep_test")

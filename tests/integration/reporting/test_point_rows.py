@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 
 from fixtures.company_history import Script
-from infra import Databases
+from infra import BACKENDS, Databases
 from okr_shared.domain import commands as c
 from okr_shared.eventstore import make_engine
 from okr_shared.readmodels import storage as shared_storage
@@ -59,7 +59,7 @@ def history():
     return s.events()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def engine(request, tmp_path):
     dbs = Databases(request.param, tmp_path, prefix="test_points")
     engine = make_engine(dbs.new("reporting"))

@@ -24,7 +24,7 @@ from sqlalchemy import make_url, text
 from okr_shared.eventstore import EventStore, make_engine, migrate
 from okr_services.goal.service import GoalService
 from okr_services.progress.service import ProgressService
-from infra import require_broker
+from infra import BACKENDS, require_broker
 
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get("OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -39,7 +39,7 @@ class ServiceDatabase:
     store: EventStore
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def service_database(request, tmp_path_factory):
     """A fresh, migrated event store for one test module; ``url`` is what the services
     get as OKR_DATABASE_URL (on PostgreSQL a schema of its own, via search_path)."""

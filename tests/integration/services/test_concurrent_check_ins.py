@@ -7,6 +7,8 @@ from eventlet.event import Event
 
 from okr_services.progress.service import ProgressService
 
+from waiting import wait_until
+
 CLIENTS = 32
 
 
@@ -15,13 +17,15 @@ def test_32_clients_checking_in_at_once_are_each_stored_exactly_once_in_one_orde
     kr = okr["key_result_id"]
     clients = [rpc(actor=f"person-{i}", tenant_id="acme")[services.progress] for i in range(CLIENTS)]
     go = Event()
+    at_the_gate = []
 
     def check_in(i):
+        at_the_gate.append(i)
         go.wait()
         return clients[i].record_check_in(key_result_id=kr, value=100 + i, confidence=i % 11, comment=f"client {i}")
 
     threads = [eventlet.spawn(check_in, i) for i in range(CLIENTS)]
-    eventlet.sleep(0.1)  # every client waiting at the gate
+    wait_until(lambda: len(at_the_gate) == CLIENTS, timeout=10, message="every client waiting at the gate")
     go.send()
     replies = [t.wait() for t in threads]
 
