@@ -29,7 +29,6 @@ import logging
 import os
 import re
 import secrets
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from okr_shared.clock import now_us
 from okr_shared.db import migrate, write_transaction
 from okr_shared.eventstore.store import TENANT_RE
 
@@ -139,9 +139,6 @@ api_keys = Table(
 _PUBLIC_COLUMNS = [c for c in api_keys.c if c.name != "secret_hash"]
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
 
 def _pepper(pepper: str | bytes | None) -> bytes | None:
     if pepper is None:
@@ -197,7 +194,7 @@ def create_key(engine: Engine, tenant: str, subject: str, role: str, teams: Iter
     row = {
         "tenant": tenant, "subject": subject, "role": role,
         "teams": json.dumps(list(teams_t)), "delegated_key_results": json.dumps(list(krs_t)),
-        "secret_hash": hash_secret(secret, pepper), "created_at_us": _now_us(),
+        "secret_hash": hash_secret(secret, pepper), "created_at_us": now_us(),
         "revoked_at_us": None, "last_used_at_us": None, "description": description,
     }
     for attempt in range(5):  # a key id collision (2^-48) is retried with a new id
@@ -237,7 +234,7 @@ def revoke_key(engine: Engine, key_id: str) -> bool:
         result = conn.execute(
             update(api_keys)
             .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at_us.is_(None))
-            .values(revoked_at_us=_now_us())
+            .values(revoked_at_us=now_us())
         )
     return result.rowcount == 1
 
@@ -272,7 +269,7 @@ def authenticate_api_key(engine: Engine, key_string: str, pepper: str | bytes | 
         raise Unauthenticated(_INVALID)
     if row.revoked_at_us is not None:
         raise Unauthenticated(f"API key {key_id} was revoked")
-    now = _now_us()
+    now = now_us()
     if row.last_used_at_us is None or now - row.last_used_at_us >= LAST_USED_RESOLUTION_US:
         try:
             with write_transaction(engine) as conn:

@@ -126,6 +126,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
+from okr_shared import clock as wall_clock
 from okr_shared.db import write_transaction
 from okr_shared.observability import metrics
 
@@ -181,9 +182,6 @@ schedule = Table(
     PrimaryKeyConstraint("tenant", "rule", "subject", name="pk_notification_schedule"),
 )
 
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 # ------------------------------------------------------------------ transactions
@@ -333,7 +331,7 @@ def claim_period(conn: Connection | Engine, tenant: str, rule: str, subject: str
     for name, value in (("tenant", tenant), ("rule", rule), ("subject", subject), ("period", period)):
         if not isinstance(value, str) or not value:
             raise ValueError(f"claim_period: {name} must be a non-empty string, not {value!r}")
-    now_us = _now_us() if now_us is None else now_us
+    now_us = wall_clock.now_us() if now_us is None else now_us
     with _writing(conn) as c:
         last = schedule.c.last_period
         if c.dialect.name == "postgresql":
@@ -443,7 +441,7 @@ class Dispatcher:
     ⌈batch / concurrency⌉) or rows may be claimed twice."""
 
     def __init__(self, engine: Engine, send: SendFn, policy: RetryPolicy | None = None,
-                 clock: Callable[[], int] = _now_us, batch: int = 50, *, concurrency: int = 8,
+                 clock: Callable[[], int] = wall_clock.now_us, batch: int = 50, *, concurrency: int = 8,
                  send_timeout_s: float = 30.0, lease_s: float | None = None):
         if not isinstance(batch, int) or batch < 1:
             raise ValueError(f"batch must be an integer >= 1, not {batch!r}")

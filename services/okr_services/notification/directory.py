@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from typing import Any, Iterable, Optional
 
 from sqlalchemy import (
@@ -39,6 +38,7 @@ from sqlalchemy import (
     update,
 )
 
+from okr_shared.clock import now_us
 from okr_shared.db import write_transaction
 
 from . import rules as rules_
@@ -86,9 +86,6 @@ _SUBSCRIBER = re.compile(r"(team:)?[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}")
 MAX_SECRET = 512
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
 
 def check_subscriber(subscriber: Any) -> str:
     if not isinstance(subscriber, str) or not _SUBSCRIBER.fullmatch(subscriber):
@@ -129,7 +126,7 @@ def subscribe(engine: Engine, tenant: str, subscriber: str, channel: str, target
            "rules": None if wanted is None else json.dumps(wanted)}
     with write_transaction(engine) as conn:
         if conn.execute(update(subscriptions).where(subscriptions.c.id == sid).values(**row)).rowcount == 0:
-            conn.execute(insert(subscriptions).values(id=sid, created_at_us=_now_us(), **row))
+            conn.execute(insert(subscriptions).values(id=sid, created_at_us=now_us(), **row))
     return _shown({"id": sid, **row, "created_at_us": None})
 
 
@@ -203,8 +200,8 @@ def update_settings(engine: Engine, tenant: str, change: dict) -> dict:
                 current[key] = value
         doc = json.dumps(current, sort_keys=True)
         if conn.execute(update(settings_table).where(settings_table.c.tenant == tenant)
-                        .values(doc=doc, updated_at_us=_now_us())).rowcount == 0:
-            conn.execute(insert(settings_table).values(tenant=tenant, doc=doc, updated_at_us=_now_us()))
+                        .values(doc=doc, updated_at_us=now_us())).rowcount == 0:
+            conn.execute(insert(settings_table).values(tenant=tenant, doc=doc, updated_at_us=now_us()))
     return rules_.merge_settings(current)
 
 

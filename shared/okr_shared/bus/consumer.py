@@ -83,7 +83,6 @@ import itertools
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -126,6 +125,7 @@ from sqlalchemy import (
     update,
 )
 
+from ..clock import now_us
 from .. import contracts, dbapi
 from ..config import Settings
 from ..db import migrate, sqlite_write_lock
@@ -197,7 +197,7 @@ _WRITE_OFFSET = (update(offsets).where(offsets.c.consumer == bindparam("w_consum
 def prune_processed(engine: Engine, consumer: str, older_than_s: float) -> int:
     """Delete an unordered consumer's processed-event ids older than ``older_than_s``
     seconds; returns how many. Keep well beyond any redelivery delay (days)."""
-    cutoff = _now_us() - int(older_than_s * 1_000_000)
+    cutoff = now_us() - int(older_than_s * 1_000_000)
     with engine.begin() as conn:
         return conn.execute(
             delete(processed).where(processed.c.consumer == consumer, processed.c.processed_at_us < cutoff)
@@ -213,9 +213,6 @@ HEADER_DEAD_LETTER_SOURCE = "okr-dead-letter-source"
 def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dlq"
 
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 # ------------------------------------------------------------------------ envelopes
@@ -586,7 +583,7 @@ class OkrEventHandler(Entrypoint):
                 try:
                     with conn.begin_nested():
                         conn.execute(insert(offsets).values(consumer=self.queue_name, last_position=start,
-                                                            updated_at_us=_now_us()))
+                                                            updated_at_us=now_us()))
                 except sa_exc.IntegrityError:  # another instance did it first
                     pass
 
@@ -721,7 +718,7 @@ class OkrEventHandler(Entrypoint):
     def _record_dead_letter(self, tx: "_Tx", envelope, publish: bool = False) -> None:
         _, error, attempts = tx.dead[envelope.position]
         values = dict(event_id=envelope.event_id, event_type=envelope.event_type, tenant_id=envelope.tenant_id,
-                      attempts=attempts, error=repr(error)[:4000], dead_at_us=_now_us())
+                      attempts=attempts, error=repr(error)[:4000], dead_at_us=now_us())
         done = tx.conn.execute(update(dead_letters).values(**values).where(
             dead_letters.c.consumer == self.queue_name, dead_letters.c.position == envelope.position)).rowcount
         if not done:
@@ -822,7 +819,7 @@ class OkrEventHandler(Entrypoint):
                 break
         if last != start:
             dbapi.run(tx.conn, dbapi.compiled(_WRITE_OFFSET, tx.conn.dialect),
-                      {"w_consumer": self.queue_name, "last_position": last, "updated_at_us": _now_us()}).close()
+                      {"w_consumer": self.queue_name, "last_position": last, "updated_at_us": now_us()}).close()
         return done
 
     def _fill_gap(self, tx: "_Tx", last: int, to_position: int, budget: int) -> tuple[int, int, bool]:
@@ -916,7 +913,7 @@ class OkrEventHandler(Entrypoint):
         else:
             tx.count("skipped")
         tx.conn.execute(insert(processed).values(consumer=self.queue_name, event_id=envelope.event_id,
-                                                 position=envelope.position, processed_at_us=_now_us()))
+                                                 position=envelope.position, processed_at_us=now_us()))
 
 
 class _Tx:

@@ -76,6 +76,7 @@ import kombu.exceptions
 from google.protobuf import json_format
 from sqlalchemy import Engine, exc as sa_exc
 
+from ..clock import now_us
 from .. import contracts
 from ..eventstore import EventStore, RecordedEvent
 from ..eventstore.lease import Lease, LeaseLost
@@ -287,9 +288,6 @@ class ConfirmingPublisher:
 # ----------------------------------------------------------------------- checkpoint
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
 
 class _Backoff:
     def __init__(self, initial: float = 0.1, maximum: float = 5.0):
@@ -476,7 +474,7 @@ class Relay:
 
     def _activate(self) -> None:
         with self.lease.holding() as conn:
-            ensure_checkpoint(conn, self.name, _now_us())
+            ensure_checkpoint(conn, self.name, now_us())
         self.position = self._saved = load_checkpoint(self.engine, self.name)
         self._saved_at = 0.0
         self.stats.leases_acquired += 1
@@ -541,7 +539,7 @@ class Relay:
             return
         position = self.position
         with self.lease.holding() as conn:
-            save_checkpoint(conn, self.name, position, _now_us())
+            save_checkpoint(conn, self.name, position, now_us())
         self._saved, self._saved_at = position, time.monotonic()
 
     def _tick(self) -> None:

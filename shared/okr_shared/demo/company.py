@@ -41,8 +41,9 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
+from ..clock import utc_today
 from ..domain import commands as c
 
 DEFAULT_SEED = 2026
@@ -602,7 +603,3 @@ def _prefixed(command, plan: Plan):
                if getattr(command, name, "")}
     return replace(command, **changes)
 
-
-def utc_today() -> date:
-    """Today in UTC: the default day a plan ends on."""
-    return datetime.now(timezone.utc).date()

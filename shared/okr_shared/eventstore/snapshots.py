@@ -17,7 +17,6 @@ A stream is a tenant's (ADR 0023): snapshots are keyed by (tenant_id, stream_id)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,14 +24,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..clock import now_us
 from . import schema
 from .canonical import dumps, loads
 
 _S = schema.snapshots
 
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +53,7 @@ class SnapshotStore:
     made by another ``snapshot_version`` of the fold code.
     """
 
-    def __init__(self, engine: Engine, *, clock=_now_us):
+    def __init__(self, engine: Engine, *, clock=now_us):
         self.engine = engine
         self._clock = clock
         if engine.dialect.name == "sqlite":

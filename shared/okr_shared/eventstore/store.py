@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import Engine, and_, func, select
 
+from ..clock import now_us  # the store's default clock (``recorded_at_us``)
 from . import schema
 from .canonical import GENESIS_HASH, canonical_bytes, chain_hash, chain_records, dumps
 from .errors import (
@@ -86,11 +86,6 @@ def _group_commit_default() -> bool:
     if value not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
         raise ValueError(f"OKR_EVENTSTORE_GROUP_COMMIT: expected 1 or 0, got {value!r}")
     return value in ("1", "true", "yes", "on")
-
-
-def now_us() -> int:
-    """The store's default clock: microseconds since the epoch (``recorded_at_us``)."""
-    return time.time_ns() // 1000
 
 
 class EventStore:

@@ -20,11 +20,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 from types import ModuleType
 
 from google.protobuf.message import Message
 
+from ..clock import utc_today
 from .. import contracts
 from ..domain.errors import ConcurrencyConflict, NotFound, PreconditionFailed, ValidationError
 from ..domain.validation import identifier
@@ -60,9 +61,6 @@ AGGREGATES: Mapping[str, tuple[str, str]] = {
     "initiative": ("initiative_id", "initiative"),
 }
 
-
-def utc_today() -> date:
-    return datetime.now(timezone.utc).date()
 
 
 @dataclass(frozen=True, slots=True)

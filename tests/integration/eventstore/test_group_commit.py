@@ -24,7 +24,7 @@ from okr_shared.eventstore import (
     make_engine,
     migrate,
 )
-from okr_shared.eventstore.store import now_us
+from okr_shared.clock import now_us
 
 from infra import POSTGRES
 from waiting import wait_until

@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from okr_shared.demo.company import DEFAULT_SEED, plan_company, utc_today
+from okr_shared.clock import utc_today
+from okr_shared.demo.company import DEFAULT_SEED, plan_company
 from waiting import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
