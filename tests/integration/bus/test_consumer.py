@@ -157,9 +157,11 @@ def test_poison_messages_go_to_the_dead_letter_queue_and_the_stream_continues(st
     bus.publish_raw(b"\x00not a protobuf envelope", message_id="garbage-1")
     bus.publish_raw(b'{"json": true}', message_id="garbage-2", routing_key=CHECK_IN)
     bus.publish_recorded(*events[1:])
-    wait_until(lambda: offset_of(consumer_db, queue) == 5)
-    assert consumer_db.positions() == [1, 3, 5]
     stats = entrypoint(container).stats
+    # the transaction's counts reach the stats right after its commit (the offset): wait
+    # for both, not for the offset alone
+    wait_until(lambda: offset_of(consumer_db, queue) == 5 and stats.dead_lettered == 2)
+    assert consumer_db.positions() == [1, 3, 5]
     assert stats.undecodable == 2 and stats.dead_lettered == 2 and stats.retries == 2
     assert behaviour.calls[events[1].event_id] == 3 and behaviour.calls[events[3].event_id] == 1
     dlq = bus.drain(dead_letter_queue_name(queue), expect=4)
