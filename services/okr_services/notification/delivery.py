@@ -127,6 +127,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from okr_shared import clock as wall_clock
+from okr_shared.retry import exponential_delay
 from okr_shared.db import write_transaction
 from okr_shared.observability import metrics
 
@@ -384,11 +385,7 @@ class RetryPolicy:
 
     def delay_s(self, failed_attempts: int) -> float:
         """The delay after the ``failed_attempts``-th failure (1-based); draws from rng."""
-        n = max(1, failed_attempts)
-        try:
-            d = min(self.max_s, self.base_s * self.factor ** (n - 1))
-        except OverflowError:
-            d = self.max_s
+        d = exponential_delay(max(1, failed_attempts), self.base_s, self.max_s, self.factor)
         return d * (1 - self.jitter * self.rng.random())
 
 

@@ -126,6 +126,7 @@ from sqlalchemy import (
 )
 
 from ..clock import now_us
+from ..retry import exponential_delay
 from .. import contracts, dbapi
 from ..config import Settings
 from ..db import migrate, sqlite_write_lock
@@ -667,7 +668,7 @@ class OkrEventHandler(Entrypoint):
     # -------------------------------------------------------------- retry machinery
 
     def _backoff(self, attempt: int) -> float:
-        return min(self.retry_max_delay, self.retry_delay * 2 ** max(0, attempt - 1))
+        return exponential_delay(max(1, attempt), self.retry_delay, self.retry_max_delay)
 
     def _run_with_retries(self, body, on_dead) -> bool:
         """Run ``body(dead)`` until it succeeds. A handler failure (``_EventFailed``) is

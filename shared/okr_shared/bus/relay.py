@@ -77,6 +77,7 @@ from google.protobuf import json_format
 from sqlalchemy import Engine, exc as sa_exc
 
 from ..clock import now_us
+from ..retry import exponential_delay
 from .. import contracts
 from ..eventstore import EventStore, RecordedEvent
 from ..eventstore.lease import Lease, LeaseLost
@@ -290,15 +291,17 @@ class ConfirmingPublisher:
 
 
 class _Backoff:
+    """The reconnect delays: ``initial``, doubling up to ``maximum`` (exponential_delay)."""
+
     def __init__(self, initial: float = 0.1, maximum: float = 5.0):
-        self.initial, self.maximum, self._next = initial, maximum, initial
+        self.initial, self.maximum, self._attempt = initial, maximum, 0
 
     def next(self) -> float:
-        delay, self._next = self._next, min(self._next * 2, self.maximum)
-        return delay
+        self._attempt += 1
+        return exponential_delay(self._attempt, self.initial, self.maximum)
 
     def reset(self) -> None:
-        self._next = self.initial
+        self._attempt = 0
 
 
 # ----------------------------------------------------------------------- relay

@@ -26,6 +26,7 @@ from types import ModuleType
 from google.protobuf.message import Message
 
 from ..clock import utc_today
+from ..retry import exponential_delay
 from .. import contracts
 from ..domain.errors import ConcurrencyConflict, NotFound, PreconditionFailed, ValidationError
 from ..domain.validation import identifier
@@ -134,7 +135,7 @@ class RetryPolicy:
     random: Callable[[], float] = field(default=random.random)
 
     def backoff(self, attempt: int) -> None:
-        self.sleep(self.random() * min(self.cap, self.base * 2 ** (attempt - 1)))
+        self.sleep(self.random() * exponential_delay(attempt, self.base, self.cap))
 
 
 class CommandExecutor:
