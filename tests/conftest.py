@@ -18,7 +18,16 @@ os.environ.setdefault("OKR_METRICS_PORT", "0")
 import pytest  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from infra import BACKENDS  # noqa: E402 - the PostgreSQL runs carry the postgres marker
+import nameko  # noqa: E402
+
+from infra import AMQP_URI, BACKENDS  # noqa: E402 - the PostgreSQL runs carry the postgres marker
+
+# nameko's RPC reply consumer reads ``AMQP_URI`` from its config at every call, not when the
+# container starts: a test that starts a container inside ``nameko.config.patch(...)`` and
+# calls it after the patch has ended would listen for replies on the default vhost ``/``.
+# The test broker is therefore nameko's default for the whole run, so a run on a vhost of
+# its own (OKR_TEST_AMQP_URI=.../okr-ci2) gets every reply.
+nameko.config["AMQP_URI"] = AMQP_URI
 
 POSTGRES_URL = os.environ.get(
     "OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
