@@ -20,13 +20,13 @@ from pathlib import Path
 
 import click
 
-from okr_services.gateway import auth
+from okr_services.gateway import auth, config as gateway_config
 from okr_shared.db import migrate
 from okr_shared.eventstore import make_engine
 
 
 def _engine(database_url: str | None):
-    url = auth.gateway_database_url(database_url)
+    url = gateway_config.gateway_database_url(database_url)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import sys
 import threading
 
@@ -36,7 +35,7 @@ from nameko.constants import AMQP_SSL_CONFIG_KEY, DEFAULT_TRANSPORT_OPTIONS, LOG
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
 
-from okr_shared.config import Settings
+from okr_shared.config import Settings, rpc_reply_confirms
 from okr_shared.domain.errors import DomainError
 from okr_shared.eventstore.engine import background_checkpoints
 from okr_shared.observability import lag
@@ -49,7 +48,7 @@ _log = logging.getLogger(__name__)
 
 #: ``OKR_RPC_REPLY_CONFIRMS`` (default 0): whether the services wait for the broker's
 #: publisher confirm of each RPC reply (nameko's default) — ADR 0014.
-REPLY_CONFIRMS = os.environ.get("OKR_RPC_REPLY_CONFIRMS", "0").strip() in ("1", "true", "yes", "on")
+REPLY_CONFIRMS = rpc_reply_confirms()
 
 
 class OffTheHub:

@@ -19,7 +19,6 @@ services, relay, gateway — on `OKR_METRICS_HOST` (default 127.0.0.1 here); 0 t
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -28,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
+
+from .run_config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,22 +113,6 @@ def seed_demo(address: str, key: str, tenant: str, marker: Path | None = None) -
          f"{counts['check_ins']} check-ins ({result.calls} calls{resumed})")
 
 
-def metrics_ports(value: str | None) -> dict[str, int]:
-    """The three processes' metrics ports from ``OKR_METRICS_PORT`` (the first of three
-    consecutive ports, default 9464: services 9464, relay 9465, gateway 9466; 0 or
-    empty: no endpoints)."""
-    if value is None:
-        base = 9464
-    elif value.strip() in ("", "0"):
-        base = 0
-    elif value.strip().isdigit() and 0 < int(value) < 65534:
-        base = int(value)
-    else:
-        raise SystemExit(f"okr run: OKR_METRICS_PORT: expected a TCP port 1-65533 (the first of three), or 0 "
-                         f"for no metrics endpoints, got {value!r}")
-    return {name: base + i if base else 0 for i, name in enumerate(("services", "relay", "gateway"))}
-
-
 class Suite:
     def __init__(self, data_dir: Path, env: dict):
         self.data_dir = data_dir
@@ -158,24 +143,13 @@ class Suite:
 
 
 def main() -> int:
-    data_dir = Path(os.environ.get("OKR_DATA_DIR", "data")).resolve()
-    amqp_uri = os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/")
-    gateway = os.environ.get("OKR_GATEWAY_ADDRESS", "127.0.0.1:50051")
-    web = os.environ.get("WEB_SERVER_ADDRESS", "127.0.0.1:8000")
-    tenant = os.environ.get("OKR_DEMO_TENANT", "demo")
-    metrics = metrics_ports(os.environ.get("OKR_METRICS_PORT"))
+    settings = RunConfig.from_env()
+    data_dir, amqp_uri, gateway, web, tenant, metrics = (settings.data_dir, settings.amqp_uri, settings.gateway,
+                                                         settings.web, settings.tenant, settings.metrics)
     ensure_broker(amqp_uri)
     new = not (data_dir / "okr.db").exists()
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, OKR_DATA_DIR=str(data_dir), AMQP_URI=amqp_uri,
-               OKR_DATABASE_URL=f"sqlite:///{data_dir / 'okr.db'}",
-               OKR_REPORTING_DATABASE_URL=f"sqlite:///{data_dir / 'reporting.db'}",
-               OKR_NOTIFICATION_DATABASE_URL=f"sqlite:///{data_dir / 'notification.db'}",
-               OKR_GATEWAY_DATABASE_URL=f"sqlite:///{data_dir / 'gateway.db'}",
-               OKR_GATEWAY_ADDRESS=gateway, WEB_SERVER_ADDRESS=web,
-               PYTHONPATH=os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services"),
-                                           os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    env.setdefault("OKR_METRICS_HOST", "127.0.0.1")
+    env = settings.child_environment(ROOT)
     from okr_shared.eventstore import make_engine, migrate
 
     engine = make_engine(env["OKR_DATABASE_URL"])

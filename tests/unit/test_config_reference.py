@@ -197,7 +197,7 @@ def test_the_extraction_finds_the_known_readers():
     """Guards the extractor against finding nothing (and every check below passing)."""
     found = process_variables()
     for name, where in [("OKR_DATABASE_URL", "shared/okr_shared/config.py"),
-                        ("OKR_SMTP_SSL", "services/okr_services/notification/channels.py"),
+                        ("OKR_SMTP_SSL", "services/okr_services/notification/config.py"),
                         ("OKR_MAX_WORKERS", "services/config.yaml"),
                         ("OKR_API_KEY", "services/okr_cli/api.py"),
                         ("OKR_REPORTING_DATABASE_URL", "services/okr_services/reporting/service.py"),

@@ -2,7 +2,7 @@
 
 Configuration (environment): OKR_GATEWAY_ADDRESS (0.0.0.0:50051), AMQP_URI,
 OKR_GATEWAY_DATABASE_URL (API keys), OKR_DATABASE_URL (the event store: audit and
-streams), OKR_JWT_* (bearer tokens: auth.JwtConfig), OKR_GATEWAY_WORKERS (32),
+streams), OKR_JWT_* (bearer tokens: config.jwt_config), OKR_GATEWAY_WORKERS (32),
 OKR_GATEWAY_RPC_TIMEOUT (10 s), OKR_GATEWAY_KEY_CACHE_S (5 s: how long a checked API key
 is trusted before it is looked up again — a revocation takes effect within it),
 OKR_GATEWAY_HEALTH_INTERVAL_S (2 s: between probes of RabbitMQ and the event store;
@@ -21,7 +21,8 @@ from okr_shared.observability.logs import configure_logging
 from okr_shared.observability.server import serve_from_env, check_from_env as metrics_address
 from okr_shared.runtime import freeze_startup_objects
 
-from .server import Gateway, GatewayConfig
+from .config import GatewayConfig
+from .server import Gateway
 
 
 def main() -> int:

@@ -26,12 +26,10 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, select, update
@@ -40,6 +38,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from okr_shared.clock import now_us
 from okr_shared.db import migrate, write_transaction
 from okr_shared.eventstore.store import TENANT_RE
+
+from . import config
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ _PUBLIC_COLUMNS = [c for c in api_keys.c if c.name != "secret_hash"]
 
 def _pepper(pepper: str | bytes | None) -> bytes | None:
     if pepper is None:
-        pepper = os.environ.get("OKR_API_KEY_PEPPER") or None
+        pepper = config.api_key_pepper()
     if pepper is None:
         return None
     return pepper.encode() if isinstance(pepper, str) else pepper
@@ -326,39 +326,6 @@ class JwtConfig:
             if public.key_size < _MIN_RSA_BITS:
                 raise ValueError(f"the RSA key must have at least {_MIN_RSA_BITS} bits")
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "JwtConfig | None":
-        """From ``OKR_JWT_ALGORITHM`` (HS256 default, or RS256), ``OKR_JWT_SECRET`` (HS256)
-        or ``OKR_JWT_PUBLIC_KEY`` / ``OKR_JWT_PUBLIC_KEY_FILE`` (RS256),
-        ``OKR_JWT_ISSUER``, ``OKR_JWT_AUDIENCE``, ``OKR_JWT_LEEWAY_S`` (default 30).
-        None when neither a secret nor a public key is configured (bearer tokens are
-        then refused)."""
-        algorithm = environ.get("OKR_JWT_ALGORITHM", "").strip().upper()
-        secret = environ.get("OKR_JWT_SECRET") or None
-        public = environ.get("OKR_JWT_PUBLIC_KEY") or None
-        public_file = environ.get("OKR_JWT_PUBLIC_KEY_FILE") or None
-        if public is None and public_file:
-            public = Path(public_file).read_text(encoding="utf-8")
-        if not algorithm:
-            if secret is None and public is None:
-                return None
-            algorithm = "RS256" if public is not None and secret is None else "HS256"
-        if algorithm == "HS256":
-            key = secret
-            if key is None:
-                raise ValueError("OKR_JWT_ALGORITHM=HS256 needs OKR_JWT_SECRET")
-        elif algorithm == "RS256":
-            key = public
-            if key is None:
-                raise ValueError("OKR_JWT_ALGORITHM=RS256 needs OKR_JWT_PUBLIC_KEY or OKR_JWT_PUBLIC_KEY_FILE")
-        else:
-            raise ValueError(f"OKR_JWT_ALGORITHM must be HS256 or RS256, not {algorithm!r}")
-        return cls(
-            algorithm=algorithm, key=key,
-            issuer=environ.get("OKR_JWT_ISSUER", ""), audience=environ.get("OKR_JWT_AUDIENCE", ""),
-            leeway_s=float(environ.get("OKR_JWT_LEEWAY_S", "30")),
-        )
-
 
 _REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
 
@@ -464,14 +431,3 @@ def authenticate(metadata, engine: Engine | None, jwt_config: JwtConfig | None) 
             raise Unauthenticated("bearer tokens are not accepted by this server (no JWT configuration)")
         return authenticate_jwt(jwt_config, credential)
     raise Unauthenticated(f"unsupported authorization scheme {scheme!r}: " + MISSING.split(": ", 1)[1])
-
-
-def gateway_database_url(database_url: str | None = None) -> str:
-    """The URL of the API keys' database: ``database_url``, else ``OKR_GATEWAY_DATABASE_URL``,
-    else SQLite ``gateway.db`` under ``OKR_DATA_DIR`` (the gateway and ``okr keys`` agree)."""
-    from okr_shared.config import Settings
-
-    url = database_url or os.environ.get("OKR_GATEWAY_DATABASE_URL")
-    if not url:
-        url = f"sqlite:///{Settings.from_env().data_dir / 'gateway.db'}"
-    return url

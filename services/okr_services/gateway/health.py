@@ -187,17 +187,5 @@ class DependencyChecker:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def interval_from_env(environ=os.environ) -> float:
-    """``OKR_GATEWAY_HEALTH_INTERVAL_S`` (default 2): seconds between dependency checks."""
-    raw = environ.get("OKR_GATEWAY_HEALTH_INTERVAL_S", "2")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"OKR_GATEWAY_HEALTH_INTERVAL_S: a positive number of seconds, not {raw!r}")
-    return value
-
-
 __all__ = ["BROKER", "DEPENDENCIES", "DependencyChecker", "HealthServicer", "STORE", "broker_probe",
-           "interval_from_env", "store_probe"]
+           "store_probe"]

@@ -29,13 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import threading
 import time
 import uuid
 from concurrent import futures
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import grpc
@@ -52,6 +50,7 @@ from okr_shared.observability import context as log_context, metrics
 from okr_shared.observability.interceptor import ObservingInterceptor
 
 from . import auth, convert, health, policy, reflection_v1, request_checks
+from .config import GatewayConfig, jwt_config
 from .rpc_client import RemoteError, RpcClient, RpcTimeout, ServiceUnavailable
 
 _log = logging.getLogger(__name__)
@@ -90,49 +89,6 @@ _SERVICE_MODULES = (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2
 
 def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-@dataclass(frozen=True)
-class GatewayConfig:
-    address: str = "0.0.0.0:50051"
-    amqp_uri: str = "amqp://guest:guest@localhost:5672/"
-    keys_url: str = ""
-    store_url: str = ""
-    workers: int = 32
-    rpc_timeout: float = 10.0
-    key_cache_s: float = 5.0
-    #: Seconds between the health checker's probes of the broker and the event store.
-    health_interval: float = health.DEFAULT_INTERVAL_S
-    #: Logical service name -> the nameko service's name, when they differ
-    #: (``OKR_GATEWAY_SERVICES="goal=goal-eu,progress=progress-eu"``).
-    service_names: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def from_env(cls, environ=os.environ) -> "GatewayConfig":
-        from okr_shared.config import Settings
-
-        from .auth import gateway_database_url
-
-        settings = Settings.from_env()
-        return cls(address=environ.get("OKR_GATEWAY_ADDRESS", cls.address),
-                   amqp_uri=settings.amqp_uri, keys_url=gateway_database_url(),
-                   store_url=settings.database_url,
-                   workers=int(environ.get("OKR_GATEWAY_WORKERS", cls.workers)),
-                   rpc_timeout=float(environ.get("OKR_GATEWAY_RPC_TIMEOUT", cls.rpc_timeout)),
-                   key_cache_s=float(environ.get("OKR_GATEWAY_KEY_CACHE_S", cls.key_cache_s)),
-                   health_interval=health.interval_from_env(environ),
-                   service_names=_service_names(environ.get("OKR_GATEWAY_SERVICES", "")))
-
-
-def _service_names(text: str) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        logical, sep, actual = part.partition("=")
-        if not sep or logical not in ("goal", "progress", "reporting") or not actual.strip():
-            raise ValueError(f"OKR_GATEWAY_SERVICES: expected goal=<name>,progress=<name>,reporting=<name>, "
-                             f"got {part!r}")
-        pairs.append((logical, actual.strip()))
-    return tuple(pairs)
 
 
 class _Abort(Exception):
@@ -181,7 +137,7 @@ class Gateway:
                  jwt_config: auth.JwtConfig | None = None, keys_engine=None, store: EventStore | None = None):
         self.config = config
         self.rpc = rpc or RpcClient(config.amqp_uri, default_timeout=config.rpc_timeout)
-        self.jwt_config = jwt_config if jwt_config is not None else auth.JwtConfig.from_env()
+        self.jwt_config = jwt_config if jwt_config is not None else jwt_config()
         self.keys_engine = keys_engine if keys_engine is not None else (
             make_engine(config.keys_url) if config.keys_url else None)
         if self.keys_engine is not None:

@@ -25,7 +25,7 @@ durable log of ``delivery.py``.
 
 Configuration (environment): ``OKR_NOTIFICATION_DATABASE_URL`` (default
 ``sqlite:///$OKR_DATA_DIR/<service name>.db``), ``OKR_DATABASE_URL`` (the store, for
-the consumer layer's gap filling), ``OKR_SMTP_*`` (channels.SmtpSettings).
+the consumer layer's gap filling), ``OKR_SMTP_*`` (config.SmtpSettings).
 """
 
 from __future__ import annotations

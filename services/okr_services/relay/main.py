@@ -24,7 +24,7 @@ import sys
 import time
 
 from okr_shared.bus import wire
-from okr_shared.config import Settings
+from okr_shared.config import Settings, log_level_setting
 
 #: Exit status of ``--exit-after-confirm``.
 EXIT_AFTER_CONFIRM = 75
@@ -38,7 +38,7 @@ def configure_logging(level: str = "INFO") -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m okr_services.relay", description=__doc__.split("\n\n")[0])
-    p.add_argument("--log-level", default=os.environ.get("OKR_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", default=log_level_setting())
     sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run one relay (the default)")
     for parser, suppress in ((p, False), (run, True)):

@@ -34,6 +34,7 @@ from okr_shared.db import sqlite_write_lock, write_transaction
 from okr_shared.readmodels.projections import POINTS, TABLES, fold_rows, new_model
 from okr_shared.readmodels.storage import apply_event, dumps, forget_cached, index, stored_rows, table
 
+from . import config
 from .storage import CONSUMER, PREFIX, STORED, migrate_schema, table_name
 
 NEXT = "_next"
@@ -116,11 +117,9 @@ PARALLEL_FROM = 100_000
 
 
 def default_workers(events: int) -> int:
-    configured = os.environ.get("OKR_REBUILD_WORKERS", "").strip()
-    if configured:
-        if not configured.isdigit() or int(configured) < 1:
-            raise ValueError(f"OKR_REBUILD_WORKERS must be a positive integer, not {configured!r}")
-        return int(configured)
+    configured = config.rebuild_workers()
+    if configured is not None:
+        return configured
     return min(os.cpu_count() or 1, 4) if events >= PARALLEL_FROM else 1
 
 
@@ -197,10 +196,8 @@ def _fold_in_workers(engine: Engine, store, head: int, workers: int, chunk: int,
     killed). The workers connect with the engines' URLs: options given to an engine
     outside its URL (``connect_args``) do not reach them — put them in the URL (e.g.
     PostgreSQL's ``?options=-csearch_path=...``)."""
-    env = dict(os.environ,
-               OKR_REBUILD_STORE_URL=store.engine.url.render_as_string(hide_password=False),
-               OKR_REBUILD_TARGET_URL=engine.url.render_as_string(hide_password=False))
-    env.pop("OKR_REBUILD_WORKERS", None)
+    env = config.rebuild_worker_environment(store.engine.url.render_as_string(hide_password=False),
+                                            engine.url.render_as_string(hide_password=False))
     procs = [subprocess.Popen([*WORKER_COMMAND, str(i), str(workers), str(head), str(chunk)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(workers)]

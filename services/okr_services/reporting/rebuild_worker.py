@@ -12,7 +12,6 @@ The database URLs come from the environment so credentials never show in a proce
 from __future__ import annotations
 
 import json
-import os
 import sys
 import warnings
 
@@ -20,7 +19,7 @@ warnings.simplefilter("ignore", Warning)  # eventlet's deprecation notice, impor
 
 from okr_shared.eventstore import EventStore, make_engine  # noqa: E402
 
-from . import bulk_rebuild  # noqa: E402
+from . import bulk_rebuild, config  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -32,7 +31,7 @@ def main(argv: list[str]) -> int:
         print(f"rebuild_worker: expected PARTITION PARTITIONS HEAD CHUNK (0 <= PARTITION < PARTITIONS, "
               f"HEAD >= 0, CHUNK >= 1), got {' '.join(argv) or 'nothing'}", file=sys.stderr)
         return 2
-    urls = {name: os.environ.get(name, "") for name in ("OKR_REBUILD_STORE_URL", "OKR_REBUILD_TARGET_URL")}
+    urls = config.rebuild_worker_urls()
     missing = [name for name, url in urls.items() if not url]
     if missing:
         print(f"rebuild_worker: {' and '.join(missing)} not set (the worker is started by "

@@ -81,7 +81,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -128,7 +127,7 @@ from sqlalchemy import (
 from ..clock import now_us
 from ..retry import exponential_delay
 from .. import contracts, dbapi
-from ..config import Settings
+from ..config import Settings, database_url_of
 from ..db import migrate, sqlite_write_lock
 from ..eventstore import EventStore, make_engine
 from ..eventstore.engine import background_checkpoints
@@ -292,7 +291,7 @@ class ConsumerDatabase(DependencyProvider):
 
     def setup(self):
         settings = Settings.from_env()
-        url = self.url or os.environ.get(self.url_env)
+        url = self.url or database_url_of(self.url_env)
         if not url:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{settings.data_dir / self.container.service_name}.db"

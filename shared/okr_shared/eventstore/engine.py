@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 from sqlalchemy import Engine, create_engine, event
+
+from .. import config
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -27,9 +27,7 @@ def _sqlite_engine(url: str, *, wal_autocheckpoint: int | None = None, **kwargs)
     """``wal_autocheckpoint``: SQLite's pages-in-the-WAL threshold at which a COMMIT
     checkpoints (SQLite's default 1,000 when None); 0: never — for a process whose
     ``WalCheckpointer`` does it in the background."""
-    synchronous = os.environ.get("OKR_SQLITE_SYNCHRONOUS", "FULL").upper()
-    if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-        raise ValueError(f"OKR_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+    synchronous = config.sqlite_synchronous()
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")

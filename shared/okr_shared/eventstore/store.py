@@ -17,13 +17,13 @@ assigned in commit order and a rollback leaves no hole.
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import Engine, and_, func, select
 
+from .. import config
 from ..clock import now_us  # the store's default clock (``recorded_at_us``)
 from . import schema
 from .canonical import GENESIS_HASH, canonical_bytes, chain_hash, chain_records, dumps
@@ -82,10 +82,7 @@ def _is_utf8(text: str) -> bool:
 
 def _group_commit_default() -> bool:
     """``OKR_EVENTSTORE_GROUP_COMMIT``: 1 (the default) or 0."""
-    value = (os.environ.get("OKR_EVENTSTORE_GROUP_COMMIT") or "1").strip().lower()
-    if value not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
-        raise ValueError(f"OKR_EVENTSTORE_GROUP_COMMIT: expected 1 or 0, got {value!r}")
-    return value in ("1", "true", "yes", "on")
+    return config.eventstore_group_commit()
 
 
 class EventStore:

@@ -19,12 +19,13 @@ SQLAlchemy connection, with statements written once:
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
 import threading
 
 from sqlalchemy import Engine, create_engine, exc
+
+from .. import config
 
 EVENT_COLUMNS = (
     "position",
@@ -81,9 +82,7 @@ def _find_ids_sql(p: str, n: int) -> str:
     )
 
 
-_COMMIT_IN_THREAD = (os.environ.get("OKR_SQLITE_COMMIT_IN_THREAD") or "").strip().lower()
-if _COMMIT_IN_THREAD not in ("", "0", "1", "false", "true", "no", "yes", "off", "on"):
-    raise ValueError(f"OKR_SQLITE_COMMIT_IN_THREAD: expected 1 or 0 (or unset), got {_COMMIT_IN_THREAD!r}")
+_COMMIT_IN_THREAD = config.sqlite_commit_in_thread()
 #: ``OKR_SQLITE_COMMIT_IN_THREAD`` — unset (the default): the event store's appends
 #: COMMIT in place and the consumers' read-model transactions hand their COMMIT to
 #: eventlet's thread pool; ``1``: both in the pool; ``0``: both in place. Measured at 200

@@ -19,7 +19,7 @@ import uuid
 import grpc
 
 from . import context, metrics
-from .nameko import access_log_enabled
+from ..config import access_log_enabled
 
 _access = logging.getLogger("okr.access")
 

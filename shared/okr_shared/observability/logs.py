@@ -5,7 +5,8 @@ JSON line fields: ``ts`` (UTC, ms), ``level``, ``logger``, ``msg``; then
 ``correlation_id``, ``tenant_id``, ``service``, ``entrypoint`` when known (the context);
 then the record's ``extra`` fields; ``exc`` with the traceback if any.
 
-Configuration (environment, read by ``configure_logging`` and ``handler_from_env``):
+Configuration (environment, read through okr_shared.config by ``configure_logging`` and
+``handler_from_env``):
 ``OKR_LOG_FORMAT`` = ``json`` (default) | ``text``; ``OKR_LOG_LEVEL`` = DEBUG | INFO
 (default) | WARNING | ERROR | CRITICAL. A bad value is a ValueError naming the variable.
 """
@@ -14,17 +15,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 
 import orjson
 
+from .. import config
 from . import context
 
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-FORMATS = ("json", "text")
+LEVELS = config.LOG_LEVELS
+FORMATS = config.LOG_FORMATS
 #: Loggers too chatty at INFO/DEBUG for a service log: kept at WARNING.
 NOISY = ("amqp", "alembic", "kombu", "urllib3")
 
@@ -71,20 +72,6 @@ class Text(logging.Formatter):
             del record.okr_ctx
 
 
-def log_format(environ=os.environ) -> str:
-    value = (environ.get("OKR_LOG_FORMAT") or "json").strip().lower()
-    if value not in FORMATS:
-        raise ValueError(f"OKR_LOG_FORMAT: expected one of {', '.join(FORMATS)}, got {value!r}")
-    return value
-
-
-def log_level(environ=os.environ, default: str = "INFO") -> str:
-    value = (environ.get("OKR_LOG_LEVEL") or default).strip().upper()
-    if value not in LEVELS:
-        raise ValueError(f"OKR_LOG_LEVEL: expected one of {', '.join(LEVELS)}, got {value!r}")
-    return value
-
-
 def formatter(fmt: str) -> logging.Formatter:
     if fmt not in FORMATS:
         raise ValueError(f"log format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -96,8 +83,8 @@ def handler_from_env(stream=None) -> logging.Handler:
     level from ``OKR_LOG_LEVEL`` and quietens the noisy libraries. nameko's LOGGING
     (services/config.yaml) builds its handler with this (``"()"`` factory)."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter(log_format()))
-    logging.getLogger().setLevel(log_level())
+    handler.setFormatter(formatter(config.log_format()))
+    logging.getLogger().setLevel(config.log_level())
     _quieten()
     return handler
 
@@ -106,9 +93,9 @@ def configure_logging(level: str | None = None, fmt: str | None = None, stream=N
     """Root logger: one stderr handler (JSON lines or text), the level given or
     ``OKR_LOG_LEVEL``. For the relay and the gateway processes (nameko run reads the
     LOGGING key of services/config.yaml)."""
-    level = log_level({"OKR_LOG_LEVEL": level}) if level else log_level()
+    level = config.log_level({"OKR_LOG_LEVEL": level}) if level else config.log_level()
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter(fmt or log_format()))
+    handler.setFormatter(formatter(fmt or config.log_format()))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -21,22 +21,15 @@ It also starts the process's metrics endpoint when its container starts
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 from nameko.extensions import DependencyProvider
 from nameko.rpc import Rpc
 
+from .. import config
 from . import context, metrics, server
 
 _access = logging.getLogger("okr.access")
-
-
-def access_log_enabled(environ=os.environ) -> bool:
-    value = (environ.get("OKR_ACCESS_LOG") or "1").strip().lower()
-    if value not in ("1", "0", "true", "false", "on", "off", "yes", "no"):
-        raise ValueError(f"OKR_ACCESS_LOG: expected 1 or 0 (on/off), got {value!r}")
-    return value in ("1", "true", "on", "yes")
 
 
 def entrypoint_kind(entrypoint) -> str:
@@ -59,7 +52,7 @@ class Observed(DependencyProvider):
 
     def setup(self):
         server.serve_from_env("services")
-        self._access = access_log_enabled()
+        self._access = config.access_log_enabled()
         self._service = self.container.service_name
         self._started: dict[int, tuple[float, object, str, str]] = {}
         self._kinds: dict[object, str] = {}

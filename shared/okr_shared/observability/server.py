@@ -15,10 +15,11 @@ one process; each one's ``Observed`` dependency asks).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from prometheus_client import REGISTRY, start_http_server
+
+from .. import config
 
 _log = logging.getLogger(__name__)
 
@@ -26,27 +27,6 @@ DEFAULT_PORTS = {"services": 9464, "relay": 9465, "gateway": 9466}
 
 _lock = threading.Lock()
 _server = None  # (server, thread, port)
-
-
-def metrics_address(default_port: int, environ=os.environ) -> tuple[str, int] | None:
-    """(host, port) from the environment, None when disabled. ValueError naming the
-    variable on a bad value."""
-    raw = environ.get("OKR_METRICS_PORT")
-    if raw is None:
-        port = default_port
-    else:
-        raw = raw.strip()
-        if raw in ("", "0"):
-            return None
-        if not raw.isdigit() or not 0 < int(raw) < 65536:
-            raise ValueError(f"OKR_METRICS_PORT: expected a TCP port 1-65535 (0 or empty: no endpoint), got {raw!r}")
-        port = int(raw)
-    if not port:
-        return None
-    host = (environ.get("OKR_METRICS_HOST") or "0.0.0.0").strip()
-    if not host or any(c.isspace() for c in host):
-        raise ValueError(f"OKR_METRICS_HOST: expected an address to listen on, got {host!r}")
-    return host, port
 
 
 def serve(port: int, host: str = "0.0.0.0") -> int | None:
@@ -68,19 +48,20 @@ def serve(port: int, host: str = "0.0.0.0") -> int | None:
         return server.server_port
 
 
-def serve_from_env(kind: str, environ=os.environ) -> int | None:
-    """``serve`` on the address of the environment (see the module docstring) for a
-    process of ``kind`` (services | relay | gateway); None when disabled."""
-    address = metrics_address(DEFAULT_PORTS[kind], environ)
+def serve_from_env(kind: str) -> int | None:
+    """``serve`` on the address of the environment (see the module docstring;
+    ``okr_shared.config.metrics_address``) for a process of ``kind`` (services | relay |
+    gateway); None when disabled."""
+    address = check_from_env(kind)
     if address is None:
         return None
     host, port = address
     return serve(port, host)
 
 
-def check_from_env(kind: str, environ=os.environ) -> tuple[str, int] | None:
+def check_from_env(kind: str) -> tuple[str, int] | None:
     """The endpoint's address for a process of ``kind`` (ValueError on a bad value)."""
-    return metrics_address(DEFAULT_PORTS[kind], environ)
+    return config.metrics_address(DEFAULT_PORTS[kind])
 
 
 def serving_port() -> int | None:

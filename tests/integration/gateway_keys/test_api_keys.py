@@ -9,7 +9,7 @@ from sqlalchemy import make_url, text
 
 from okr_services.gateway import auth
 from okr_cli.keys import keys_group
-from okr_services.gateway.auth import gateway_database_url
+from okr_services.gateway.config import gateway_database_url
 
 
 def _cli_url(database) -> str:

@@ -43,7 +43,8 @@ from okr_shared.bus.relay import Relay
 from okr_shared.domain import commands as c
 from okr_shared.eventstore import ANY, EventStore, NewEvent, make_engine, migrate
 from okr_services.notification import delivery as dl
-from okr_services.notification.channels import EmailChannel, SmtpSettings
+from okr_services.notification.channels import EmailChannel
+from okr_services.notification.config import SmtpSettings
 from okr_services.notification.service import make_service
 from receivers import Answer, HttpReceiver, SmtpReceiver
 from infra import AMQP_URI, BACKENDS, require_broker, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401

@@ -29,7 +29,6 @@ from okr_services.notification.channels import (
     EmailChannel,
     FeishuChannel,
     SlackChannel,
-    SmtpSettings,
     TeamsChannel,
     WebhookChannel,
     WeComChannel,
@@ -37,6 +36,7 @@ from okr_services.notification.channels import (
     notification_id,
     verify_signature,
 )
+from okr_services.notification.config import SmtpSettings
 from okr_services.notification.message import DeliveryError, Notification
 from waiting import free_port, wait_until
 

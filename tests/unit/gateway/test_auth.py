@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from okr_services.gateway import auth
 from okr_services.gateway.auth import JwtConfig, Principal, Unauthenticated
+from okr_services.gateway.config import jwt_config
 from okr_shared.db import migrate
 from okr_shared.eventstore import make_engine
 
@@ -275,16 +276,16 @@ def test_config_validation(rsa_keys, tmp_path):
     with pytest.raises(ValueError, match="issuer and audience"):
         JwtConfig(algorithm="HS256", key=HS_SECRET, issuer="", audience="a")
 
-    assert JwtConfig.from_env({}) is None
-    c = JwtConfig.from_env({"OKR_JWT_SECRET": HS_SECRET, "OKR_JWT_ISSUER": "i", "OKR_JWT_AUDIENCE": "a"})
+    assert jwt_config({}) is None
+    c = jwt_config({"OKR_JWT_SECRET": HS_SECRET, "OKR_JWT_ISSUER": "i", "OKR_JWT_AUDIENCE": "a"})
     assert (c.algorithm, c.leeway_s) == ("HS256", 30.0)
     key_file = tmp_path / "idp.pem"
     key_file.write_text(pem)
-    c = JwtConfig.from_env({"OKR_JWT_ALGORITHM": "RS256", "OKR_JWT_PUBLIC_KEY_FILE": str(key_file),
+    c = jwt_config({"OKR_JWT_ALGORITHM": "RS256", "OKR_JWT_PUBLIC_KEY_FILE": str(key_file),
                             "OKR_JWT_ISSUER": "i", "OKR_JWT_AUDIENCE": "a", "OKR_JWT_LEEWAY_S": "5"})
     assert (c.algorithm, c.key, c.leeway_s) == ("RS256", pem, 5.0)
     with pytest.raises(ValueError, match="needs OKR_JWT_PUBLIC_KEY"):
-        JwtConfig.from_env({"OKR_JWT_ALGORITHM": "RS256", "OKR_JWT_SECRET": HS_SECRET})
+        jwt_config({"OKR_JWT_ALGORITHM": "RS256", "OKR_JWT_SECRET": HS_SECRET})
     assert HS_SECRET not in repr(JwtConfig(algorithm="HS256", key=HS_SECRET, issuer="i", audience="a"))
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from okr_services.gateway import auth
 from okr_services.gateway.auth import JwtConfig, Unauthenticated
-from okr_services.gateway.server import Gateway, GatewayConfig
+from okr_services.gateway.config import GatewayConfig
+from okr_services.gateway.server import Gateway
 from okr_shared.eventstore import make_engine
 
 HS_SECRET = "s" * 40

@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2
 from sqlalchemy import text
 
 from okr_services.gateway import health, reflection_v1
+from okr_services.gateway.config import health_interval
 from okr_shared.eventstore import make_engine
 
 SERVICES = ["okr.v1.GoalService", "okr.v1.ProgressService", "okr.v1.ReportingService", "okr.v1.AuditService",
@@ -139,12 +140,12 @@ def test_the_postgresql_store_is_unreachable_on_a_closed_port():
 @pytest.mark.parametrize("raw", ["0", "-1", "soon", "nan", "inf"])
 def test_a_bad_interval_is_refused_naming_the_variable(raw):
     with pytest.raises(ValueError, match="OKR_GATEWAY_HEALTH_INTERVAL_S"):
-        health.interval_from_env({"OKR_GATEWAY_HEALTH_INTERVAL_S": raw})
+        health_interval({"OKR_GATEWAY_HEALTH_INTERVAL_S": raw})
 
 
 def test_the_interval_defaults_to_two_seconds():
-    assert health.interval_from_env({}) == 2.0
-    assert health.interval_from_env({"OKR_GATEWAY_HEALTH_INTERVAL_S": "0.25"}) == 0.25
+    assert health_interval({}) == 2.0
+    assert health_interval({"OKR_GATEWAY_HEALTH_INTERVAL_S": "0.25"}) == 0.25
 
 
 # --------------------------------------------------------------- reflection v1

@@ -16,8 +16,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from okr_shared.observability import context, logs, metrics, server
-from okr_shared.observability.nameko import access_log_enabled
-from okr_services.run import metrics_ports
+from okr_shared import config
+from okr_shared.config import access_log_enabled
+from okr_services.run_config import metrics_ports
 
 
 def sample(name: str, **labels) -> float:
@@ -132,8 +133,8 @@ def test_configured_logging_skips_what_no_format_prints(monkeypatch):
 ])
 def test_bad_log_settings_are_named(env, message):
     with pytest.raises(ValueError) as e:
-        logs.log_format(env)
-        logs.log_level(env)
+        config.log_format(env)
+        config.log_level(env)
     assert str(e.value) == message
 
 
@@ -148,16 +149,16 @@ def test_access_log_switch():
 
 
 def test_metrics_address_defaults_disabling_and_bad_values():
-    assert server.metrics_address(9465, {}) == ("0.0.0.0", 9465)
-    assert server.metrics_address(9465, {"OKR_METRICS_PORT": "9100", "OKR_METRICS_HOST": "127.0.0.1"}) == (
+    assert config.metrics_address(9465, {}) == ("0.0.0.0", 9465)
+    assert config.metrics_address(9465, {"OKR_METRICS_PORT": "9100", "OKR_METRICS_HOST": "127.0.0.1"}) == (
         "127.0.0.1", 9100)
-    assert server.metrics_address(9465, {"OKR_METRICS_PORT": "0"}) is None
-    assert server.metrics_address(9465, {"OKR_METRICS_PORT": ""}) is None
+    assert config.metrics_address(9465, {"OKR_METRICS_PORT": "0"}) is None
+    assert config.metrics_address(9465, {"OKR_METRICS_PORT": ""}) is None
     for bad in ("http", "70000", "-1", "9.5"):
         with pytest.raises(ValueError, match=r"OKR_METRICS_PORT: expected a TCP port 1-65535 .* got"):
-            server.metrics_address(9465, {"OKR_METRICS_PORT": bad})
+            config.metrics_address(9465, {"OKR_METRICS_PORT": bad})
     with pytest.raises(ValueError, match="OKR_METRICS_HOST"):
-        server.metrics_address(9465, {"OKR_METRICS_HOST": "a b"})
+        config.metrics_address(9465, {"OKR_METRICS_HOST": "a b"})
 
 
 def test_make_run_gives_three_consecutive_ports():
@@ -206,12 +207,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_endpoint_serves_the_registry_once_per_process_and_survives_a_taken_port(caplog):
+def test_endpoint_serves_the_registry_once_per_process_and_survives_a_taken_port(caplog, monkeypatch):
     assert server.serving_port() is None  # the conftest disables it for in-process containers
     port = _free_port()
     try:
-        assert server.serve_from_env("relay", {"OKR_METRICS_PORT": str(port),
-                                               "OKR_METRICS_HOST": "127.0.0.1"}) == port
+        monkeypatch.setenv("OKR_METRICS_PORT", str(port))
+        monkeypatch.setenv("OKR_METRICS_HOST", "127.0.0.1")
+        assert server.serve_from_env("relay") == port
         assert server.serve(_free_port(), "127.0.0.1") == port  # one per process
         metrics.events_appended(["test.Scraped"])
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
