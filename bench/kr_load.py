@@ -21,7 +21,7 @@ metadata the services write. Cases:
 * ``cached``: warm, as the services run: the state is kept in the process from the
   previous load, and the query for newer events returns none.
 
-As in the services (okr_services.common), the process is monkey-patched by eventlet
+As in the services (okr_services.dependencies), the process is monkey-patched by eventlet
 first (psycopg2 then runs green, which costs a little per query) and the objects made
 at start-up are frozen out of the garbage collector (without that, a full collection
 over them stalls a load now and then by ~30 ms: --gc-unfrozen shows it). Each case runs

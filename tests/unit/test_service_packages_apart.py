@@ -1,6 +1,7 @@
 """No service package imports another service's package (docs/architecture.md): what two
 services both need lives in ``okr_shared`` (the read models: ``okr_shared.readmodels``);
-``services/okr_services/common.py`` is shared service code every service may import.
+the modules at the top of ``services/okr_services/`` that ``ALLOWED`` lists are shared
+service code every service may import.
 
 Checked from the source (AST), so a lazy import inside a function counts as much as one
 at the top of a module: every ``import``/``from ... import`` statement (relative ones
@@ -16,8 +17,10 @@ from pathlib import Path
 
 SERVICES = Path(__file__).resolve().parents[2] / "services" / "okr_services"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "okr_shared"
-#: Modules of okr_services every service may import (services/okr_services/common.py).
-ALLOWED = frozenset({"common"})
+#: Modules of okr_services every service may import: the RPC entrypoints and replies,
+#: the shared nameko dependency providers, the thread-pool wrapper of pure functions.
+#: (``run`` and ``run_config``, the ``make run`` supervisor, are no service's to import.)
+ALLOWED = frozenset({"rpc", "dependencies", "off_the_hub"})
 
 
 def service_packages(root: Path) -> list[str]:
@@ -91,10 +94,10 @@ def test_the_check_sees_every_way_of_importing(tmp_path):
     (root / "beta").mkdir()
     for init in (root, root / "alpha", root / "alpha" / "sub", root / "beta"):
         (init / "__init__.py").write_text("")
-    (root / "common.py").write_text("")
+    (root / "rpc.py").write_text("")
     (root / "alpha" / "ok.py").write_text(
-        "import okr_services.common\nfrom okr_services import common\nfrom okr_services.alpha import sub\n"
-        "from . import sub\nfrom .sub import x\nfrom .. import common as c\nimport okr_shared.readmodels\n")
+        "import okr_services.rpc\nfrom okr_services import dependencies\nfrom okr_services.alpha import sub\n"
+        "from . import sub\nfrom .sub import x\nfrom .. import off_the_hub as c\nimport okr_shared.readmodels\n")
     (root / "alpha" / "bad.py").write_text(
         "import okr_services.beta.service\n"
         "from okr_services.beta import storage\n"

@@ -32,7 +32,7 @@ Errors:
   ``MethodNotFound`` / ``IncorrectSignature``; ``MalformedReply`` if the reply could
   not be decoded); ``value`` is the message,
   ``exc_args`` the exception's args; ``details`` the error's code and structured
-  fields as the services send them (``okr_services.common.serialize_error``: e.g.
+  fields as the services send them (``okr_services.rpc.serialize_error``: e.g.
   ``{"code": "invalid_argument", "field": "title"}``; ``{}`` when the reply has none);
   ``field`` / ``rule`` those of a ValidationError / PreconditionFailed.
 - ``RpcTimeout``: no reply in time although the service has consumers.

@@ -7,7 +7,7 @@ replies ``{"stream_id", "aggregate_id", "version", "positions", "event_types",
 "already_stored"}`` plus the created id (e.g. ``"cycle_id"``); a refusal raises
 ValidationError / NotFound / PreconditionFailed / ConcurrencyConflict (a RemoteError with
 that ``exc_type`` at the caller) and writes nothing. The call's context data must carry
-``actor`` and ``tenant_id`` (okr_services.common).
+``actor`` and ``tenant_id`` (okr_services.dependencies.Caller).
 
     nameko run --config services/config.yaml okr_services.goal.service
 """
@@ -33,17 +33,12 @@ from okr_shared.domain.commands import (
     StartInitiative,
 )
 from okr_shared.service_layer.importer import PlanImporter
-from okr_services.common import Observed, command, query
+from okr_services.dependencies import AggregateService
+from okr_services.rpc import command, query
 
-from .dependencies import Aggregates, Caller
 
-
-class GoalService:
+class GoalService(AggregateService):
     name = "goal"
-
-    aggregates = Aggregates()
-    caller = Caller()
-    observed = Observed()  # log context, latency metrics, the /metrics endpoint
 
     # ---------------------------------------------------------------- cycles
 

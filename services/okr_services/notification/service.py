@@ -46,7 +46,10 @@ from okr_shared.domain.errors import NotFound, ValidationError
 from okr_shared.readmodels import storage
 from okr_shared.readmodels.events import BusEvent
 from okr_shared.readmodels.projections import EVENT_TYPES, row_key
-from okr_services.common import Caller, Observed, OffTheHub, query
+from okr_shared.observability.nameko import Observed
+from okr_services.dependencies import Caller
+from okr_services.off_the_hub import OffTheHub
+from okr_services.rpc import query
 
 from . import delivery, directory, rules
 from .channels import CHANNELS, Channel

@@ -10,17 +10,12 @@ after the other (the second decision is retried on the new version).
 """
 
 from okr_shared.domain.commands import CorrectCheckIn, RecordCheckIn
-from okr_services.common import Observed, command, query
+from okr_services.dependencies import AggregateService
+from okr_services.rpc import command, query
 
-from .dependencies import Aggregates, Caller
 
-
-class ProgressService:
+class ProgressService(AggregateService):
     name = "progress"
-
-    aggregates = Aggregates()
-    caller = Caller()
-    observed = Observed()  # log context, latency metrics, the /metrics endpoint
 
     @command
     def record_check_in(self, **fields):

@@ -17,7 +17,7 @@ a kanban board page).
   the event store.
 
 RPC queries take the tenant from the call's context data ``tenant_id`` (as the goal and
-progress services do; ``okr_services.common.Caller``).
+progress services do; ``okr_services.dependencies.Caller``).
 
 HTTP (``WEB_SERVER_ADDRESS``, nameko's default ``0.0.0.0:8000``):
 ``GET /api/<tenant>/board?cycle=&team=&owner=``, ``GET /api/<tenant>/scorecard/<cycle>``,
@@ -59,7 +59,10 @@ from okr_shared.domain.errors import DomainError, NotFound, ValidationError
 from okr_shared.readmodels import projections
 from okr_shared.readmodels.events import BusEvent
 from okr_shared.readmodels.projections import TABLES, new_model
-from okr_services.common import Caller, Observed, OffTheHub, query
+from okr_shared.observability.nameko import Observed
+from okr_services.dependencies import Caller
+from okr_services.off_the_hub import OffTheHub
+from okr_services.rpc import query
 
 from . import queries, storage
 from .html import render_board

@@ -3,7 +3,7 @@ it: ValidationError → INVALID_ARGUMENT, NotFound → NOT_FOUND, PreconditionFa
 FAILED_PRECONDITION, ConcurrencyConflict → ABORTED.
 
 An error's ``details`` — its ``code`` and its structured fields — travel beside its
-message in the services' RPC replies (``error.details``, okr_services.common); the
+message in the services' RPC replies (``error.details``, okr_services.rpc); the
 gateway builds the status and the ``okr-*`` metadata from them, never from the message
 (docs/adr/0030-errors-travel-typed-eventlet-and-grpcio-traps.md)."""
 

@@ -34,7 +34,7 @@ _access = logging.getLogger("okr.access")
 
 def entrypoint_kind(entrypoint) -> str:
     """The ``kind`` label of an entrypoint's metrics: rpc, event, timer, ... ."""
-    if isinstance(entrypoint, Rpc):  # also okr_services.common's _Rpc (replies without confirms)
+    if isinstance(entrypoint, Rpc):  # also okr_services.rpc's _Rpc (replies without confirms)
         return "rpc"
     name = type(entrypoint).__name__
     if name == "OkrEventHandler":

@@ -1,6 +1,6 @@
 """The gateway's RPC client (okr_services.gateway.rpc_client) against a tiny nameko
 service on the real broker, whose entrypoints reply as the services' do
-(okr_services.common.query: an error with its details).
+(okr_services.rpc.query: an error with its details).
 
 The service runs as a nameko container in this (eventlet-patched) process; the client
 runs as the gateway runs it, in a plain threaded process (rpc_client_driver.py, one
@@ -23,7 +23,7 @@ from nameko.containers import get_container_cls
 from nameko.extensions import DependencyProvider
 
 from infra import AMQP_URI, require_broker, delete_bus_objects
-from okr_services.common import query
+from okr_services.rpc import query
 from okr_shared.domain.errors import NotFound, ValidationError
 from waiting import free_port
 

@@ -1,4 +1,4 @@
-"""The services' reply channel (okr_services.common._DirectReplies) on the real broker:
+"""The services' reply channel (okr_services.rpc._DirectReplies) on the real broker:
 a reply reaches the caller's reply queue with nameko's properties, one channel serves
 every reply of the process, and a lost connection is reopened for the next reply."""
 
@@ -11,7 +11,7 @@ import uuid
 from kombu import Connection, Exchange, Queue
 
 from infra import delete_bus_objects, require_broker
-from okr_services import common
+from okr_services import rpc
 
 
 def _receive(conn, queue_name, n, timeout=10):
@@ -30,13 +30,13 @@ def _receive(conn, queue_name, n, timeout=10):
 def test_replies_reach_the_reply_queue_and_survive_a_lost_connection():
     uri = require_broker()
     routing_key = f"rpc.reply-test-{uuid.uuid4().hex[:8]}"
-    exchange = Exchange(common._RPC_EXCHANGE, type="topic", durable=True)  # as nameko declares it
+    exchange = Exchange(rpc._RPC_EXCHANGE, type="topic", durable=True)  # as nameko declares it
     queue = Queue(routing_key, exchange=exchange, routing_key=routing_key, auto_delete=True)
-    replies = common._DirectReplies(uri, None, None)
+    replies = rpc._DirectReplies(uri, None, None)
     try:
         with Connection(uri) as conn:
             queue(conn.default_channel).declare()
-            publish = dict(exchange=common._RPC_EXCHANGE, routing_key=routing_key, content_type="application/json",
+            publish = dict(exchange=rpc._RPC_EXCHANGE, routing_key=routing_key, content_type="application/json",
                            content_encoding="utf-8")
             replies.publish('{"result": 1, "error": null}', correlation_id="c-1", **publish)
             first_channel = replies._channel
@@ -64,5 +64,5 @@ def test_replies_reach_the_reply_queue_and_survive_a_lost_connection():
 
 def test_one_reply_channel_per_broker_uri():
     uri = require_broker()
-    assert common._DirectReplies.of(uri, None, None) is common._DirectReplies.of(uri, None, None)
-    assert common._DirectReplies.of(uri + "?x=1", None, None) is not common._DirectReplies.of(uri, None, None)
+    assert rpc._DirectReplies.of(uri, None, None) is rpc._DirectReplies.of(uri, None, None)
+    assert rpc._DirectReplies.of(uri + "?x=1", None, None) is not rpc._DirectReplies.of(uri, None, None)

@@ -9,7 +9,7 @@ from nameko.exceptions import RemoteError
 
 from okr_shared.eventstore import WrongExpectedVersion
 from okr_shared.service_layer import RetryPolicy
-from okr_services.common import Aggregates
+from okr_services.dependencies import Aggregates
 from okr_services.progress.service import ProgressService
 
 

@@ -1,5 +1,5 @@
 """A service's refusal crosses RPC typed: the reply's error carries the domain error's
-code and fields (``details``, okr_services.common.serialize_error) and the gateway builds
+code and fields (``details``, okr_services.rpc.serialize_error) and the gateway builds
 the status and the ``okr-*`` metadata from them, not from the message
 (okr_services.gateway.server.remote_refusal; ADR 0030)."""
 
@@ -11,7 +11,7 @@ import pytest
 from kombu.utils import json as kombu_json
 from nameko.exceptions import IncorrectSignature
 
-from okr_services import common
+from okr_services import rpc
 from okr_services.gateway import rpc_client
 from okr_services.gateway.server import remote_refusal
 from okr_shared.domain.errors import ConcurrencyConflict, NotFound, PreconditionFailed, ValidationError
@@ -23,7 +23,7 @@ def _across_rpc(exc: BaseException) -> rpc_client.RemoteError:
         raise exc
     except BaseException:  # noqa: BLE001 - any exception a worker raises
         exc_info = sys.exc_info()
-    _, body, _, _ = common._reply(None, exc_info, kombu_json.dumps)
+    _, body, _, _ = rpc._reply(None, exc_info, kombu_json.dumps)
     with pytest.raises(rpc_client.RemoteError) as caught:
         rpc_client._unpack(rpc_client.decode_reply(body))
     return caught.value
@@ -46,7 +46,7 @@ def test_each_domain_error_maps_to_its_status_message_and_metadata(exc, code, me
 
 
 def test_the_reply_keeps_namekos_form_and_adds_the_details():
-    error = common.serialize_error(ValidationError("title", "must not be empty"))
+    error = rpc.serialize_error(ValidationError("title", "must not be empty"))
     assert error == {"exc_type": "ValidationError", "exc_path": "okr_shared.domain.errors.ValidationError",
                      "exc_args": ["title: must not be empty"], "value": "title: must not be empty",
                      "details": {"code": "invalid_argument", "field": "title"}}
@@ -82,7 +82,7 @@ class _Container:
 
 
 def _check(method_name, kwargs, args=()):
-    entrypoint = common._Rpc(expected_exceptions=())
+    entrypoint = rpc._Rpc(expected_exceptions=())
     entrypoint.__dict__["container"] = _Container()
     entrypoint.method_name = method_name
     with pytest.raises(IncorrectSignature) as caught:
@@ -129,12 +129,12 @@ def test_namekos_responder_path_sends_the_details_too(monkeypatch):
     class Message:
         properties = {"content_type": "application/json", "reply_to": "rpc.reply-gateway-1", "correlation_id": "c-1"}
 
-    monkeypatch.setattr(common._Responder, "publisher_cls", Publisher)
+    monkeypatch.setattr(rpc._Responder, "publisher_cls", Publisher)
     try:
         raise PreconditionFailed("objective_frozen", "the cycle is closed")
     except PreconditionFailed:
         exc_info = sys.exc_info()
-    result, returned = common._Responder("amqp://", "nameko-rpc", Message()).send_response(None, exc_info)
+    result, returned = rpc._Responder("amqp://", "nameko-rpc", Message()).send_response(None, exc_info)
     (payload, kw), = sent
     assert (result, returned) == (None, exc_info)
     assert payload["error"]["details"] == {"code": "failed_precondition", "rule": "objective_frozen"}

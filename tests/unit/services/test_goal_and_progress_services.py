@@ -14,7 +14,7 @@ from okr_shared.domain import commands as c
 from okr_shared.domain.errors import DomainError, NotFound, ValidationError
 from okr_shared.eventstore import make_engine, migrate
 from okr_shared.service_layer import CallContext, SchemaNotCurrent
-from okr_services.common import Aggregates, Caller
+from okr_services.dependencies import Aggregates, Caller
 from okr_services.goal.service import GoalService
 from okr_services.progress.service import ProgressService
 

@@ -13,16 +13,16 @@ import pytest
 from nameko.amqp.publish import Publisher
 from nameko.exceptions import IncorrectSignature
 
-from okr_services import common
+from okr_services import rpc
 from okr_services.goal.service import GoalService
 from okr_services.progress.service import ProgressService
 
 
 def test_replies_are_published_without_confirms_by_default():
-    assert common._ReplyPublisher.use_confirms is False
-    assert common._ReplyPublisher.transport_options["confirm_publish"] is False
+    assert rpc._ReplyPublisher.use_confirms is False
+    assert rpc._ReplyPublisher.transport_options["confirm_publish"] is False
     # nameko's own publishers keep their (shared, class-level) options
-    assert Publisher.transport_options is not common._ReplyPublisher.transport_options
+    assert Publisher.transport_options is not rpc._ReplyPublisher.transport_options
 
 
 def test_every_rpc_entrypoint_of_the_services_replies_through_our_consumer():
@@ -32,19 +32,19 @@ def test_every_rpc_entrypoint_of_the_services_replies_through_our_consumer():
         assert entrypoints
         for method in entrypoints:
             for entrypoint in method.nameko_entrypoints:
-                assert type(entrypoint) is common._Rpc
-                assert type(entrypoint.rpc_consumer) is common._RpcConsumer
+                assert type(entrypoint) is rpc._Rpc
+                assert type(entrypoint.rpc_consumer) is rpc._RpcConsumer
 
 
 def test_okr_rpc_reply_confirms_1_restores_confirms():
     env = {**os.environ, "OKR_RPC_REPLY_CONFIRMS": "1"}
-    out = subprocess.run([sys.executable, "-c", "import okr_services.common as c; "
+    out = subprocess.run([sys.executable, "-c", "import okr_services.rpc as c; "
                           "print(c._ReplyPublisher.use_confirms, c._ReplyPublisher.transport_options['confirm_publish'])"],
                          env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
 
 
-# -- how a reply goes out (okr_services.common._RpcConsumer.handle_result) -------------
+# -- how a reply goes out (okr_services.rpc._RpcConsumer.handle_result) -------------
 
 
 class _FakeMessage:
@@ -70,12 +70,12 @@ class _FakeReplies:
 
 
 def _consumer(monkeypatch, log):
-    class Consumer(common._RpcConsumer):
+    class Consumer(rpc._RpcConsumer):
         amqp_uri = "amqp://guest:guest@127.0.0.1:5672/"
         consumer = _FakeConsumer(log)
 
     consumer = Consumer()
-    monkeypatch.setattr(common._DirectReplies, "of", classmethod(lambda cls, *a: _FakeReplies(log)))
+    monkeypatch.setattr(rpc._DirectReplies, "of", classmethod(lambda cls, *a: _FakeReplies(log)))
     return consumer
 
 
@@ -127,7 +127,7 @@ def test_a_request_in_another_content_type_is_answered_by_namekos_responder(monk
             sent.append((self.message.properties["content_type"], result))
             return result, exc_info
 
-    monkeypatch.setattr(common, "_Responder", Responder)
+    monkeypatch.setattr(rpc, "_Responder", Responder)
     consumer.handle_result(_FakeMessage(content_type="application/x-msgpack"), 5, None)
     assert sent == [("application/x-msgpack", 5)]
     assert log == [("ack", "c-1")]
@@ -136,7 +136,7 @@ def test_a_request_in_another_content_type_is_answered_by_namekos_responder(monk
 def test_reply_confirms_on_take_namekos_responder(monkeypatch):
     log, sent = [], []
     consumer = _consumer(monkeypatch, log)
-    monkeypatch.setattr(common, "REPLY_CONFIRMS", True)
+    monkeypatch.setattr(rpc, "REPLY_CONFIRMS", True)
 
     class Responder:
         def __init__(self, *a, **kw):
@@ -146,7 +146,7 @@ def test_reply_confirms_on_take_namekos_responder(monkeypatch):
             sent.append(result)
             return result, exc_info
 
-    monkeypatch.setattr(common, "_Responder", Responder)
+    monkeypatch.setattr(rpc, "_Responder", Responder)
     consumer.handle_result(_FakeMessage(), 5, None)
     assert sent == [5] and log == [("ack", "c-1")]
 
@@ -159,7 +159,7 @@ class _Container:
 
 
 def _entrypoint(method_name):
-    entrypoint = common._Rpc(expected_exceptions=())
+    entrypoint = rpc._Rpc(expected_exceptions=())
     entrypoint.__dict__["container"] = _Container()
     entrypoint.method_name = method_name
     return entrypoint

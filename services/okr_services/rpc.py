@@ -1,19 +1,15 @@
-"""What the goal and progress services share: their two dependencies and how their
-RPC entrypoints report refusals.
+"""The services' RPC entrypoints and how they reply.
 
-- ``Aggregates``: the event store behind the service layer — one engine, store and
-  CommandExecutor per container, on ``OKR_DATABASE_URL``. The schema is checked at start
-  (a service never migrates; ``okr migrate`` does, once, before the services start).
-- ``Caller``: who calls and why, from the call's nameko context data: ``actor``
-  (required by commands), ``tenant_id`` (required), ``correlation_id`` (default: the id
-  of the original call), ``causation_id`` (default: the command id, else this call).
 - ``command`` / ``query``: ``@rpc`` whose DomainErrors are expected (logged as warnings,
-  not as crashes). The caller gets nameko's RemoteError with ``exc_type`` =
+  not as crashes). Every RPC entrypoint of a service comes from here (one RpcConsumer per
+  service queue). The caller gets nameko's RemoteError with ``exc_type`` =
   ``ValidationError`` / ``NotFound`` / ``PreconditionFailed`` / ``ConcurrencyConflict``
   and ``value`` = the message naming the field or rule, e.g. ``"title: must not be empty"``;
   the reply's error also carries ``details``, the error's code and structured fields
   (``{"code": "invalid_argument", "field": "title"}``: ``serialize_error``), which the
   gateway maps by (docs/adr/0030-errors-travel-typed-eventlet-and-grpcio-traps.md).
+- The replies go out on one long-lived channel per process without publisher confirms
+  (``_DirectReplies``), or with them when ``OKR_RPC_REPLY_CONFIRMS=1`` (ADR 0014).
 """
 
 from __future__ import annotations
@@ -24,7 +20,6 @@ import sys
 import threading
 
 import amqp
-import eventlet.tpool
 import kombu.serialization
 from kombu import Connection
 from kombu.utils import json as kombu_json
@@ -32,47 +27,16 @@ from nameko import config as nameko_config
 from nameko.exceptions import IncorrectSignature, UnserializableValueError, serialize
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_SSL_CONFIG_KEY, DEFAULT_TRANSPORT_OPTIONS, LOGIN_METHOD_CONFIG_KEY, PERSISTENT
-from nameko.extensions import DependencyProvider
 from nameko.rpc import Responder, Rpc, RpcConsumer, get_rpc_exchange
 
-from okr_shared.config import Settings, rpc_reply_confirms
+from okr_shared.config import rpc_reply_confirms
 from okr_shared.domain.errors import DomainError
-from okr_shared.eventstore.engine import background_checkpoints
-from okr_shared.observability import lag
-from okr_shared.observability.nameko import Observed  # noqa: F401 - every service class carries one
-from okr_shared.runtime import freeze_startup_objects
-from okr_shared.service_layer import CallContext, check_schema, command_executor, today_in
-from okr_shared.service_layer.repository import BackgroundSnapshots
 
 _log = logging.getLogger(__name__)
 
 #: ``OKR_RPC_REPLY_CONFIRMS`` (default 0): whether the services wait for the broker's
 #: publisher confirm of each RPC reply (nameko's default) — ADR 0014.
 REPLY_CONFIRMS = rpc_reply_confirms()
-
-
-class OffTheHub:
-    """A module of pure functions whose calls run in eventlet's thread pool.
-
-    A long pure-Python computation on the hub (a board, a tenant's timed rules) stops
-    every green thread of the process until it returns — the event consumer too. In a
-    thread the GIL is handed back at least every switch interval (5 ms), so the other
-    green threads go on. Only for functions that touch nothing but their arguments (no
-    I/O, no logging, no locks shared with green threads). ``OffTheHub(queries).board(...)``
-    = ``eventlet.tpool.execute(queries.board, ...)``."""
-
-    def __init__(self, module):
-        self._module = module
-
-    def __getattr__(self, name: str):
-        function = getattr(self._module, name)
-
-        def off_the_hub(*args, **kwargs):
-            return eventlet.tpool.execute(function, *args, **kwargs)
-
-        off_the_hub.__name__ = off_the_hub.__qualname__ = name
-        off_the_hub.__wrapped__ = function
-        return off_the_hub
 
 
 class _ReplyPublisher(Publisher):
@@ -261,73 +225,3 @@ class _Rpc(Rpc):
 #: ``@command`` / ``@query``: an RPC entrypoint whose domain refusals are expected. Every
 #: RPC entrypoint of a service must come from here (one RpcConsumer per service queue).
 command = query = _Rpc.decorator(expected_exceptions=DomainError)
-
-class Aggregates(DependencyProvider):
-    """The event store behind the service layer: each worker gets the container's
-    ``okr_shared.service_layer.CommandExecutor`` (``run`` a command, ``read`` a state).
-
-    Configuration (environment): ``OKR_DATABASE_URL`` (okr_shared.config.Settings) and
-    ``OKR_TIMEZONE`` (the organisation's calendar, IANA name, default ``UTC``: the "today"
-    that effective dates and due dates are checked against).
-    """
-
-    def setup(self):
-        settings = Settings.from_env()
-        # SQLite: the WAL is checkpointed by a thread of its own, not by an append's
-        # COMMIT with the append lock held (ADR 0018)
-        self.engine, self._checkpointer = background_checkpoints(settings.database_url)
-        try:
-            check_schema(self.engine)
-        except Exception:
-            self._stop_checkpoints()
-            self.engine.dispose()
-            raise
-        self.executor = command_executor(self.engine, today=today_in(settings.timezone))
-        # due snapshots are written by a green thread, off the commands' path (ADR 0018)
-        repository = self.executor.repository
-        repository.snapshot_writer = self.snapshots = BackgroundSnapshots(repository.save_snapshot)
-        # the relay lag gauges, from this store, even while no relay runs
-        self._lag_key = settings.database_url
-        lag.track_store(self._lag_key, self.engine)
-
-    def start(self):
-        freeze_startup_objects()
-        self.snapshots.start()
-
-    def stop(self):
-        self.snapshots.stop()
-        if self._lag_key is not None:
-            lag.untrack_store(self._lag_key)
-            self._lag_key = None
-        self.executor.store.close()
-        self._stop_checkpoints()
-        self.engine.dispose()
-
-    def _stop_checkpoints(self):
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-            self._checkpointer = None
-
-    def kill(self):
-        self.stop()
-
-    def get_dependency(self, worker_ctx):
-        return self.executor
-
-
-class Caller(DependencyProvider):
-    """Who calls and why, as an ``okr_shared.service_layer.CallContext`` built from the
-    call's context data. Nothing is checked here (a raise while a worker is being set
-    up would not reach the caller as a clean error): the service layer refuses a
-    command without actor or tenant with a ValidationError naming it."""
-
-    def get_dependency(self, worker_ctx):
-        data = worker_ctx.data
-        stack = worker_ctx.call_id_stack or []
-        return CallContext(
-            actor=data.get("actor"),
-            tenant_id=data.get("tenant_id"),
-            correlation_id=data.get("correlation_id") or (stack[0] if stack else ""),
-            causation_id=data.get("causation_id") or "",
-            call_id=worker_ctx.call_id or "",
-        )
