@@ -7,22 +7,17 @@ Revises:
 Create Date: 2026-12-06
 """
 
-from alembic import op
-
-from okr_shared.db.migrations.read_models import create_missing
+from okr_shared.db.migrations.read_models import create_missing_read_models, drop_read_models
 
 revision = "0001_reporting"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 TABLES = ("cycles", "objectives", "key_results", "initiatives", "history", "key_result_points")
 
 
 def upgrade() -> None:
-    create_missing("reporting_", TABLES)
+    create_missing_read_models("reporting_", TABLES)
 
 
 def downgrade() -> None:
-    for name in reversed(TABLES):
-        op.drop_table(f"reporting_{name}")
+    drop_read_models("reporting_", TABLES)
