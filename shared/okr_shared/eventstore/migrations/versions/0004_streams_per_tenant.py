@@ -22,8 +22,6 @@ from alembic import op
 
 revision = "0004_streams_per_tenant"
 down_revision = "0003_relay"
-branch_labels = None
-depends_on = None
 
 
 def _rebuild_sqlite(table: str, primary_key: tuple, unique: dict, indexes: dict) -> None:
