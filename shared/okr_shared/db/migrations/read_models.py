@@ -8,11 +8,11 @@ later change of shape is a new revision, never an edit here."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 
-from .ops import create_missing, drop
+from .ops import create, drop
 
 #: A key result's chart points: their keys compare byte by byte (PostgreSQL's default
 #: collations may not; SQLite's BINARY does), docs/adr/0019-chart-points-in-rows-of-their-own.md.
@@ -37,11 +37,10 @@ def read_model_tables(prefix: str, names: Iterable[str]) -> list[sa.Table]:
     return tables
 
 
-def create_missing_read_models(prefix: str, names: Iterable[str]) -> None:
-    """Create the read-model tables ``<prefix><name>`` that do not exist yet."""
-    create_missing(*read_model_tables(prefix, names))
-
-
-def drop_read_models(prefix: str, names: Iterable[str]) -> None:
-    """Drop the read-model tables ``<prefix><name>``, last first."""
-    drop(*reversed(read_model_tables(prefix, names)))
+def creating(prefix: str, names: Iterable[str]) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The ``upgrade`` and ``downgrade`` of a revision that creates the read-model tables
+    ``<prefix><name>`` that do not exist yet (their indexes named after a token of the
+    upgrade's) and, going down, drops them, last first."""
+    names = tuple(names)
+    return (lambda: create(*read_model_tables(prefix, names))), \
+        (lambda: drop(*reversed(read_model_tables(prefix, names))))

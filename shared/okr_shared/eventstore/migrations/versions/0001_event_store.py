@@ -1,23 +1,17 @@
 """Event store: events, head counter, per-tenant chain heads (the tables of
-``tables_0001``).
-
-Revision ID: 0001_event_store
-Revises:
-Create Date: 2026-11-27
-"""
+``tables_0001``), the head counter at 0."""
 
 from alembic import op
 
-from okr_shared.eventstore.migrations.tables_0001 import chain_heads, events, head, metadata
+from okr_shared.db.migrations.ops import creating
+from okr_shared.eventstore.migrations.tables_0001 import chain_heads, events, head
 
 revision = "0001_event_store"
 down_revision = None
 
+_create, downgrade = creating(events, head, chain_heads, adopt=False)
+
 
 def upgrade() -> None:
-    metadata.create_all(op.get_bind(), tables=[events, head, chain_heads], checkfirst=False)
+    _create()
     op.bulk_insert(head, [{"id": 1, "last_position": 0}])
-
-
-def downgrade() -> None:
-    metadata.drop_all(op.get_bind(), tables=[chain_heads, head, events], checkfirst=False)
