@@ -32,11 +32,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, Text, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from okr_shared.clock import now_us
 from okr_shared.db import migrate, write_transaction
+# the table: the gateway_keys history's snapshot of its newest revision (docs/adr/0032-…)
+from okr_shared.db.migrations.gateway_keys.tables_0001 import KEY_ID_LENGTH, api_keys
 from okr_shared.eventstore.store import TENANT_RE
 
 from . import config
@@ -47,7 +49,6 @@ log = logging.getLogger(__name__)
 ROLES = ("admin", "lead", "member", "viewer", "auditor", "service")
 
 KEY_PREFIX = "okr_"
-KEY_ID_LENGTH = 12
 SECRET_BYTES = 32
 #: How often (at most) a key's ``last_used_at_us`` is written: not on every call.
 LAST_USED_RESOLUTION_US = 60_000_000
@@ -118,23 +119,6 @@ def validate_identity(tenant: Any, subject: Any, role: Any, teams: Any = (),
 
 
 # --------------------------------------------------------------------- API keys
-
-_metadata = MetaData()
-api_keys = Table(
-    "gateway_api_keys",
-    _metadata,
-    Column("key_id", String(KEY_ID_LENGTH), primary_key=True),
-    Column("tenant", String(64), nullable=False, index=True),
-    Column("subject", String(200), nullable=False),
-    Column("role", String(16), nullable=False),
-    Column("teams", Text, nullable=False),  # JSON list
-    Column("delegated_key_results", Text, nullable=False),  # JSON list
-    Column("secret_hash", String(200), nullable=False),
-    Column("created_at_us", BigInteger, nullable=False),
-    Column("revoked_at_us", BigInteger, nullable=True),
-    Column("last_used_at_us", BigInteger, nullable=True),
-    Column("description", Text, nullable=False, default=""),
-)
 
 _PUBLIC_COLUMNS = [c for c in api_keys.c if c.name != "secret_hash"]
 

@@ -104,18 +104,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
     Engine,
-    Index,
-    Integer,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
     Table,
-    Text,
-    UniqueConstraint,
     and_,
     collate,
     func,
@@ -129,6 +120,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from okr_shared import clock as wall_clock
 from okr_shared.retry import exponential_delay
 from okr_shared.db import write_transaction
+# the tables: the notification history's snapshot of its newest revision (docs/adr/0032-…)
+from okr_shared.db.migrations.notification.tables_0001 import deliveries, metadata, schedule
 from okr_shared.observability import metrics
 
 from .message import DeliveryError, Notification
@@ -139,50 +132,6 @@ PENDING, SENT, RETRYING, FAILED = "pending", "sent", "retrying", "failed"
 STATUSES = (PENDING, SENT, RETRYING, FAILED)
 MAX_LIST_LIMIT = 1000
 _ERROR_MAX = 500
-
-metadata = MetaData()
-
-deliveries = Table(
-    "notification_deliveries",
-    metadata,
-    Column("id", String(40), nullable=False),
-    Column("tenant", String(64), nullable=False),
-    Column("dedupe_key", String(1000), nullable=False),
-    Column("channel", String(64), nullable=False),
-    Column("target", Text, nullable=False),
-    Column("target_hash", String(64), nullable=False),
-    Column("target_display", String(300), nullable=False),
-    Column("rule", String(128), nullable=False),
-    Column("subject", String(256), nullable=False),
-    Column("period", String(64), nullable=False),
-    Column("recipient", String(256), nullable=False),
-    Column("payload", Text, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("next_attempt_at_us", BigInteger, nullable=True),
-    Column("claimed_until_us", BigInteger, nullable=True),
-    Column("claim_token", String(32), nullable=True),
-    Column("last_error", Text, nullable=True),
-    Column("created_at_us", BigInteger, nullable=False),
-    Column("updated_at_us", BigInteger, nullable=False),
-    Column("sent_at_us", BigInteger, nullable=True),
-    PrimaryKeyConstraint("id", name="pk_notification_deliveries"),
-    UniqueConstraint("dedupe_key", "channel", "target_hash", name="uq_notification_deliveries_key"),
-)
-Index("ix_notification_deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at_us)
-Index("ix_notification_deliveries_log", deliveries.c.tenant, deliveries.c.created_at_us, deliveries.c.id)
-
-schedule = Table(
-    "notification_schedule",
-    metadata,
-    Column("tenant", String(64), nullable=False),
-    Column("rule", String(128), nullable=False),
-    Column("subject", String(256), nullable=False),
-    Column("last_period", String(64), nullable=False),
-    Column("updated_at_us", BigInteger, nullable=False),
-    PrimaryKeyConstraint("tenant", "rule", "subject", name="pk_notification_schedule"),
-)
-
 
 
 # ------------------------------------------------------------------ transactions

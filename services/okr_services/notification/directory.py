@@ -23,14 +23,7 @@ import re
 from typing import Any, Iterable, Optional
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Engine,
-    Index,
-    MetaData,
-    String,
-    Table,
-    Text,
     and_,
     delete,
     insert,
@@ -40,47 +33,14 @@ from sqlalchemy import (
 
 from okr_shared.clock import now_us
 from okr_shared.db import write_transaction
+# the tables: the notification history's snapshot of its newest revision (docs/adr/0032-…)
+from okr_shared.db.migrations.notification.tables_0001 import (
+    kr_statuses, metadata, people, settings_table, subscriptions,
+)
 
 from . import rules as rules_
 from .channels import channel_for
 from .delivery import redact_target
-
-metadata = MetaData()
-
-subscriptions = Table(
-    "notification_subscriptions", metadata,
-    Column("id", String(40), primary_key=True),
-    Column("tenant", String(64), nullable=False),
-    Column("subscriber", String(200), nullable=False),
-    Column("channel", String(20), nullable=False),
-    Column("target", Text, nullable=False),
-    Column("secret", Text, nullable=False, default=""),
-    Column("rules", Text, nullable=True),
-    Column("created_at_us", BigInteger, nullable=False),
-    Index("ix_notification_subscriptions_lookup", "tenant", "subscriber"),
-)
-
-settings_table = Table(
-    "notification_settings", metadata,
-    Column("tenant", String(64), primary_key=True),
-    Column("doc", Text, nullable=False),
-    Column("updated_at_us", BigInteger, nullable=False),
-)
-
-people = Table(
-    "notification_people", metadata,
-    Column("tenant", String(64), primary_key=True),
-    Column("person", String(200), primary_key=True),
-    Column("timezone", String(64), nullable=False),
-)
-
-kr_statuses = Table(
-    "notification_kr_status", metadata,
-    Column("tenant", String(64), primary_key=True),
-    Column("key_result_id", String(200), primary_key=True),
-    Column("status", String(32), nullable=False),
-    Column("updated_at_us", BigInteger, nullable=False),
-)
 
 _SUBSCRIBER = re.compile(r"(team:)?[A-Za-z0-9][A-Za-z0-9_.@\-]{0,127}")
 MAX_SECRET = 512

@@ -108,14 +108,7 @@ from nameko.constants import (
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider, Entrypoint
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     bindparam,
     delete,
     exc as sa_exc,
@@ -129,6 +122,8 @@ from ..retry import exponential_delay
 from .. import contracts, dbapi
 from ..config import Settings, database_url_of
 from ..db import migrate, sqlite_write_lock
+# the tables: the consumer history's snapshot of its newest revision (docs/adr/0032-…)
+from ..db.migrations.consumer.tables_0001 import dead_letters, metadata, offsets, processed
 from ..eventstore import EventStore, make_engine
 from ..eventstore.engine import background_checkpoints
 from ..eventstore import transactions
@@ -148,44 +143,6 @@ __all__ = [
     "okr_event_handler",
     "prune_processed",
 ]
-
-# ---------------------------------------------------------------------------- schema
-
-metadata = MetaData()
-
-#: Ordered consumers: the last position applied (or skipped) per consumer (= queue name).
-offsets = Table(
-    "okr_consumer_offsets",
-    metadata,
-    Column("consumer", String(200), primary_key=True),
-    Column("last_position", BigInteger, nullable=False),
-    Column("updated_at_us", BigInteger, nullable=False),
-)
-
-#: Unordered consumers: the event ids applied per consumer.
-processed = Table(
-    "okr_consumer_processed",
-    metadata,
-    Column("consumer", String(200), primary_key=True),
-    Column("event_id", String(36), primary_key=True),
-    Column("position", BigInteger, nullable=False),
-    Column("processed_at_us", BigInteger, nullable=False),
-)
-
-#: Events a consumer gave up on (also in its ``<queue>.dlq``), until redriven.
-dead_letters = Table(
-    "okr_consumer_dead_letters",
-    metadata,
-    Column("consumer", String(200), primary_key=True),
-    Column("position", BigInteger, primary_key=True),
-    Column("event_id", String(36), nullable=False),
-    Column("event_type", String(200), nullable=False),
-    Column("tenant_id", String(64), nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("error", Text, nullable=False),
-    Column("dead_at_us", BigInteger, nullable=False),
-)
-
 
 # The ordered path's two offset statements, built once (per event batch they were
 # rebuilt, with their cache keys, on every transaction).

@@ -47,7 +47,10 @@ def alembic_config(engine: Engine, history: str) -> Config:
     if history not in HISTORIES:
         raise ValueError(f"unknown migration history {history!r}; one of: {', '.join(HISTORIES)}")
     cfg = Config()
-    cfg.set_main_option("script_location", f"okr_shared.db:migrations/{history}")
+    # one environment (migrations/env.py) for every history; each its own revisions
+    cfg.set_main_option("script_location", "okr_shared.db:migrations")
+    cfg.set_main_option("path_separator", "newline")  # the locations hold a ":"
+    cfg.set_main_option("version_locations", f"okr_shared.db:migrations/{history}/versions")
     cfg.attributes["engine"] = engine
     cfg.attributes["version_table"] = version_table(history)
     return cfg
@@ -71,7 +74,7 @@ def migrate(engine: Engine, history: str, revision: str = "head") -> None:
 
 
 def run_environment() -> None:
-    """The body of every history's ``env.py``: run the migrations on the engine that
+    """The body of the histories' ``env.py``: run the migrations on the engine that
     ``migrate`` passed in, recording the revision in the history's version table."""
     from alembic import context
 

@@ -14,42 +14,23 @@ version), ``outbox`` (relay checkpoints and the lag's positions), ``lease`` and
 """
 
 from .engine import make_engine
-from .errors import (
-    DuplicateEventIds,
-    EmptyBatch,
-    EventStoreError,
-    InvalidAppend,
-    InvalidEvent,
-    InvalidExpectedVersion,
-    PayloadTooLarge,
-    StreamNotFound,
-    TenantMismatch,
-    WrongExpectedVersion,
-)
+from . import errors
+from .errors import *  # noqa: F403 - every error (errors.__all__)
 from .export import export_jsonl
 from .migrate import migrate
 from .model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, NewEvent, RecordedEvent, VerifyResult
 from .store import EventStore
 
 __all__ = [
+    *errors.__all__,
     "ANY",
     "NO_STREAM",
     "STREAM_EXISTS",
     "AppendResult",
-    "DuplicateEventIds",
-    "EmptyBatch",
     "EventStore",
-    "EventStoreError",
-    "InvalidAppend",
-    "InvalidEvent",
-    "InvalidExpectedVersion",
     "NewEvent",
-    "PayloadTooLarge",
     "RecordedEvent",
-    "StreamNotFound",
-    "TenantMismatch",
     "VerifyResult",
-    "WrongExpectedVersion",
     "export_jsonl",
     "make_engine",
     "migrate",

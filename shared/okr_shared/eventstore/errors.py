@@ -6,6 +6,10 @@ each append runs in one database transaction that is rolled back on any error.
 
 from __future__ import annotations
 
+#: Every error, all part of the package's API (``okr_shared.eventstore`` exports them).
+__all__ = ["DuplicateEventIds", "EmptyBatch", "EventStoreError", "InvalidAppend", "InvalidEvent",
+           "InvalidExpectedVersion", "PayloadTooLarge", "StreamNotFound", "TenantMismatch", "WrongExpectedVersion"]
+
 
 class EventStoreError(Exception):
     """Base class of every event store error."""

@@ -8,6 +8,7 @@ the head — on both backends."""
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 import threading
 import uuid
@@ -147,11 +148,11 @@ def test_a_database_made_before_the_histories_is_adopted_as_it_is(database, name
 
 @pytest.mark.parametrize("name", DATABASES)
 def test_a_sqlite_database_made_by_the_code_before_the_histories_is_adopted(tmp_path, name):
-    # The fixtures are dumps (sqlite3 iterdump) of the databases the services' old
-    # ensure_schema made, before okr_shared.db existed.
+    # The fixtures are the databases the services' old ensure_schema made, before
+    # okr_shared.db existed (made by running that code: make_before_migrations.py).
     path = tmp_path / f"{name}.db"
+    shutil.copyfile(FIXTURES / f"{name}-before-migrations.db", path)
     with sqlite3.connect(path) as con:
-        con.executescript((FIXTURES / f"{name}-before-migrations.sql").read_text())
         con.execute("CREATE TABLE keep_me (x INTEGER)")  # anything else in the file stays too
     con.close()
     engine = make_engine(f"sqlite:///{path}")

@@ -8,30 +8,39 @@ later change of shape is a new revision, never an edit here."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
-from alembic import op
+
+from .ops import create, drop
 
 #: A key result's chart points: their keys compare byte by byte (PostgreSQL's default
 #: collations may not; SQLite's BINARY does), docs/adr/0019-chart-points-in-rows-of-their-own.md.
 POINTS = "key_result_points"
 
 
-def create_missing(prefix: str, names: Iterable[str]) -> None:
-    """Create the read-model tables ``<prefix><name>`` that do not exist yet."""
-    existing = set(sa.inspect(op.get_bind()).get_table_names())
-    token = uuid.uuid4().hex[:8]
+def read_model_tables(prefix: str, names: Iterable[str]) -> list[sa.Table]:
+    """The read-model tables ``<prefix><name>``, their indexes named after a new token."""
+    metadata, token = sa.MetaData(), uuid.uuid4().hex[:8]
+    tables = []
     for name in names:
-        table = f"{prefix}{name}"
-        if table in existing:
-            continue
         key = sa.String(400).with_variant(sa.String(400, collation="C"), "postgresql") if name == POINTS \
             else sa.String(400)
-        op.create_table(
-            table,
+        table = sa.Table(
+            f"{prefix}{name}", metadata,
             sa.Column("tenant", sa.String(64), nullable=False),
             sa.Column("key", key, nullable=False),
             sa.Column("doc", sa.Text, nullable=False),
         )
-        op.create_index(f"ux_{table}_{token}", table, ["tenant", "key"], unique=True)
+        sa.Index(f"ux_{table.name}_{token}", table.c.tenant, table.c.key, unique=True)
+        tables.append(table)
+    return tables
+
+
+def creating(prefix: str, names: Iterable[str]) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The ``upgrade`` and ``downgrade`` of a revision that creates the read-model tables
+    ``<prefix><name>`` that do not exist yet (their indexes named after a token of the
+    upgrade's) and, going down, drops them, last first."""
+    names = tuple(names)
+    return (lambda: create(*read_model_tables(prefix, names))), \
+        (lambda: drop(*reversed(read_model_tables(prefix, names))))

@@ -10,20 +10,13 @@ before the old one is dropped, in the migration's transaction). SQLite cannot dr
 table's constraint: each table is rebuilt — created under a new name with the new keys,
 the rows copied in the same order with the same values (``position`` stays the rowid),
 the old table dropped and the new one renamed — in the migration's transaction, so a
-failure leaves the store as it was.
-
-Revision ID: 0004_streams_per_tenant
-Revises: 0003_relay
-Create Date: 2026-12-06
-"""
+failure leaves the store as it was."""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_streams_per_tenant"
 down_revision = "0003_relay"
-branch_labels = None
-depends_on = None
 
 
 def _rebuild_sqlite(table: str, primary_key: tuple, unique: dict, indexes: dict) -> None:

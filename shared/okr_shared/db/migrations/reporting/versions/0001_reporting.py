@@ -1,28 +1,11 @@
 """Reporting: the read models (cycles, objectives, key results and their chart points,
 initiatives, history). Creates only the tables that are missing, so a database made
-before this history existed is adopted as it is.
+before this history existed is adopted as it is."""
 
-Revision ID: 0001_reporting
-Revises:
-Create Date: 2026-12-06
-"""
-
-from alembic import op
-
-from okr_shared.db.migrations.read_models import create_missing
+from okr_shared.db.migrations import read_models
 
 revision = "0001_reporting"
 down_revision = None
-branch_labels = None
-depends_on = None
 
-TABLES = ("cycles", "objectives", "key_results", "initiatives", "history", "key_result_points")
-
-
-def upgrade() -> None:
-    create_missing("reporting_", TABLES)
-
-
-def downgrade() -> None:
-    for name in reversed(TABLES):
-        op.drop_table(f"reporting_{name}")
+upgrade, downgrade = read_models.creating(
+    "reporting_", ("cycles", "objectives", "key_results", "initiatives", "history", "key_result_points"))
