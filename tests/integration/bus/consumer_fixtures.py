@@ -29,8 +29,8 @@ from okr_shared.bus import wire
 from okr_shared.bus.consumer import ConsumerDatabase, PoisonEvent, dead_letter_queue_name, okr_event_handler
 from okr_shared.contracts import envelope_from_recorded
 from okr_shared.eventstore import ANY, NewEvent, make_engine
-from infra import require_broker
-from waiting import wait_until  # noqa: F401 - re-exported to the tests
+from tests.infra import require_broker
+from tests.waiting import wait_until  # noqa: F401 - re-exported to the tests
 
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get("OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")

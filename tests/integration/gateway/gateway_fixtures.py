@@ -25,7 +25,7 @@ import nameko
 import pytest
 from nameko.containers import get_container_cls
 
-from infra import AMQP_URI, BACKENDS, require_broker, Databases, delete_bus_objects
+from tests.infra import AMQP_URI, BACKENDS, require_broker, Databases, delete_bus_objects
 from okr.v1 import audit_pb2_grpc, goal_pb2_grpc, progress_pb2_grpc, reporting_pb2_grpc, stream_pb2_grpc
 from okr_shared.bus.consumer import dead_letter_queue_name
 from okr_shared.bus.relay import Relay
@@ -35,7 +35,7 @@ from okr_services.gateway import auth
 from okr_services.goal.service import GoalService
 from okr_services.progress.service import ProgressService
 from okr_services.reporting.service import make_service as make_reporting
-from waiting import free_port, wait_until
+from tests.waiting import free_port, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 

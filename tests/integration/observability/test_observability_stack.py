@@ -7,8 +7,6 @@ Every metric is scraped over HTTP and parsed with prometheus_client's parser; th
 assert the exact change a real call or event makes. The correlation id a gRPC caller
 sends (``okr-correlation-id``) is followed into the gateway's log line, the progress
 service's log line, the stored event's metadata and the reporting handler's log line.
-
-(No __init__.py in this folder.)
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ from kombu import Connection, Exchange, Producer
 from nameko.containers import get_container_cls
 from prometheus_client.parser import text_string_to_metric_families
 
-from infra import AMQP_URI, Databases, delete_bus_objects, require_broker
+from tests.infra import AMQP_URI, Databases, delete_bus_objects, require_broker
 from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, progress_pb2_grpc
 from okr_shared.bus.consumer import dead_letter_queue_name
 from okr_shared.db import migrate as db_migrate
@@ -44,7 +42,7 @@ from okr_services.gateway import auth
 from okr_services.goal.service import GoalService
 from okr_services.progress.service import ProgressService
 from okr_services.reporting.service import make_service as make_reporting
-from waiting import free_port, wait_until
+from tests.waiting import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 PYTHONPATH = os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services")])

@@ -24,7 +24,7 @@ from sqlalchemy import make_url, text
 from okr_shared.eventstore import EventStore, make_engine, migrate
 from okr_services.goal.service import GoalService
 from okr_services.progress.service import ProgressService
-from infra import BACKENDS, require_broker
+from tests.infra import BACKENDS, require_broker
 
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get("OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
