@@ -48,6 +48,8 @@ from okr_shared.bus.relay import Relay, encode
 from okr_shared.contracts import payload_to_dict
 from okr_shared.eventstore import NO_STREAM, EventStore, NewEvent, make_engine, migrate
 
+from common import Schemas
+
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 PG_URL = os.environ.get("OKR_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/okr_bench_bus")
 
@@ -96,7 +98,7 @@ class Database:
     of its own (in OKR_BENCH_POSTGRES_URL's database, created if missing)."""
 
     def __init__(self, backend: str, tmp_dir: str):
-        self.backend, self.schema = backend, None
+        self.backend, self.schemas = backend, Schemas(PG_URL)
         if backend == "sqlite":
             self.engine = make_engine(f"sqlite:///{tmp_dir}/bus-{uuid.uuid4().hex[:6]}.db")
         else:
@@ -107,10 +109,7 @@ class Database:
                 if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": url.database}).first():
                     conn.execute(text(f'CREATE DATABASE "{url.database}"'))
             admin.dispose()
-            self.schema = f"bus_{uuid.uuid4().hex[:10]}"
-            with make_engine(PG_URL).begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
-            self.engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={self.schema}"})
+            self.engine = make_engine(self.schemas.new("bus"))
         migrate(self.engine)
         self.store = EventStore(self.engine)
 
@@ -121,11 +120,7 @@ class Database:
     def close(self) -> None:
         self.store.close()
         self.engine.dispose()
-        if self.schema:
-            engine = make_engine(PG_URL)
-            with engine.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{self.schema}" CASCADE'))
-            engine.dispose()
+        self.schemas.drop()
 
 
 class Broker:

@@ -39,6 +39,8 @@ import time
 import uuid
 from pathlib import Path
 
+from common import Schemas
+
 ROOT = Path(__file__).resolve().parent.parent
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 PG_URL = os.environ.get("OKR_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -86,41 +88,20 @@ class _Databases:
     PostgreSQL schemas."""
 
     def __init__(self, backend: str, tmp_dir: str):
-        from sqlalchemy import make_url, text
-
         from okr_shared.eventstore import make_engine, migrate
 
-        self.backend, self.schemas = backend, []
+        self.backend, self.schemas = backend, Schemas(PG_URL)
         if backend == "sqlite":
             self.store_url = f"sqlite:///{tmp_dir}/store-{uuid.uuid4().hex[:6]}.db"
             self.consumer_url = f"sqlite:///{tmp_dir}/consumer-{uuid.uuid4().hex[:6]}.db"
         else:
-            urls = []
-            admin = make_engine(PG_URL)
-            with admin.begin() as conn:
-                for _ in range(2):
-                    schema = f"bench_lat_{uuid.uuid4().hex[:10]}"
-                    conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-                    self.schemas.append(schema)
-                    urls.append(make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-                                .render_as_string(hide_password=False))
-            admin.dispose()
-            self.store_url, self.consumer_url = urls
+            self.store_url, self.consumer_url = (self.schemas.new("bench_lat") for _ in range(2))
         engine = make_engine(self.store_url)
         migrate(engine)
         engine.dispose()
 
     def close(self) -> None:
-        if self.schemas:
-            from sqlalchemy import text
-
-            from okr_shared.eventstore import make_engine
-
-            admin = make_engine(PG_URL)
-            with admin.begin() as conn:
-                for schema in self.schemas:
-                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        self.schemas.drop()
 
 
 def _consumer_service(queue: str, exchange: str, db_url: str, store_url: str, receipts: dict):

@@ -100,6 +100,8 @@ from kombu import Connection  # noqa: E402
 
 from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, progress_pb2_grpc  # noqa: E402
 
+from common import Schemas  # noqa: E402
+
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 PG_URL = os.environ.get("OKR_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 TARGET_P50_MS, TARGET_P99_MS = 20.0, 100.0
@@ -179,15 +181,13 @@ class Stack:
         self.queue = f"reporting.read-models-{suffix}"
         self.exchange, self.dlx = f"okr.events.bench-{suffix}", f"okr.events.dlx.bench-{suffix}"
         self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.schemas: list[str] = []
+        self.schemas = Schemas(PG_URL)
         self.gateway_address = self.echo_address = None
         self.api_key = None
 
     # -------------------------------------------------------------- databases
 
     def _databases(self) -> None:
-        from sqlalchemy import make_url, text
-
         from okr_shared.eventstore import make_engine, migrate
 
         if self.backend == "sqlite":
@@ -195,17 +195,7 @@ class Stack:
             self.reporting_url = f"sqlite:///{self.tmp}/reporting.db"
             self.keys_url = f"sqlite:///{self.tmp}/gateway.db"
         else:
-            urls = []
-            admin = make_engine(PG_URL)
-            with admin.begin() as conn:
-                for _ in range(3):
-                    schema = f"bench_e2e_{uuid.uuid4().hex[:10]}"
-                    conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-                    self.schemas.append(schema)
-                    urls.append(make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-                                .render_as_string(hide_password=False))
-            admin.dispose()
-            self.store_url, self.reporting_url, self.keys_url = urls
+            self.store_url, self.reporting_url, self.keys_url = (self.schemas.new("bench_e2e") for _ in range(3))
         engine = make_engine(self.store_url)
         migrate(engine)
         engine.dispose()
@@ -342,17 +332,7 @@ class Stack:
                         channel = conn.channel()
         except Exception as e:  # pragma: no cover - best effort
             print(f"warning: broker clean-up failed: {e}", file=sys.stderr)
-        if self.schemas:
-            from sqlalchemy import text
-
-            from okr_shared.eventstore import make_engine
-
-            admin = make_engine(PG_URL)
-            with admin.begin() as conn:
-                for schema in self.schemas:
-                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            admin.dispose()
-            self.schemas.clear()
+        self.schemas.drop()
 
 
 # ------------------------------------------------------------------ observers

@@ -55,6 +55,8 @@ from sqlalchemy import make_url, text  # noqa: E402
 
 from okr_shared.eventstore import NO_STREAM, EventStore, NewEvent, make_engine, migrate  # noqa: E402
 
+from common import print_summary, run_figures  # noqa: E402
+
 ES_VERSION = importlib.metadata.version("eventsourcing")
 DEFAULT_PG_URL = os.environ.get(
     "OKR_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/okr_bench"
@@ -646,17 +648,11 @@ def main(argv=None) -> int:
         "cpus": os.cpu_count(),
         "eventsourcing_version": ES_VERSION,
         "ours_source_digest": ours_source_digest(),
-        "load_average_before": load_before,
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "seconds": round(time.perf_counter() - started, 1),
+        **run_figures(load_before, started),
         "results": results,
         "targets": targets,
     }
-    line = json.dumps(summary, separators=(",", ":"))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(line + "\n")
-    print(line, flush=True)
+    print_summary(summary, args.out)
     return 1 if failed else 0
 
 

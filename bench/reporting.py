@@ -81,6 +81,8 @@ from okr_shared.eventstore import EventStore, make_engine, migrate  # noqa: E402
 from okr_shared.eventstore.canonical import GENESIS_HASH, canonical_bytes, chain_hash, dumps  # noqa: E402
 from okr_shared.eventstore.transactions import EVENT_COLUMNS  # noqa: E402
 
+from common import print_summary, run_figures  # noqa: E402
+
 DEFAULT_PG_URL = os.environ.get(
     "OKR_BENCH_REPORTING_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/okr_bench_reporting"
 )
@@ -625,16 +627,10 @@ def main(argv=None) -> int:
         "sizes": sizes,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "load_average_before": load_before,
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "seconds": round(time.perf_counter() - started, 1),
+        **run_figures(load_before, started),
         "results": results,
     }
-    line = json.dumps(summary, separators=(",", ":"))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(line + "\n")
-    print(line, flush=True)
+    print_summary(summary, args.out)
     return 1 if failed else 0
 
 

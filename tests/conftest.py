@@ -20,7 +20,7 @@ from sqlalchemy import text  # noqa: E402
 
 import nameko  # noqa: E402
 
-from infra import AMQP_URI, BACKENDS  # noqa: E402 - the PostgreSQL runs carry the postgres marker
+from tests.infra import AMQP_URI, BACKENDS  # noqa: E402 - the PostgreSQL runs carry the postgres marker
 
 # nameko's RPC reply consumer reads ``AMQP_URI`` from its config at every call, not when the
 # container starts: a test that starts a container inside ``nameko.config.patch(...)`` and

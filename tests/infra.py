@@ -1,6 +1,6 @@
-"""Real-infrastructure helpers the integration and browser tests share (importable as
-``infra``: pytest puts tests/ on the path for the top conftest.py): fresh databases of
-one backend, re-publishing stored events, removing a test's queues and exchanges."""
+"""Real-infrastructure helpers the integration and browser tests share (``tests.infra``):
+fresh databases of one backend, re-publishing stored events, removing a test's queues and
+exchanges."""
 
 from __future__ import annotations
 
@@ -35,6 +35,13 @@ def require_broker() -> str:
     return AMQP_URI
 
 
+def schema_url(schema: str) -> str:
+    """POSTGRES_URL selecting ``schema`` (``options=-csearch_path=…``: a process started
+    with the URL sees the schema's tables)."""
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False)
+
+
 class Databases:
     """Fresh databases of one backend: SQLite files, or PostgreSQL schemas (the schema
     in the URL's ``options=-csearch_path=…``, so processes started with the URL see it)."""
@@ -58,8 +65,7 @@ class Databases:
         finally:
             admin.dispose()
         self.schemas.append(schema)
-        url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        return url.render_as_string(hide_password=False)
+        return schema_url(schema)
 
     def drop(self) -> None:
         if not self.schemas:

@@ -1,5 +1,4 @@
-"""Small helpers the integration and browser tests share (importable as ``waiting``:
-pytest puts tests/ on the path for the top conftest.py)."""
+"""Small helpers the integration and browser tests share (``tests.waiting``)."""
 
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
-from infra import AMQP_URI, require_broker, delete_bus_objects
-from waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
+from tests.infra import AMQP_URI, require_broker, delete_bus_objects
+from tests.waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
 
 CHROMIUM = os.environ.get("OKR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

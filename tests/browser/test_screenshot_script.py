@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from infra import require_broker
-from waiting import free_port
+from tests.infra import require_broker
+from tests.waiting import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "screenshot_board.py"

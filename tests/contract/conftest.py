@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from contract_suite import Suite
+from .contract_suite import Suite
 
 HERE = Path(__file__).resolve().parent
 _running: list[Suite] = []

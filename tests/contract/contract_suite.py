@@ -25,7 +25,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from waiting import free_port, wait_until
+from tests.waiting import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")

@@ -12,8 +12,8 @@ import uuid
 import grpc
 import pytest
 
-from contract_suite import export
-from contract_suite import ROOT, auth, refusal, trailers
+from .contract_suite import export
+from .contract_suite import ROOT, auth, refusal, trailers
 from okr.v1 import audit_pb2, audit_pb2_grpc, events_pb2, goal_pb2, goal_pb2_grpc
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from contract_suite import export
-from contract_suite import ROOT, auth
+from .contract_suite import export
+from .contract_suite import ROOT, auth
 from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc
 
 BUNDLES = Path(__file__).resolve().parent / "bundles"

@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from contract_suite import export
-from contract_suite import auth
+from .contract_suite import export
+from .contract_suite import auth
 from okr.v1 import audit_pb2, events_pb2, goal_pb2, goal_pb2_grpc
 
 CAP = 4 * 1024 * 1024 - 1024

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import grpc
 import pytest
 
-from contract_suite import auth, refusal, trailers
+from .contract_suite import auth, refusal, trailers
 from okr.v1 import audit_pb2, audit_pb2_grpc, events_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, progress_pb2_grpc
 
 T = 30  # seconds: a deadline on every call, never an assertion on time

@@ -10,7 +10,7 @@ import itertools
 import grpc
 import pytest
 
-from contract_suite import code_of, refusal
+from .contract_suite import code_of, refusal
 from okr.v1 import goal_pb2, goal_pb2_grpc, stream_pb2, stream_pb2_grpc
 
 T = 30

@@ -12,9 +12,9 @@ from datetime import date, datetime, time, timedelta, timezone
 import grpc
 from google.protobuf import json_format
 
-from contract_suite import auth, refusal
+from .contract_suite import auth, refusal
 from okr.v1 import audit_pb2, audit_pb2_grpc, common_pb2, reporting_pb2, reporting_pb2_grpc
-from reads_plan import wait_for_read_models, write_plan
+from .reads_plan import wait_for_read_models, write_plan
 
 
 def last_monday() -> date:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import descriptor_pool, json_format, message_factory
 
-from contract_suite import auth, server_stream
+from .contract_suite import auth, server_stream
 from okr.v1 import (audit_pb2, audit_pb2_grpc, common_pb2, events_pb2, goal_pb2, goal_pb2_grpc,  # noqa: F401
                     progress_pb2, progress_pb2_grpc, reporting_pb2, stream_pb2)
 

@@ -12,10 +12,10 @@ import grpc
 import pytest
 from google.protobuf import json_format
 
-from contract_suite import auth, code_of, refusal, trailers
+from .contract_suite import auth, code_of, refusal, trailers
 from okr.v1 import (audit_pb2, audit_pb2_grpc, goal_pb2, goal_pb2_grpc, progress_pb2_grpc, reporting_pb2,
                     reporting_pb2_grpc)
-from reads_plan import wait_for_read_models, write_plan
+from .reads_plan import wait_for_read_models, write_plan
 
 #: (service stub, method, request for an id, entity kind, the plan's id it names, okr-id of an id)
 READS = [

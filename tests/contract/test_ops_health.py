@@ -24,10 +24,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2 as h, health_pb2_grpc
 
-from contract_suite import AMQP_URI, auth, code_of
+from .contract_suite import AMQP_URI, auth, code_of
 from okr.v1 import audit_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, reporting_pb2, stream_pb2
-from tcp_proxy import TcpProxy
-from waiting import free_port, terminate, wait_until
+from tests.tcp_proxy import TcpProxy
+from tests.waiting import free_port, terminate, wait_until
 
 DRIVER = str(Path(__file__).with_name("ops_grpc_driver.py"))
 PUBLIC = sorted(s.full_name for m in (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import amqp
 
-from contract_suite import AMQP_URI, auth
+from .contract_suite import AMQP_URI, auth
 from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc
 
 PLANNED = "okr.v1.CyclePlanned"

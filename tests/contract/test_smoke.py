@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import grpc
 
-from contract_suite import auth, refusal
+from .contract_suite import auth, refusal
 from okr.v1 import goal_pb2, goal_pb2_grpc
 
 

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import grpc
 import pytest
 
-from contract_suite import auth, refusal, trailers
+from .contract_suite import auth, refusal, trailers
 from okr.v1 import (
     audit_pb2,
     audit_pb2_grpc,

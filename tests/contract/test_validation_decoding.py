@@ -10,7 +10,7 @@ import re
 import grpc
 import pytest
 
-from contract_suite import auth, refusal, trailers
+from .contract_suite import auth, refusal, trailers
 from okr.v1 import goal_pb2, stream_pb2
 
 UNDECODABLE = {

@@ -11,10 +11,10 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from contract_suite import auth, refusal, trailers
+from .contract_suite import auth, refusal, trailers
 from okr.v1 import (audit_pb2, audit_pb2_grpc, common_pb2, events_pb2, goal_pb2, goal_pb2_grpc, progress_pb2,
                     progress_pb2_grpc, reporting_pb2)
-from validation_world import make_plan, stubs
+from .validation_world import make_plan, stubs
 
 NOT_FINITE = [math.nan, math.inf, -math.inf]
 

@@ -10,10 +10,10 @@ from typing import Callable
 import grpc
 import pytest
 
-from contract_suite import auth, code_of, refusal, trailers
+from .contract_suite import auth, code_of, refusal, trailers
 from okr.v1 import (audit_pb2, audit_pb2_grpc, events_pb2, goal_pb2, progress_pb2, progress_pb2_grpc, stream_pb2,
                     stream_pb2_grpc)
-from validation_world import make_plan, stubs
+from .validation_world import make_plan, stubs
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
-from contract_suite import auth, refusal, trailers
+from .contract_suite import auth, refusal, trailers
 from okr.v1 import (audit_pb2, audit_pb2_grpc, common_pb2, events_pb2, goal_pb2, progress_pb2, progress_pb2_grpc,
                     reporting_pb2)
-from validation_world import make_plan, stubs
-from waiting import wait_until
+from .validation_world import make_plan, stubs
+from tests.waiting import wait_until
 
 WEEK_DATE = "2026-W49-1"  # Monday of ISO week 49 of 2026: Python's date.fromisoformat takes it
 BAD_TIMESTAMPS = {

@@ -10,9 +10,9 @@ from datetime import date, timedelta
 
 import grpc
 
-from contract_suite import auth
+from .contract_suite import auth
 from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc, reporting_pb2, reporting_pb2_grpc
-from waiting import wait_until
+from tests.waiting import wait_until
 
 
 @dataclass

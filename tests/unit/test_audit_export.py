@@ -78,6 +78,14 @@ def where(line_no: int, line: str) -> str:
     return f"line {line_no} (position {ev['position']}, event {ev['event_id']})"
 
 
+def broken(tmp_path, lines: list[str]) -> str:
+    """The verifier's report on the file of ``lines``, after checking that it says the
+    file is tampered with (exit 1)."""
+    proc = run_verifier(write(tmp_path / "t.jsonl", lines))
+    assert proc.returncode == 1, output(proc)
+    return proc.stdout
+
+
 @pytest.fixture
 def exported(store, tmp_path):
     build_history(store)
@@ -163,9 +171,8 @@ def test_edited_payload_byte(exported, tmp_path):
     lines = list(exported)
     assert '\\"value\\":10' in lines[3]
     lines[3] = lines[3].replace('\\"value\\":10', '\\"value\\":19')  # one byte of data_json
-    proc = run_verifier(write(tmp_path / "t.jsonl", lines))
-    assert proc.returncode == 1, output(proc)
-    assert proc.stdout.startswith(f"BROKEN: {where(4, lines[3])}: hash ")
+    stdout = broken(tmp_path, lines)
+    assert stdout.startswith(f"BROKEN: {where(4, lines[3])}: hash ")
 
 
 def test_edited_metadata_and_timestamp(exported, tmp_path):
@@ -184,41 +191,36 @@ def test_edited_hash(exported, tmp_path):
     ev = json.loads(lines[2])
     ev["hash"] = ev["hash"][:-1] + ("0" if ev["hash"][-1] != "0" else "1")
     lines[2] = json.dumps(ev, ensure_ascii=False)
-    proc = run_verifier(write(tmp_path / "t.jsonl", lines))
-    assert proc.returncode == 1, output(proc)
-    assert proc.stdout.startswith(f"BROKEN: {where(3, lines[2])}: hash {ev['hash']} does not match")
+    stdout = broken(tmp_path, lines)
+    assert stdout.startswith(f"BROKEN: {where(3, lines[2])}: hash {ev['hash']} does not match")
 
 
 def test_dropped_middle_line(exported, tmp_path):
     lines = exported[:3] + exported[4:]  # drop the third event (file line 4)
-    proc = run_verifier(write(tmp_path / "t.jsonl", lines))
-    assert proc.returncode == 1, output(proc)
+    stdout = broken(tmp_path, lines)
     # the event that followed it, now on line 4, no longer chains
-    assert proc.stdout.startswith(f"BROKEN: {where(4, exported[4])}: hash ")
+    assert stdout.startswith(f"BROKEN: {where(4, exported[4])}: hash ")
 
 
 def test_dropped_first_event_line(exported, tmp_path):
     lines = exported[:1] + exported[2:]
-    proc = run_verifier(write(tmp_path / "t.jsonl", lines))
-    assert proc.returncode == 1, output(proc)
-    assert proc.stdout.startswith(f"BROKEN: {where(2, exported[2])}: hash ")
+    stdout = broken(tmp_path, lines)
+    assert stdout.startswith(f"BROKEN: {where(2, exported[2])}: hash ")
 
 
 def test_dropped_last_event_line(exported, tmp_path):
     lines = exported[:-2] + exported[-1:]
-    proc = run_verifier(write(tmp_path / "t.jsonl", lines))
-    assert proc.returncode == 1, output(proc)
+    stdout = broken(tmp_path, lines)
     trailer = json.loads(exported[-1])["chain_head"]
-    assert proc.stdout.startswith(f"BROKEN: line {len(lines)} (trailer): says ")
-    assert f'"event_count": {trailer["event_count"]}' in proc.stdout
-    assert f'"event_count": {trailer["event_count"] - 1}' in proc.stdout
-    assert "dropped at the end" in proc.stdout
+    assert stdout.startswith(f"BROKEN: line {len(lines)} (trailer): says ")
+    assert f'"event_count": {trailer["event_count"]}' in stdout
+    assert f'"event_count": {trailer["event_count"] - 1}' in stdout
+    assert "dropped at the end" in stdout
 
 
 def test_dropped_trailer(exported, tmp_path):
-    proc = run_verifier(write(tmp_path / "t.jsonl", exported[:-1]))
-    assert proc.returncode == 1, output(proc)
-    assert proc.stdout.strip() == f"BROKEN: no trailer after line {len(exported) - 1}: the file is truncated"
+    stdout = broken(tmp_path, exported[:-1])
+    assert stdout.strip() == f"BROKEN: no trailer after line {len(exported) - 1}: the file is truncated"
 
 
 def test_dropped_last_event_and_trailer_edited(exported, tmp_path):
@@ -237,9 +239,8 @@ def test_dropped_last_event_and_trailer_edited(exported, tmp_path):
 def test_swapped_lines(exported, tmp_path):
     lines = list(exported)
     lines[3], lines[4] = lines[4], lines[3]
-    proc = run_verifier(write(tmp_path / "t.jsonl", lines))
-    assert proc.returncode == 1, output(proc)
-    assert proc.stdout.startswith(f"BROKEN: {where(4, lines[3])}: hash ")
+    stdout = broken(tmp_path, lines)
+    assert stdout.startswith(f"BROKEN: {where(4, lines[3])}: hash ")
 
 
 def test_swapped_lines_with_positions_swapped_back(exported, tmp_path):
@@ -248,17 +249,15 @@ def test_swapped_lines_with_positions_swapped_back(exported, tmp_path):
     a, b = json.loads(lines[2]), json.loads(lines[5])
     a["position"], b["position"] = b["position"], a["position"]
     lines[2], lines[5] = json.dumps(b, ensure_ascii=False), json.dumps(a, ensure_ascii=False)
-    proc = run_verifier(write(tmp_path / "t.jsonl", lines))
-    assert proc.returncode == 1, output(proc)
-    assert proc.stdout.startswith(f"BROKEN: {where(3, lines[2])}: hash ")
+    stdout = broken(tmp_path, lines)
+    assert stdout.startswith(f"BROKEN: {where(3, lines[2])}: hash ")
 
 
 def test_repeated_line(exported, tmp_path):
     lines = exported[:4] + exported[3:]
-    proc = run_verifier(write(tmp_path / "t.jsonl", lines))
-    assert proc.returncode == 1, output(proc)
+    stdout = broken(tmp_path, lines)
     pos = json.loads(exported[3])["position"]
-    assert proc.stdout.startswith(
+    assert stdout.startswith(
         f"BROKEN: {where(5, lines[4])}: position is not after the previous line's {pos}"
     )
 
@@ -266,31 +265,27 @@ def test_repeated_line(exported, tmp_path):
 def test_changed_tenant_id(exported, tmp_path):
     lines = list(exported)
     lines[4] = lines[4].replace('"tenant_id": "acme"', '"tenant_id": "globex"')
-    proc = run_verifier(write(tmp_path / "t.jsonl", lines))
-    assert proc.returncode == 1, output(proc)
-    assert proc.stdout.startswith(f"BROKEN: {where(5, lines[4])}: tenant 'globex' is not the header's 'acme'")
+    stdout = broken(tmp_path, lines)
+    assert stdout.startswith(f"BROKEN: {where(5, lines[4])}: tenant 'globex' is not the header's 'acme'")
 
 
 def test_changed_header_tenant(exported, tmp_path):
     lines = list(exported)
     lines[0] = lines[0].replace('"acme"', '"globex"')
-    proc = run_verifier(write(tmp_path / "t.jsonl", lines))
-    assert proc.returncode == 1, output(proc)
-    assert proc.stdout.startswith(f"BROKEN: {where(2, lines[1])}: tenant 'acme' is not the header's 'globex'")
+    stdout = broken(tmp_path, lines)
+    assert stdout.startswith(f"BROKEN: {where(2, lines[1])}: tenant 'acme' is not the header's 'globex'")
 
 
 def test_changed_tenant_everywhere(exported, tmp_path):
     """Relabelling the whole history as another tenant's breaks the first hash."""
     lines = [line.replace('"tenant_id": "acme"', '"tenant_id": "globex"') for line in exported]
-    proc = run_verifier(write(tmp_path / "t.jsonl", lines))
-    assert proc.returncode == 1, output(proc)
-    assert proc.stdout.startswith(f"BROKEN: {where(2, lines[1])}: hash ")
+    stdout = broken(tmp_path, lines)
+    assert stdout.startswith(f"BROKEN: {where(2, lines[1])}: hash ")
 
 
 def test_content_after_trailer(exported, tmp_path):
-    proc = run_verifier(write(tmp_path / "t.jsonl", exported + [exported[1]]))
-    assert proc.returncode == 1, output(proc)
-    assert proc.stdout.startswith(f"BROKEN: line {len(exported) + 1}: content after the trailer")
+    stdout = broken(tmp_path, exported + [exported[1]])
+    assert stdout.startswith(f"BROKEN: line {len(exported) + 1}: content after the trailer")
 
 
 # ------------------------------------------------------------------- malformed: exit 2

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from fixtures.company_history import Script
+from tests.fixtures.company_history import Script
 from okr_services.reporting import fold
 from okr_services.reporting.queries import INITIATIVE_COLUMNS, KR_COLUMNS, alignment_tree, board
 from okr_shared.demo.company import PEOPLE, plan_company

@@ -23,17 +23,15 @@ import pytest
 from kombu import Connection, Exchange, Producer
 from nameko.containers import get_container_cls
 from nameko.contextdata import ContextDataProvider
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, make_url, select, text
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, select, text
 
 from okr_shared.bus import wire
 from okr_shared.bus.consumer import ConsumerDatabase, PoisonEvent, dead_letter_queue_name, okr_event_handler
 from okr_shared.contracts import envelope_from_recorded
 from okr_shared.eventstore import ANY, NewEvent, make_engine
-from infra import require_broker
-from waiting import wait_until  # noqa: F401 - re-exported to the tests
+from tests.infra import AMQP_URI, Databases, require_broker, schema_url
+from tests.waiting import wait_until  # noqa: F401 - re-exported to the tests
 
-AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
-POSTGRES_URL = os.environ.get("OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 CHECK_IN = "okr.v1.CheckInRecorded"
 CORRECTED = "okr.v1.CheckInCorrected"
 
@@ -204,33 +202,17 @@ class ConsumerDb:
             return [tuple(r) for r in conn.execute(text(sql), params)]
 
 
-def _pg_url(schema: str) -> str:
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
-
-
 @pytest.fixture
 def consumer_db(database, tmp_path):
     """A consumer database next to the test's event store (``database``)."""
-    schema = None
-    if database.backend == "sqlite":
-        url, es_url = f"sqlite:///{tmp_path}/consumer.db", database.url
-    else:
-        schema = f"cons_test_{uuid.uuid4().hex[:12]}"
-        admin = make_engine(POSTGRES_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        admin.dispose()
-        url, es_url = _pg_url(schema), _pg_url(database.schema)
+    databases = Databases(database.backend, tmp_path, prefix="cons_test")
+    url = databases.new("consumer")
+    es_url = database.url if database.backend == "sqlite" else schema_url(database.schema)
     engine = make_engine(url)
     app_metadata.create_all(engine)
     yield ConsumerDb(url, es_url, engine)
     engine.dispose()
-    if schema is not None:
-        admin = make_engine(POSTGRES_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    databases.drop()
 
 
 # ------------------------------------------------------------------------- consumers

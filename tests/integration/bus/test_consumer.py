@@ -19,7 +19,7 @@ from okr_shared.bus import wire
 from okr_shared.bus.consumer import HEADER_DEAD_LETTER_SOURCE, dead_letter_queue_name
 from okr_shared.bus.relay import Relay
 
-from consumer_fixtures import (  # noqa: F401 - fixtures
+from .consumer_fixtures import (  # noqa: F401 - fixtures
     CHECK_IN,
     CORRECTED,
     Behaviour,

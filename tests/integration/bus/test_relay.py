@@ -24,7 +24,7 @@ from okr_shared.eventstore.lease import Lease, LeaseLost
 from okr_shared.bus.relay import Relay, encode, load_checkpoint, replay
 from okr_shared.contracts import envelope_from_recorded, payload_to_dict
 from okr_shared.eventstore import NO_STREAM, NewEvent
-from waiting import wait_until
+from tests.waiting import wait_until
 
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 

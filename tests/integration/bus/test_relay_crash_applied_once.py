@@ -8,7 +8,7 @@ import sys
 
 from okr_shared.bus.relay import load_checkpoint
 
-from consumer_fixtures import (  # noqa: F401 - fixtures
+from .consumer_fixtures import (  # noqa: F401 - fixtures
     append_check_ins,
     bus,
     consumer_db,

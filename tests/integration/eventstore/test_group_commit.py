@@ -26,8 +26,8 @@ from okr_shared.eventstore import (
 )
 from okr_shared.clock import now_us
 
-from infra import POSTGRES
-from waiting import wait_until
+from tests.infra import POSTGRES
+from tests.waiting import wait_until
 
 # the suite's ``database`` fixture (tests/conftest.py), on PostgreSQL only
 pytestmark = pytest.mark.parametrize("database", [POSTGRES], indirect=True)

@@ -11,10 +11,10 @@ import pytest
 from eventlet import patcher
 from sqlalchemy import text
 
-from infra import POSTGRES_URL
+from tests.infra import POSTGRES_URL
 from okr_shared.eventstore import make_engine
 from okr_shared.eventstore.engine import WalCheckpointer, background_checkpoints
-from waiting import wait_until
+from tests.waiting import wait_until
 
 
 def _fill(engine, rows=6000):

@@ -16,26 +16,19 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import eventlet.tpool
 import grpc
-import nameko
 import pytest
-from nameko.containers import get_container_cls
 
-from infra import AMQP_URI, BACKENDS, require_broker, Databases, delete_bus_objects
+from tests.infra import AMQP_URI, BACKENDS, require_broker, Databases, delete_bus_objects
 from okr.v1 import audit_pb2_grpc, goal_pb2_grpc, progress_pb2_grpc, reporting_pb2_grpc, stream_pb2_grpc
-from okr_shared.bus.consumer import dead_letter_queue_name
 from okr_shared.bus.relay import Relay
-from okr_shared.db import migrate as db_migrate
-from okr_shared.eventstore import EventStore, make_engine, migrate
+from okr_shared.eventstore import EventStore, make_engine
 from okr_services.gateway import auth
-from okr_services.goal.service import GoalService
-from okr_services.progress.service import ProgressService
-from okr_services.reporting.service import make_service as make_reporting
-from waiting import free_port, wait_until
+from tests.integration.stack import StackNames, gateway_settings, serving, stack_databases, start_services
+from tests.waiting import free_port, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -128,30 +121,12 @@ class World:
         wait_until(offset, timeout=timeout, message=f"reporting at {head}")
 
 
-def _serving(channel) -> bool:
-    """The gateway answers its health check (asked in a real thread, never on the hub;
-    grpc.channel_ready_future would start a connectivity thread that, green in this
-    process, blocks the channel's close)."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    def check():
-        try:
-            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            return response.status == health_pb2.HealthCheckResponse.SERVING
-        except grpc.RpcError:
-            return False
-
-    return eventlet.tpool.execute(check)
-
-
-def _gateway_env(store_url: str, keys_url: str, port: int, names: dict) -> dict:
+def _gateway_env(store_url: str, keys_url: str, port: int, names: StackNames) -> dict:
     env = dict(os.environ)
     for k in list(env):
         if k.startswith(("OKR_JWT_", "OKR_GATEWAY_")):
             env.pop(k)
-    env.update(OKR_GATEWAY_ADDRESS=f"127.0.0.1:{port}", AMQP_URI=AMQP_URI, OKR_DATABASE_URL=store_url,
-               OKR_GATEWAY_DATABASE_URL=keys_url, OKR_GATEWAY_RPC_TIMEOUT="5", OKR_GATEWAY_KEY_CACHE_S="0",
-               OKR_GATEWAY_SERVICES=",".join(f"{k}={v}" for k, v in names.items()),
+    env.update(AMQP_URI=AMQP_URI, OKR_DATABASE_URL=store_url, **gateway_settings(keys_url, f"127.0.0.1:{port}", names),
                PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "shared"), os.path.join(ROOT, "services")]))
     return env
 
@@ -160,51 +135,35 @@ def _gateway_env(store_url: str, keys_url: str, port: int, names: dict) -> dict:
 def world(request, tmp_path_factory):
     require_broker()
     databases = Databases(request.param, tmp_path_factory.mktemp("gateway"), prefix="gw_test")
-    store_url, reporting_url, keys_url = databases.new("store"), databases.new("reporting"), databases.new("keys")
-    es_engine = make_engine(store_url)
-    migrate(es_engine)
-    store = EventStore(es_engine)
-    keys_engine = make_engine(keys_url)
-    db_migrate(keys_engine, "gateway_keys")
+    dbs = stack_databases(databases)
+    store = dbs.store
     keys = {}
     for tenant in ("acme", "globex"):
         for name, (subject, role, teams, delegated) in PRINCIPALS.items():
-            keys[(tenant, name)], _ = auth.create_key(keys_engine, tenant, subject, role, teams=teams,
+            keys[(tenant, name)], _ = auth.create_key(dbs.keys_engine, tenant, subject, role, teams=teams,
                                                       delegated_key_results=delegated)
-    keys_engine.dispose()
+    dbs.keys_engine.dispose()
 
-    suffix = uuid.uuid4().hex[:10]
-    exchange, dlx = f"okr.events.gw-{suffix}", f"okr.events.dlx.gw-{suffix}"
-    names = {"goal": f"goal-{suffix}", "progress": f"progress-{suffix}", "reporting": f"reporting-{suffix}"}
-    queue = f"reporting.read-models-{suffix}"
+    stack = StackNames.new("gw")
     old_env = os.environ.get("OKR_DATABASE_URL")
-    os.environ["OKR_DATABASE_URL"] = store_url  # the goal and progress services' store
+    os.environ["OKR_DATABASE_URL"] = dbs.store_url  # the goal and progress services' store
     containers = {}
     relay = process = channel = log = None
-    reporting_engine = make_engine(reporting_url)
+    reporting_engine = make_engine(dbs.reporting_url)
     try:
-        with nameko.config.patch({"AMQP_URI": AMQP_URI, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}):
-            for logical, cls in (("goal", type("GoalService", (GoalService,), {"name": names["goal"]})),
-                                 ("progress", type("ProgressService", (ProgressService,), {"name": names["progress"]})),
-                                 ("reporting", make_reporting(names["reporting"], queue=queue, db_url=reporting_url,
-                                                              event_store_url=store_url, refresh_interval=3600,
-                                                              exchange=exchange, dead_letter_exchange=dlx,
-                                                              retry_delay=0.01, retry_max_delay=0.1))):
-                container = get_container_cls()(cls)
-                container.start()
-                containers[logical] = container
-        relay = Relay(es_engine, AMQP_URI, exchange=exchange, poll_interval=0.01, backoff=(0.05, 0.5))
+        start_services(containers, stack, dbs.store_url, dbs.reporting_url)
+        relay = Relay(dbs.engine, AMQP_URI, exchange=stack.exchange, poll_interval=0.01, backoff=(0.05, 0.5))
         relay.start()
         port = free_port()
         log_path = tmp_path_factory.mktemp("gateway-log") / "gateway.log"
         log = open(log_path, "w")  # a file, not a pipe nobody reads while the tests run (it would fill and block)
         process = subprocess.Popen([sys.executable, "-m", "okr_services.gateway"],
-                                   env=_gateway_env(store_url, keys_url, port, names),
+                                   env=_gateway_env(dbs.store_url, dbs.keys_url, port, stack),
                                    stdout=log, stderr=subprocess.STDOUT, text=True)
         address = f"127.0.0.1:{port}"
         channel = eventlet.tpool.execute(grpc.insecure_channel, address)
-        wait_until(lambda: _serving(channel), timeout=30, interval=0.2, message=f"the gateway on {address}")
-        w = World(request.param, store, address, keys, process, containers, queue, reporting_engine, channel)
+        wait_until(lambda: serving(channel), timeout=30, interval=0.2, message=f"the gateway on {address}")
+        w = World(request.param, store, address, keys, process, containers, stack.queue, reporting_engine, channel)
         w.stubs = {"goal": goal_pb2_grpc.GoalServiceStub(channel),
                    "progress": progress_pb2_grpc.ProgressServiceStub(channel),
                    "reporting": reporting_pb2_grpc.ReportingServiceStub(channel),
@@ -232,11 +191,10 @@ def world(request, tmp_path_factory):
             container.stop()
         reporting_engine.dispose()
         store.close()
-        es_engine.dispose()
+        dbs.engine.dispose()
         if old_env is None:
             os.environ.pop("OKR_DATABASE_URL", None)
         else:
             os.environ["OKR_DATABASE_URL"] = old_env
-        delete_bus_objects([queue, dead_letter_queue_name(queue)] + [f"rpc-{n}" for n in names.values()],
-                           (exchange, dlx))
+        delete_bus_objects(*stack.bus_objects())
         databases.drop()

@@ -13,8 +13,8 @@ import sys
 import time
 
 
-from gateway_fixtures import ROOT, world  # noqa: F401 - fixture
-from test_gateway import seeded  # noqa: F401 - fixture: acme and globex seeded
+from .gateway_fixtures import ROOT, world  # noqa: F401 - fixture
+from .test_gateway import seeded  # noqa: F401 - fixture: acme and globex seeded
 
 
 def okr(world, *args, role: str = "admin", tenant: str = "acme", key: str | None = None, timeout: float = 60):

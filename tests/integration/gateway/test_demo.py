@@ -20,11 +20,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from gateway_fixtures import ROOT, world  # noqa: F401 - fixture
-from infra import BACKENDS
+from .gateway_fixtures import ROOT, world  # noqa: F401 - fixture
+from tests.infra import BACKENDS
 from okr.v1 import audit_pb2, events_pb2, goal_pb2, reporting_pb2
 from okr_shared.demo.company import PEOPLE, plan_company
-from waiting import wait_until
+from tests.waiting import wait_until
 
 TODAY = datetime.now(timezone.utc).date()
 

@@ -21,13 +21,13 @@ import grpc
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from fuzz_strategies import ids_for_tenant, requests_for, truncated
-from gateway_fixtures import PRINCIPALS, world  # noqa: F401 - fixture
-from infra import Databases
+from .fuzz_strategies import ids_for_tenant, requests_for, truncated
+from .gateway_fixtures import PRINCIPALS, world  # noqa: F401 - fixture
+from tests.infra import Databases
 from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
 from okr_services.reporting import bulk_rebuild, storage
 from okr_shared.eventstore import make_engine
-from test_gateway import seeded  # noqa: F401 - fixture: acme and globex seeded
+from .test_gateway import seeded  # noqa: F401 - fixture: acme and globex seeded
 
 S = grpc.StatusCode
 

@@ -13,11 +13,11 @@ import tempfile
 import grpc
 import pytest
 
-from gateway_fixtures import PRINCIPALS, ROOT, world  # noqa: F401 - fixture
+from .gateway_fixtures import PRINCIPALS, ROOT, world  # noqa: F401 - fixture
 from okr.v1 import audit_pb2, common_pb2, events_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
 from okr_services.gateway import policy
 from okr_services.gateway.auth import Principal
-from waiting import wait_until
+from tests.waiting import wait_until
 
 S = grpc.StatusCode
 
@@ -346,7 +346,7 @@ def test_a_second_gateway_on_a_port_in_use_fails_with_a_clear_error(seeded, tmp_
     """grpcio shares a port with any listener that allows it (SO_REUSEPORT, eventlet's
     default too) unless told not to: a second gateway on the first one's address must
     refuse to start, not silently take half of its connections."""
-    from infra import AMQP_URI
+    from tests.infra import AMQP_URI
 
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("OKR_JWT_", "OKR_GATEWAY_"))}
     env.update(OKR_GATEWAY_ADDRESS=seeded.address, AMQP_URI=AMQP_URI, OKR_METRICS_PORT="0",

@@ -20,13 +20,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import make_url
 
-from gateway_fixtures import ROOT
-from infra import AMQP_URI, Databases, require_broker
+from .gateway_fixtures import ROOT
+from tests.infra import AMQP_URI, Databases, require_broker
 from okr_services.gateway import auth
 from okr_shared.db import migrate as db_migrate
 from okr_shared.eventstore import make_engine, migrate
-from tcp_proxy import TcpProxy
-from waiting import free_port, terminate, wait_until
+from tests.tcp_proxy import TcpProxy
+from tests.waiting import free_port, terminate, wait_until
 
 S, N = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 RPC_SERVICES = ["okr.v1.GoalService", "okr.v1.ProgressService", "okr.v1.ReportingService"]

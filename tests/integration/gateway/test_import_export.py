@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway_fixtures import ROOT, world  # noqa: F401 - fixture
+from .gateway_fixtures import ROOT, world  # noqa: F401 - fixture
 from okr.v1 import events_pb2, goal_pb2, progress_pb2, reporting_pb2
 from okr_shared.domain import scoring
-from test_cli_api import ok, okr, one_error_line
-from test_gateway import ok as answered
-from test_gateway import refused
+from .test_cli_api import ok, okr, one_error_line
+from .test_gateway import ok as answered
+from .test_gateway import refused
 
 EXAMPLE = Path(ROOT) / "examples" / "okr-import.csv"
 HEADER = "type,ref,parent,cycle,level,team,owner,title,kind,start_value,target_value,unit,start_date,due_date\n"

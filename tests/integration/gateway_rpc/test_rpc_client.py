@@ -22,10 +22,10 @@ import pytest
 from nameko.containers import get_container_cls
 from nameko.extensions import DependencyProvider
 
-from infra import AMQP_URI, require_broker, delete_bus_objects
+from tests.infra import AMQP_URI, require_broker, delete_bus_objects
 from okr_services.rpc import query
 from okr_shared.domain.errors import NotFound, ValidationError
-from waiting import free_port
+from tests.waiting import free_port
 
 DRIVER = Path(__file__).with_name("rpc_client_driver.py")
 

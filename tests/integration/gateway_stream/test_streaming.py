@@ -14,7 +14,7 @@ import amqp
 import pytest
 from kombu import Connection
 
-from infra import AMQP_URI, BACKENDS, require_broker, Databases, delete_bus_objects, publish_again
+from tests.infra import AMQP_URI, BACKENDS, require_broker, Databases, delete_bus_objects, publish_again
 from okr_services.gateway.streaming import StreamOverflow, envelope_of, stream_events
 from okr_shared.bus.relay import Relay
 from okr_shared.contracts import envelope_from_recorded

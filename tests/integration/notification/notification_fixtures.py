@@ -37,7 +37,7 @@ from nameko.containers import get_container_cls
 from nameko.standalone.rpc import ClusterRpcClient
 from sqlalchemy import select
 
-from fixtures.company_history import Script
+from tests.fixtures.company_history import Script
 from okr_shared.bus.consumer import dead_letter_queue_name, offsets
 from okr_shared.bus.relay import Relay
 from okr_shared.domain import commands as c
@@ -46,9 +46,9 @@ from okr_services.notification import delivery as dl
 from okr_services.notification.channels import EmailChannel
 from okr_services.notification.config import SmtpSettings
 from okr_services.notification.service import make_service
-from receivers import Answer, HttpReceiver, SmtpReceiver
-from infra import AMQP_URI, BACKENDS, require_broker, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
-from waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
+from .receivers import Answer, HttpReceiver, SmtpReceiver
+from tests.infra import AMQP_URI, BACKENDS, require_broker, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
+from tests.waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
 
 #: Where the world's clock starts: Monday 5 Jan 2026, midnight UTC — before every timed
 #: rule of the hand-made companies is due (first Friday reminder: 9 Jan).

@@ -127,7 +127,7 @@ class SmtpReceiver:
         self.folder = Path(folder)
 
     def start(self):
-        from waiting import wait_until
+        from tests.waiting import wait_until
         import socket
 
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ expects, signatures a receiver can verify, ``DeliveryError`` on every failure wi
 right ``retryable`` flag, never a hang beyond the timeout, and never a secret or a webhook
 token in an error reason.
 
-(Local servers in receivers.py; no __init__.py in this folder.)
+(Local servers in receivers.py.)
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ from okr_services.notification.channels import (
 )
 from okr_services.notification.config import SmtpSettings
 from okr_services.notification.message import DeliveryError, Notification
-from waiting import free_port, wait_until
+from tests.waiting import free_port, wait_until
 
-from receivers import HttpReceiver, SmtpReceiver
+from .receivers import HttpReceiver, SmtpReceiver
 
 SECRET = "whsec-Sup3rS3cret-value"
 TOKEN = "tok3n0123456789abcdef"  # what chat robots embed in their webhook URLs

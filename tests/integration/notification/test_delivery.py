@@ -4,8 +4,6 @@ own on the real PostgreSQL server): exactly-once enqueue (also under a race), re
 the backoff schedule (fake clock, seeded rng), permanent failures, slow/hanging sends not
 blocking the others, concurrent dispatchers, expired claims, a restart, the log queries and
 the timed rules' period claims.
-
-(No __init__.py in this folder.)
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from okr_services.notification.delivery import (
     list_deliveries,
 )
 from okr_services.notification.message import DeliveryError, Notification
-from waiting import wait_until
+from tests.waiting import wait_until
 
 T0 = 1_772_000_000_000_000  # a fixed "now" in microseconds
 S = 1_000_000

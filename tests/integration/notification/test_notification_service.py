@@ -6,7 +6,7 @@ a controllable clock; redelivery, retries, failures and bad input over RPC.
 Each test has a tenant of its own (the world is shared per module and backend); the
 timed rules' test runs last (it moves the clock weeks ahead).
 
-(Fixtures in notification_fixtures.py; no __init__.py in this folder.)
+(Fixtures in notification_fixtures.py.)
 """
 
 # ruff: noqa: F811
@@ -23,7 +23,7 @@ from nameko.exceptions import RemoteError
 from okr_shared.domain import commands as c
 from okr_services.notification import delivery as dl
 
-from notification_fixtures import MAX_ATTEMPTS, SENDER, check_in, company, wait_until, world  # noqa: F401
+from .notification_fixtures import MAX_ATTEMPTS, SENDER, check_in, company, wait_until, world  # noqa: F401
 
 D = date
 

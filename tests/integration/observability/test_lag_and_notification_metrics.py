@@ -2,8 +2,6 @@
 ``database`` fixture: events appended by EventStore.append, the relay lag gauges the
 scrape-time collector computes from the store (also with no relay running), and the
 notification dispatcher's sent/failed counters by channel.
-
-(No __init__.py in this folder.)
 """
 
 from __future__ import annotations

@@ -7,8 +7,6 @@ Every metric is scraped over HTTP and parsed with prometheus_client's parser; th
 assert the exact change a real call or event makes. The correlation id a gRPC caller
 sends (``okr-correlation-id``) is followed into the gateway's log line, the progress
 service's log line, the stored event's metadata and the reporting handler's log line.
-
-(No __init__.py in this folder.)
 """
 
 from __future__ import annotations
@@ -28,23 +26,18 @@ from pathlib import Path
 
 import eventlet.tpool
 import grpc
-import nameko
 import pytest
 from kombu import Connection, Exchange, Producer
-from nameko.containers import get_container_cls
 from prometheus_client.parser import text_string_to_metric_families
 
-from infra import AMQP_URI, Databases, delete_bus_objects, require_broker
+from tests.infra import AMQP_URI, Databases, delete_bus_objects, require_broker
 from okr.v1 import events_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, progress_pb2_grpc
 from okr_shared.bus.consumer import dead_letter_queue_name
-from okr_shared.db import migrate as db_migrate
-from okr_shared.eventstore import EventStore, make_engine, migrate
+from okr_shared.eventstore import EventStore
 from okr_shared.observability import logs, server
 from okr_services.gateway import auth
-from okr_services.goal.service import GoalService
-from okr_services.progress.service import ProgressService
-from okr_services.reporting.service import make_service as make_reporting
-from waiting import free_port, wait_until
+from tests.integration.stack import StackNames, gateway_settings, serving, stack_databases, start_services
+from tests.waiting import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 PYTHONPATH = os.pathsep.join([str(ROOT / "shared"), str(ROOT / "services")])
@@ -129,19 +122,6 @@ class Stack:
                                  consumer=self.queue) >= head, timeout=20, message=f"reporting at {head}")
 
 
-def _serving(channel) -> bool:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    def check():
-        try:
-            return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                health_pb2.HealthCheckResponse.SERVING
-        except grpc.RpcError:
-            return False
-
-    return eventlet.tpool.execute(check)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     require_broker()
@@ -160,19 +140,12 @@ def stack(tmp_path_factory):
 def _stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("obs")
     databases = Databases("sqlite", tmp)
-    store_url, reporting_url, keys_url = databases.new("store"), databases.new("reporting"), databases.new("keys")
-    engine = make_engine(store_url)
-    migrate(engine)
-    store = EventStore(engine)
-    keys_engine = make_engine(keys_url)
-    db_migrate(keys_engine, "gateway_keys")
-    key, _ = auth.create_key(keys_engine, "acme", "ada", "admin")
-    keys_engine.dispose()
+    dbs = stack_databases(databases)
+    store_url, engine, store = dbs.store_url, dbs.engine, dbs.store
+    key, _ = auth.create_key(dbs.keys_engine, "acme", "ada", "admin")
+    dbs.keys_engine.dispose()
 
-    suffix = uuid.uuid4().hex[:10]
-    exchange, dlx = f"okr.events.obs-{suffix}", f"okr.events.dlx.obs-{suffix}"
-    names = {"goal": f"goal-{suffix}", "progress": f"progress-{suffix}", "reporting": f"reporting-{suffix}"}
-    queue = f"reporting.read-models-{suffix}"
+    names = StackNames.new("obs")
     services_port, relay_port, gateway_port, grpc_port = free_port(), free_port(), free_port(), free_port()
 
     records = Records()
@@ -185,28 +158,19 @@ def _stack(tmp_path_factory):
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("OKR_JWT_", "OKR_GATEWAY_", "OKR_LOG_"))}
     base_env.update(AMQP_URI=AMQP_URI, OKR_DATABASE_URL=store_url, PYTHONPATH=PYTHONPATH, OKR_METRICS_HOST="127.0.0.1")
     relay_env = dict(base_env, OKR_METRICS_PORT=str(relay_port))
-    gateway_env = dict(base_env, OKR_METRICS_PORT=str(gateway_port), OKR_GATEWAY_ADDRESS=f"127.0.0.1:{grpc_port}",
-                       OKR_GATEWAY_DATABASE_URL=keys_url, OKR_GATEWAY_RPC_TIMEOUT="5", OKR_GATEWAY_KEY_CACHE_S="0",
-                       OKR_GATEWAY_SERVICES=",".join(f"{k}={v}" for k, v in names.items()))
-    containers, gateway, channel, stack_ = [], None, None, None
+    gateway_env = dict(base_env, OKR_METRICS_PORT=str(gateway_port),
+                       **gateway_settings(dbs.keys_url, f"127.0.0.1:{grpc_port}", names))
+    containers, gateway, channel, stack_ = {}, None, None, None
     gateway_log = tmp / "gateway.log"
     try:
-        with nameko.config.patch({"AMQP_URI": AMQP_URI, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}):
-            for cls in (type("GoalService", (GoalService,), {"name": names["goal"]}),
-                        type("ProgressService", (ProgressService,), {"name": names["progress"]}),
-                        make_reporting(names["reporting"], queue=queue, db_url=reporting_url,
-                                       event_store_url=store_url, refresh_interval=3600, exchange=exchange,
-                                       dead_letter_exchange=dlx, retry_delay=0.01, retry_max_delay=0.1)):
-                container = get_container_cls()(cls)
-                container.start()
-                containers.append(container)
+        start_services(containers, names, store_url, dbs.reporting_url)
         assert server.serving_port() == services_port  # started by the services' Observed dependency
         gateway = subprocess.Popen([sys.executable, "-m", "okr_services.gateway"], env=gateway_env, cwd=ROOT,
                                    stdout=open(gateway_log, "w"), stderr=subprocess.STDOUT)
         channel = eventlet.tpool.execute(grpc.insecure_channel, f"127.0.0.1:{grpc_port}")
-        wait_until(lambda: _serving(channel), timeout=30, interval=0.2, message="the gateway")
-        stack_ = Stack(store, f"127.0.0.1:{grpc_port}", key, names, queue, exchange, services_port, relay_port,
-                       gateway_port, gateway_log, records, channel, relay_env, tmp)
+        wait_until(lambda: serving(channel), timeout=30, interval=0.2, message="the gateway")
+        stack_ = Stack(store, f"127.0.0.1:{grpc_port}", key, names.names, names.queue, names.exchange,
+                       services_port, relay_port, gateway_port, gateway_log, records, channel, relay_env, tmp)
         stack_.start_relay()
         yield stack_
     finally:
@@ -223,7 +187,7 @@ def _stack(tmp_path_factory):
             else:
                 gateway.kill()
                 gateway.wait()
-        for container in containers:
+        for container in containers.values():
             container.stop()
         server.shutdown()
         root.removeHandler(records)
@@ -235,8 +199,7 @@ def _stack(tmp_path_factory):
                 os.environ[k] = v
         store.close()
         engine.dispose()
-        delete_bus_objects([queue, dead_letter_queue_name(queue)] + [f"rpc-{n}" for n in names.values()],
-                           (exchange, dlx))
+        delete_bus_objects(*names.bus_objects())
         databases.drop()
 
 

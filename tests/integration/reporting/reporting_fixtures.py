@@ -21,15 +21,15 @@ from nameko.standalone.rpc import ClusterRpcClient
 
 from datetime import date, timedelta
 
-from fixtures.company_history import LAST_DAY, Script, drafts, record
+from tests.fixtures.company_history import LAST_DAY, Script, drafts, record
 from okr_shared.domain import commands as c
 from okr_shared.bus.consumer import dead_letter_queue_name
 from okr_shared.bus.relay import Relay
 from okr_shared.eventstore import ANY, EventStore, NewEvent, make_engine, migrate
 from okr_services.reporting import storage
 from okr_services.reporting.service import make_service
-from infra import AMQP_URI, BACKENDS, require_broker, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
-from waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
+from tests.infra import AMQP_URI, BACKENDS, require_broker, POSTGRES_URL, Databases, delete_bus_objects, publish_again  # noqa: F401
+from tests.waiting import free_port, wait_until  # noqa: F401 - re-exported to the tests
 
 TODAY = LAST_DAY
 

@@ -3,7 +3,7 @@ test_reporting_service.py): unknown ids, empty filters, unknown or malformed que
 parameters, times before the first event or in the future give clear errors — HTTP 400/404
 with a JSON body naming the problem, RPC ValidationError naming the field — never a 500.
 
-(Fixtures in reporting_fixtures.py; no __init__.py in this folder.)
+(Fixtures in reporting_fixtures.py.)
 """
 
 # ruff: noqa: F811
@@ -17,11 +17,11 @@ import urllib.request
 import pytest
 from nameko.exceptions import RemoteError
 
-from fixtures.company_history import week_end_us
+from tests.fixtures.company_history import week_end_us
 from okr_services.reporting import queries
 from okr_shared.readmodels.projections import fold
 
-from reporting_fixtures import TODAY, world  # noqa: F401 - fixture
+from .reporting_fixtures import TODAY, world  # noqa: F401 - fixture
 
 
 def fetch(url: str):

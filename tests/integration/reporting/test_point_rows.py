@@ -9,8 +9,8 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from fixtures.company_history import Script
-from infra import BACKENDS, Databases
+from tests.fixtures.company_history import Script
+from tests.infra import BACKENDS, Databases
 from okr_shared.domain import commands as c
 from okr_shared.eventstore import make_engine
 from okr_shared.readmodels import storage as shared_storage

@@ -2,8 +2,7 @@
 outbox relay and the real RabbitMQ into the consumer layer and the service's own tables;
 RPC and HTTP faces; rebuild with swap; as-of replay; the timer.
 
-(Fixtures in reporting_fixtures.py; no __init__.py in this folder: tests/unit/reporting
-is a package named ``reporting``.)
+(Fixtures in reporting_fixtures.py.)
 """
 
 # ruff: noqa: F811
@@ -20,12 +19,12 @@ import pytest
 from nameko.exceptions import RemoteError
 from sqlalchemy import inspect
 
-from fixtures.company_history import week_end, week_end_us
+from tests.fixtures.company_history import week_end, week_end_us
 from okr_shared.eventstore import ANY, EventStore, NewEvent, make_engine
 from okr_shared.readmodels.projections import fold, fold_as_of
 from okr_services.reporting import bulk_rebuild, html, queries, storage
 
-from reporting_fixtures import TODAY, wait_until, world  # noqa: F401 - fixture
+from .reporting_fixtures import TODAY, wait_until, world  # noqa: F401 - fixture
 
 
 def normal(value):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from okr_shared.clock import utc_today
 from okr_shared.demo.company import DEFAULT_SEED, plan_company
-from waiting import free_port, wait_until
+from tests.waiting import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")

@@ -8,7 +8,6 @@ broker, deleted at the end, so concurrent test runs on one broker cannot steal e
 other's calls.
 """
 
-import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -19,15 +18,12 @@ from kombu import Connection
 from nameko.containers import get_container_cls
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcClient
-from sqlalchemy import make_url, text
 
 from okr_shared.eventstore import EventStore, make_engine, migrate
 from okr_services.goal.service import GoalService
 from okr_services.progress.service import ProgressService
-from infra import BACKENDS, require_broker
+from tests.infra import AMQP_URI, BACKENDS, Databases, require_broker
 
-AMQP_URI = os.environ.get("OKR_TEST_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
-POSTGRES_URL = os.environ.get("OKR_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 RPC_TIMEOUT = 30
 
 
@@ -43,32 +39,15 @@ class ServiceDatabase:
 def service_database(request, tmp_path_factory):
     """A fresh, migrated event store for one test module; ``url`` is what the services
     get as OKR_DATABASE_URL (on PostgreSQL a schema of its own, via search_path)."""
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('services')}/okr.db"
-    else:
-        schema = f"svc_test_{uuid.uuid4().hex[:12]}"
-        admin = make_engine(POSTGRES_URL)
-        try:
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        except Exception as e:  # pragma: no cover - environment problem
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is needed (OKR_TEST_POSTGRES_URL): {e}")
-        finally:
-            admin.dispose()
-        url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        url = url.render_as_string(hide_password=False)
+    databases = Databases(request.param, tmp_path_factory.mktemp("services"), prefix="svc_test")
+    url = databases.new("okr")
     engine = make_engine(url)
     migrate(engine)
     store = EventStore(engine)
     yield ServiceDatabase(request.param, url, engine, store)
     store.close()
     engine.dispose()
-    if schema is not None:
-        admin = make_engine(POSTGRES_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    databases.drop()
 
 
 @pytest.fixture(scope="session")

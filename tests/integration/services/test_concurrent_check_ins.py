@@ -7,7 +7,7 @@ from eventlet.event import Event
 
 from okr_services.progress.service import ProgressService
 
-from waiting import wait_until
+from tests.waiting import wait_until
 
 CLIENTS = 32
 

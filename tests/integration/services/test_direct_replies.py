@@ -10,7 +10,7 @@ import uuid
 
 from kombu import Connection, Exchange, Queue
 
-from infra import delete_bus_objects, require_broker
+from tests.infra import delete_bus_objects, require_broker
 from okr_services import rpc
 
 

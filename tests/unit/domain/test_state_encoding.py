@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import asdict
 from datetime import date
 
-from fixtures.company_history import Script
+from tests.fixtures.company_history import Script
 from okr_shared import domain
 from okr_shared.demo.company import plan_company
 from okr_shared.domain.state import KeyResult

@@ -127,7 +127,7 @@ def test_the_sqlite_store_is_unreachable_when_its_file_is_gone(tmp_path):
 
 
 def test_the_postgresql_store_is_unreachable_on_a_closed_port():
-    from waiting import free_port
+    from tests.waiting import free_port
 
     engine = make_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/test")
     try:

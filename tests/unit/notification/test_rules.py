@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from fixtures.company_history import Script
+from tests.fixtures.company_history import Script
 from okr_shared.domain import commands as c
 from okr_services.notification import rules
 from okr_shared.readmodels.projections import new_model, project, row_key

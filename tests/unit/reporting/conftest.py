@@ -1,6 +1,6 @@
 import pytest
 
-from fixtures.company_history import company_history
+from tests.fixtures.company_history import company_history
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from fixtures.company_history import Script
+from tests.fixtures.company_history import Script
 from okr_shared.domain import commands as c
 
 Q1 = "q1"

@@ -5,7 +5,7 @@ from datetime import date
 
 import pytest
 
-from fixtures.company_history import week_end, week_end_us
+from tests.fixtures.company_history import week_end, week_end_us
 from okr_services.reporting import fold, fold_as_of
 from okr_services.reporting.queries import INITIATIVE_COLUMNS, KR_COLUMNS, board, key_result_status
 from okr_shared.domain import commands as c

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from fixtures.company_history import day_start_us, week_end, week_end_us
+from tests.fixtures.company_history import day_start_us, week_end, week_end_us
 from okr_services.reporting import fold, fold_as_of
 from okr_services.reporting.queries import diff, kr_history
 from okr_shared.domain import commands as c

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from datetime import date
 from types import SimpleNamespace
 
-from fixtures.company_history import company_history, drafts, record, week_end, week_end_us
+from tests.fixtures.company_history import company_history, drafts, record, week_end, week_end_us
 from okr_services.reporting import TABLES, fold, fold_as_of, new_model, project
 from okr_shared.readmodels.projections import POINTS
 from okr_services.reporting import queries as q

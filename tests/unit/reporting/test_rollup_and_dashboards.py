@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from fixtures.company_history import MONTH, NEXT_QUARTER, QUARTER, YEAR, week_end
+from tests.fixtures.company_history import MONTH, NEXT_QUARTER, QUARTER, YEAR, week_end
 from okr_services.reporting import fold
 from okr_services.reporting.queries import alignment_tree, objective_rollup, person_dashboard, team_dashboard
 from okr_shared.domain import commands as c

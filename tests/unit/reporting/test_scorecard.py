@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from fixtures.company_history import QUARTER, week_end
+from tests.fixtures.company_history import QUARTER, week_end
 from okr_services.reporting import fold
 from okr_services.reporting.queries import scorecard
 

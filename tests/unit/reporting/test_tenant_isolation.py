@@ -2,7 +2,7 @@
 
 import pytest
 
-from fixtures.company_history import QUARTER, company_history, week_end, week_end_us
+from tests.fixtures.company_history import QUARTER, company_history, week_end, week_end_us
 from okr_services.reporting import fold
 from okr_services.reporting import queries as q
 

@@ -12,7 +12,7 @@ from okr_shared.domain.errors import PreconditionFailed
 from okr_shared.service_layer import executor as executor_module
 from okr_shared.service_layer.importer import PlanImporter
 
-from test_service_layer import check_in, interleave, stream
+from .test_service_layer import check_in, interleave, stream
 
 
 def refused(action) -> PreconditionFailed:

@@ -1,0 +1,112 @@
+"""The whole platform inside one test process, as the gateway and observability tests
+start it: its three databases (event store, reporting, gateway keys), names of the
+test's own for the services, the exchanges and the reporting queue, the goal, progress
+and reporting services as nameko containers, and the gateway's health check."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import eventlet.tpool
+import grpc
+import nameko
+from nameko.containers import get_container_cls
+
+from okr_shared.bus.consumer import dead_letter_queue_name
+from okr_shared.db import migrate as db_migrate
+from okr_shared.eventstore import EventStore, make_engine, migrate
+from okr_services.goal.service import GoalService
+from okr_services.progress.service import ProgressService
+from okr_services.reporting.service import make_service as make_reporting
+from tests.infra import AMQP_URI, Databases
+from tests.waiting import free_port
+
+
+@dataclass
+class StackDatabases:
+    """The URLs of the three databases; the event store migrated and open (``engine``,
+    ``store``), the gateway's key database migrated and open (``keys_engine``: the
+    caller creates its keys, then disposes of it)."""
+
+    store_url: str
+    reporting_url: str
+    keys_url: str
+    engine: object
+    store: EventStore
+    keys_engine: object
+
+
+def stack_databases(databases: Databases) -> StackDatabases:
+    store_url, reporting_url, keys_url = databases.new("store"), databases.new("reporting"), databases.new("keys")
+    engine = make_engine(store_url)
+    migrate(engine)
+    keys_engine = make_engine(keys_url)
+    db_migrate(keys_engine, "gateway_keys")
+    return StackDatabases(store_url, reporting_url, keys_url, engine, EventStore(engine), keys_engine)
+
+
+@dataclass
+class StackNames:
+    """Names of one test module's own: the events exchange and its dead-letter exchange,
+    the services (logical name -> nameko service name) and the reporting queue."""
+
+    exchange: str
+    dlx: str
+    names: dict
+    queue: str
+
+    @classmethod
+    def new(cls, label: str) -> StackNames:
+        suffix = uuid.uuid4().hex[:10]
+        return cls(f"okr.events.{label}-{suffix}", f"okr.events.dlx.{label}-{suffix}",
+                   {"goal": f"goal-{suffix}", "progress": f"progress-{suffix}", "reporting": f"reporting-{suffix}"},
+                   f"reporting.read-models-{suffix}")
+
+    def bus_objects(self) -> tuple[list[str], tuple[str, str]]:
+        """(queues, exchanges) the services declared, for ``delete_bus_objects``."""
+        return ([self.queue, dead_letter_queue_name(self.queue)] + [f"rpc-{n}" for n in self.names.values()],
+                (self.exchange, self.dlx))
+
+
+def start_services(containers: dict, names: StackNames, store_url: str, reporting_url: str) -> None:
+    """Start the goal, progress and reporting services as nameko containers, each added
+    to ``containers`` by logical name as it starts (the caller's teardown stops those
+    started before a failure). The goal and progress services read OKR_DATABASE_URL:
+    the caller sets it."""
+    with nameko.config.patch({"AMQP_URI": AMQP_URI, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}):
+        for logical, cls in (("goal", type("GoalService", (GoalService,), {"name": names.names["goal"]})),
+                             ("progress", type("ProgressService", (ProgressService,),
+                                               {"name": names.names["progress"]})),
+                             ("reporting", make_reporting(names.names["reporting"], queue=names.queue,
+                                                          db_url=reporting_url, event_store_url=store_url,
+                                                          refresh_interval=3600, exchange=names.exchange,
+                                                          dead_letter_exchange=names.dlx, retry_delay=0.01,
+                                                          retry_max_delay=0.1))):
+            container = get_container_cls()(cls)
+            container.start()
+            containers[logical] = container
+
+
+def gateway_settings(keys_url: str, address: str, names: StackNames) -> dict:
+    """The gateway process's own settings: where it serves, its key database, its RPC
+    timeout, no key cache, and the services' names."""
+    return dict(OKR_GATEWAY_ADDRESS=address, OKR_GATEWAY_DATABASE_URL=keys_url, OKR_GATEWAY_RPC_TIMEOUT="5",
+                OKR_GATEWAY_KEY_CACHE_S="0",
+                OKR_GATEWAY_SERVICES=",".join(f"{k}={v}" for k, v in names.names.items()))
+
+
+def serving(channel) -> bool:
+    """The gateway answers its health check (asked in a real thread, never on the hub;
+    grpc.channel_ready_future would start a connectivity thread that, green in this
+    process, blocks the channel's close)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    def check():
+        try:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return response.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.RpcError:
+            return False
+
+    return eventlet.tpool.execute(check)
