@@ -112,6 +112,15 @@ def _not_archived(state, kind: str, id: str) -> None:
         raise PreconditionFailed(f"{kind.replace(' ', '_')}_archived", f"{kind} {id!r} is archived")
 
 
+def _live_in_open_cycle(state, kind: str, id: str, ctx, doing: str) -> tuple[Objective | KeyResult, Cycle]:
+    """The existing, not archived objective or key result ``state`` and its cycle, which
+    must be open for ``doing``."""
+    _not_archived(_exists(state, kind, id), kind, id)
+    cycle = _cycle(ctx, state.cycle_id)
+    _open_cycle(cycle, doing)
+    return state, cycle
+
+
 # ------------------------------------------------------------------------ cycles
 
 
@@ -250,17 +259,9 @@ def _(cmd: c.CreateObjective, state, ctx) -> list:
     return [_with_parent(message, "", parent_objective_id, ref)]
 
 
-def _objective_in_open_cycle(state, objective_id: str, ctx, doing: str) -> tuple[Objective, Cycle]:
-    objective = _exists(state, "objective", objective_id)
-    _not_archived(objective, "objective", objective_id)
-    cycle = _cycle(ctx, objective.cycle_id)
-    _open_cycle(cycle, doing)
-    return objective, cycle
-
-
 @handle.register
 def _(cmd: c.AlignObjective, state, ctx) -> list:
-    objective, cycle = _objective_in_open_cycle(state, cmd.objective_id, ctx, "align an objective")
+    objective, cycle = _live_in_open_cycle(state, "objective", cmd.objective_id, ctx, "align an objective")
     if objective.has_parent:
         raise PreconditionFailed("already_aligned", f"objective {objective.objective_id!r} is already aligned; "
                                                     "realign it with a reason")
@@ -274,7 +275,7 @@ def _(cmd: c.AlignObjective, state, ctx) -> list:
 
 @handle.register
 def _(cmd: c.RealignObjective, state, ctx) -> list:
-    objective, cycle = _objective_in_open_cycle(state, cmd.objective_id, ctx, "realign an objective")
+    objective, cycle = _live_in_open_cycle(state, "objective", cmd.objective_id, ctx, "realign an objective")
     reason = v.reason(cmd.reason, required=True, why="to realign an objective")
     if not objective.has_parent and not (cmd.parent_objective_id or cmd.parent_key_result_id):
         raise PreconditionFailed("not_aligned", f"objective {objective.objective_id!r} has no parent to remove")
@@ -375,17 +376,9 @@ def _(cmd: c.DefineKeyResult, state, ctx) -> list:
                                 weight=weight, owner=owner, due_date=due.isoformat())]
 
 
-def _kr_in_open_cycle(state, key_result_id: str, ctx, doing: str) -> tuple[KeyResult, Cycle]:
-    kr = _exists(state, "key result", key_result_id)
-    _not_archived(kr, "key result", key_result_id)
-    cycle = _cycle(ctx, kr.cycle_id)
-    _open_cycle(cycle, doing)
-    return kr, cycle
-
-
 @handle.register
 def _(cmd: c.AdjustKeyResult, state, ctx) -> list:
-    kr, cycle = _kr_in_open_cycle(state, cmd.key_result_id, ctx, "adjust a key result")
+    kr, cycle = _live_in_open_cycle(state, "key result", cmd.key_result_id, ctx, "adjust a key result")
     reason = v.reason(cmd.reason, required=cycle.state == "active",
                       why="to adjust a key result while its cycle is active")
     message = ev.KeyResultTargetAdjusted(key_result_id=kr.key_result_id, objective_id=kr.objective_id, reason=reason)
@@ -410,7 +403,7 @@ def _(cmd: c.AdjustKeyResult, state, ctx) -> list:
 
 @handle.register
 def _(cmd: c.AssignKeyResultOwner, state, ctx) -> list:
-    kr, cycle = _kr_in_open_cycle(state, cmd.key_result_id, ctx, "reassign a key result")
+    kr, cycle = _live_in_open_cycle(state, "key result", cmd.key_result_id, ctx, "reassign a key result")
     owner = v.person("owner", cmd.owner)
     reason = v.reason(cmd.reason, required=cycle.state == "active",
                       why="to reassign a key result while its cycle is active")
