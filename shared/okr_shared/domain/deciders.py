@@ -121,6 +121,17 @@ def _live_in_open_cycle(state, kind: str, id: str, ctx, doing: str) -> tuple[Obj
     return state, cycle
 
 
+def _to_archive(state, kind: str, id: str, ctx, reason: str) -> tuple[Objective | KeyResult, Cycle, str]:
+    """The not yet archived objective or key result ``state`` to archive, its cycle (not
+    closed) and the (required) reason."""
+    _not_archived(_exists(state, kind, id), kind, id)
+    reason = v.reason(reason, required=True)
+    cycle = _cycle(ctx, state.cycle_id)
+    if cycle.state == "closed":
+        raise PreconditionFailed("cycle_closed", f"cycle {cycle.cycle_id!r} is closed")
+    return state, cycle, reason
+
+
 # ------------------------------------------------------------------------ cycles
 
 
@@ -314,12 +325,7 @@ def _(cmd: c.RestateObjective, state, ctx) -> list:
 
 @handle.register
 def _(cmd: c.ArchiveObjective, state, ctx) -> list:
-    objective = _exists(state, "objective", cmd.objective_id)
-    _not_archived(objective, "objective", cmd.objective_id)
-    reason = v.reason(cmd.reason, required=True)
-    cycle = _cycle(ctx, objective.cycle_id)
-    if cycle.state == "closed":
-        raise PreconditionFailed("cycle_closed", f"cycle {cycle.cycle_id!r} is closed")
+    objective, cycle, reason = _to_archive(state, "objective", cmd.objective_id, ctx, cmd.reason)
     return [ev.ObjectiveArchived(objective_id=objective.objective_id, cycle_id=cycle.cycle_id, reason=reason)]
 
 
@@ -415,12 +421,7 @@ def _(cmd: c.AssignKeyResultOwner, state, ctx) -> list:
 
 @handle.register
 def _(cmd: c.ArchiveKeyResult, state, ctx) -> list:
-    kr = _exists(state, "key result", cmd.key_result_id)
-    _not_archived(kr, "key result", cmd.key_result_id)
-    reason = v.reason(cmd.reason, required=True)
-    cycle = _cycle(ctx, kr.cycle_id)
-    if cycle.state == "closed":
-        raise PreconditionFailed("cycle_closed", f"cycle {cycle.cycle_id!r} is closed")
+    kr, cycle, reason = _to_archive(state, "key result", cmd.key_result_id, ctx, cmd.reason)
     return [ev.KeyResultArchived(key_result_id=kr.key_result_id, objective_id=kr.objective_id, reason=reason)]
 
 
