@@ -210,6 +210,25 @@ def _new_row(model, table: str, id_field: str, tenant: str, d: dict, event, **fi
     return key
 
 
+def _row_change(table: str, id_field: str, what: str | None, change: Callable[[dict, dict], None]):
+    """The apply function of an event that changes one row of ``table`` (the entity the
+    payload's ``id_field`` names) with ``change(row, payload)`` and writes its history
+    row ``what`` (None: the table keeps no history); an event about a row the model
+    does not hold changes nothing."""
+    def apply(model, tenant, d, event):
+        key = row_key(tenant, d[id_field])
+        row = model[table].get(key)
+        if row is None:
+            return _NOTHING
+        change(row, d)
+        row["position"] = event.position
+        if what is None:
+            return ((table, key),)
+        return (table, key), _history(model, tenant, event, d, what)
+
+    return apply
+
+
 def _parent(data: dict, objective_field: str, kr_field: str) -> tuple[str, str, str]:
     """(parent objective id, parent key result id, that key result's objective id)."""
     kr = data.get(kr_field) or {}
@@ -235,16 +254,10 @@ def _cycle_planned(model, tenant, d, event):
 
 
 def _cycle_state(state: str):
-    def apply(model, tenant, d, event):
-        key = row_key(tenant, d["cycle_id"])
-        cycle = model["cycles"].get(key)
-        if cycle is None:
-            return _NOTHING
+    def change(cycle, d):
         cycle["state"] = state
-        cycle["position"] = event.position
-        return (("cycles", key),)
 
-    return apply
+    return _row_change("cycles", "cycle_id", None, change)
 
 
 # -------------------------------------------------------------------- objectives
@@ -270,16 +283,7 @@ def _objective_created(model, tenant, d, event):
 
 
 def _objective_change(change: Callable[[dict, dict], None]):
-    def apply(model, tenant, d, event):
-        key = row_key(tenant, d["objective_id"])
-        objective = model["objectives"].get(key)
-        if objective is None:
-            return _NOTHING
-        change(objective, d)
-        objective["position"] = event.position
-        return (("objectives", key),)
-
-    return apply
+    return _row_change("objectives", "objective_id", None, change)
 
 
 def _aligned(objective, d):
@@ -328,22 +332,6 @@ def _kr_defined(model, tenant, d, event):
         check_in_count=0,  # check-ins and corrections recorded (stream order: seq)
     )
     return ("key_results", key), _history(model, tenant, event, d, "defined")
-
-
-def _row_change(table: str, id_field: str, what: str, change: Callable[[dict, dict], None]):
-    """The apply function of an event that changes one row of ``table`` (the entity the
-    payload's ``id_field`` names) with ``change(row, payload)`` and writes its history
-    row ``what``; an event about a row the model does not hold changes nothing."""
-    def apply(model, tenant, d, event):
-        key = row_key(tenant, d[id_field])
-        row = model[table].get(key)
-        if row is None:
-            return _NOTHING
-        change(row, d)
-        row["position"] = event.position
-        return (table, key), _history(model, tenant, event, d, what)
-
-    return apply
 
 
 def _kr_change(what: str, change: Callable[[dict, dict], None]):
