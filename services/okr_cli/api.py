@@ -65,6 +65,18 @@ class ApiError(Exception):
         self.code = code
 
 
+#: The status codes whose message needs nothing but the status (``label``: ``CODE`` or
+#: ``CODE: details``), the address and the timeout: status name -> (message, exit code).
+_PLAIN_ERRORS = {
+    "PERMISSION_DENIED": ("not allowed ({label}) — use a key whose role may do this (`okr keys create`)", EXIT_AUTH),
+    "DEADLINE_EXCEEDED": ("no answer within {timeout:g} s from {address} — retry, or raise --timeout "
+                          "(a check-in with the same --command-id)", EXIT_UNAVAILABLE),
+    "ABORTED": ("{label} — retry (a check-in with the same --command-id)", EXIT_UNAVAILABLE),
+    "RESOURCE_EXHAUSTED": ("{label} — retry (a check-in with the same --command-id)", EXIT_UNAVAILABLE),
+    "CANCELLED": ("the call was cancelled ({label}) — run it again", EXIT_UNAVAILABLE),
+}
+
+
 class Api:
     """The connection settings of one command and its stubs."""
 
@@ -108,15 +120,15 @@ class Api:
         meta = dict(e.trailing_metadata() or ()) if hasattr(e, "trailing_metadata") else {}
         S = grpc.StatusCode
         label = f"{code.name}: {details}" if details else code.name
+        if code.name in _PLAIN_ERRORS:
+            message, exit_code = _PLAIN_ERRORS[code.name]
+            return ApiError(message.format(label=label, timeout=self.timeout, address=self.address), exit_code)
         if code == S.UNAUTHENTICATED:
             if not self.key:
                 return ApiError("no API key was given — set --key or OKR_API_KEY (create one with "
                                 "`okr keys create`)", EXIT_AUTH)
             return ApiError(f"the API key was refused ({label}) — check --key/OKR_API_KEY or create one "
                             "with `okr keys create`", EXIT_AUTH)
-        if code == S.PERMISSION_DENIED:
-            return ApiError(f"not allowed ({label}) — use a key whose role may do this "
-                            "(`okr keys create`)", EXIT_AUTH)
         if code == S.NOT_FOUND:
             what = f"{meta.get('okr-entity')} {meta.get('okr-id')!r}" if meta.get("okr-entity") else details
             return ApiError(f"not found: {what} — check the id (ids are per tenant; another tenant's "
@@ -138,13 +150,6 @@ class Api:
                                 "running? set --api or OKR_API_URL", EXIT_UNAVAILABLE)
             return ApiError(f"the API is unavailable ({label}) — retry later (a check-in with the same "
                             "--command-id)", EXIT_UNAVAILABLE)
-        if code == S.DEADLINE_EXCEEDED:
-            return ApiError(f"no answer within {self.timeout:g} s from {self.address} — retry, or raise "
-                            "--timeout (a check-in with the same --command-id)", EXIT_UNAVAILABLE)
-        if code in (S.ABORTED, S.RESOURCE_EXHAUSTED):
-            return ApiError(f"{label} — retry (a check-in with the same --command-id)", EXIT_UNAVAILABLE)
-        if code == S.CANCELLED:
-            return ApiError(f"the call was cancelled ({label}) — run it again", EXIT_UNAVAILABLE)
         return ApiError(f"the server failed ({label}) — see the gateway's log, then retry", EXIT_SERVER)
 
     def close(self):

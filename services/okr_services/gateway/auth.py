@@ -22,6 +22,7 @@ which half of a key was wrong).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -314,6 +315,32 @@ class JwtConfig:
 _REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub"]
 
 
+@functools.cache
+def _jwt_refusals() -> dict:
+    """PyJWT's error classes -> what the refusal says (``e``: the error, ``config``)."""
+    import jwt
+
+    return {
+        jwt.ExpiredSignatureError: "bearer token expired",
+        jwt.InvalidIssuerError: "bearer token has the wrong issuer (expected {config.issuer})",
+        jwt.InvalidAudienceError: "bearer token has the wrong audience (expected {config.audience})",
+        jwt.InvalidSignatureError: "bearer token signature is invalid",
+        jwt.MissingRequiredClaimError: "bearer token lacks the {e.claim!r} claim",
+        jwt.ImmatureSignatureError: "bearer token is not valid yet",
+        jwt.InvalidAlgorithmError: "bearer token algorithm not accepted (expected {config.algorithm})",
+        jwt.DecodeError: "malformed bearer token",
+        jwt.InvalidTokenError: "invalid bearer token: {e}",
+    }
+
+
+def _jwt_refusal(e: Exception, config: JwtConfig) -> str:
+    """Why ``jwt.decode`` refused a token: the message of the most specific class of
+    ``e`` in the table (an InvalidSignatureError is also a DecodeError)."""
+    refusals = _jwt_refusals()
+    cls = next(cls for cls in type(e).__mro__ if cls in refusals)
+    return refusals[cls].format(e=e, config=config)
+
+
 def authenticate_jwt(config: JwtConfig, token: str) -> Principal:
     """The principal a valid bearer token names; Unauthenticated (saying why) otherwise."""
     import jwt
@@ -334,24 +361,8 @@ def authenticate_jwt(config: JwtConfig, token: str) -> Principal:
             issuer=config.issuer, leeway=config.leeway_s,
             options={"require": _REQUIRED_CLAIMS, "verify_signature": True, "strict_aud": False},
         )
-    except jwt.ExpiredSignatureError:
-        raise Unauthenticated("bearer token expired") from None
-    except jwt.InvalidIssuerError:
-        raise Unauthenticated(f"bearer token has the wrong issuer (expected {config.issuer})") from None
-    except jwt.InvalidAudienceError:
-        raise Unauthenticated(f"bearer token has the wrong audience (expected {config.audience})") from None
-    except jwt.InvalidSignatureError:
-        raise Unauthenticated("bearer token signature is invalid") from None
-    except jwt.MissingRequiredClaimError as e:
-        raise Unauthenticated(f"bearer token lacks the {e.claim!r} claim") from None
-    except jwt.ImmatureSignatureError:
-        raise Unauthenticated("bearer token is not valid yet") from None
-    except jwt.InvalidAlgorithmError:
-        raise Unauthenticated(f"bearer token algorithm not accepted (expected {config.algorithm})") from None
-    except jwt.DecodeError:
-        raise Unauthenticated("malformed bearer token") from None
     except jwt.InvalidTokenError as e:
-        raise Unauthenticated(f"invalid bearer token: {e}") from None
+        raise Unauthenticated(_jwt_refusal(e, config)) from None
     for claim in ("tenant", "role"):
         if claim not in claims:
             raise Unauthenticated(f"bearer token lacks the {claim!r} claim")

@@ -37,30 +37,27 @@ from okr_services.dependencies import AggregateService
 from okr_services.rpc import command, query
 
 
+def _command_rpc(command_class, fields: str):
+    """The RPC of one command: runs ``command_class`` with the call's keyword arguments
+    (``fields``: the command's fields, ``?`` marking the optional ones; plus
+    ``command_id``?) as the caller."""
+
+    def run(self, **fields):
+        return self.aggregates.run(command_class, fields, self.caller)
+
+    run.__doc__ = f"{command_class.__name__}: {fields}"
+    return command(run)
+
+
 class GoalService(AggregateService):
     name = "goal"
 
     # ---------------------------------------------------------------- cycles
 
-    @command
-    def plan_cycle(self, **fields):
-        """PlanCycle: cycle_id?, cadence, name, start_date, end_date, parent_cycle_id?"""
-        return self.aggregates.run(PlanCycle, fields, self.caller)
-
-    @command
-    def activate_cycle(self, **fields):
-        """ActivateCycle: cycle_id (planning → active; objective statements freeze)"""
-        return self.aggregates.run(ActivateCycle, fields, self.caller)
-
-    @command
-    def move_cycle_to_review(self, **fields):
-        """MoveCycleToReview: cycle_id (active → review)"""
-        return self.aggregates.run(MoveCycleToReview, fields, self.caller)
-
-    @command
-    def close_cycle(self, **fields):
-        """CloseCycle: cycle_id (review → closed)"""
-        return self.aggregates.run(CloseCycle, fields, self.caller)
+    plan_cycle = _command_rpc(PlanCycle, "cycle_id?, cadence, name, start_date, end_date, parent_cycle_id?")
+    activate_cycle = _command_rpc(ActivateCycle, "cycle_id (planning → active; objective statements freeze)")
+    move_cycle_to_review = _command_rpc(MoveCycleToReview, "cycle_id (active → review)")
+    close_cycle = _command_rpc(CloseCycle, "cycle_id (review → closed)")
 
     @query
     def get_cycle(self, cycle_id=None):
@@ -69,31 +66,13 @@ class GoalService(AggregateService):
 
     # ------------------------------------------------------------ objectives
 
-    @command
-    def create_objective(self, **fields):
-        """CreateObjective: objective_id?, cycle_id, level, title, owner, team_id?,
-        description?, parent_objective_id? | parent_key_result_id?"""
-        return self.aggregates.run(CreateObjective, fields, self.caller)
-
-    @command
-    def align_objective(self, **fields):
-        """AlignObjective: objective_id, parent_objective_id | parent_key_result_id"""
-        return self.aggregates.run(AlignObjective, fields, self.caller)
-
-    @command
-    def realign_objective(self, **fields):
-        """RealignObjective: objective_id, reason, parent_objective_id? | parent_key_result_id?"""
-        return self.aggregates.run(RealignObjective, fields, self.caller)
-
-    @command
-    def restate_objective(self, **fields):
-        """RestateObjective: objective_id, title, description? (only while planning)"""
-        return self.aggregates.run(RestateObjective, fields, self.caller)
-
-    @command
-    def archive_objective(self, **fields):
-        """ArchiveObjective: objective_id, reason"""
-        return self.aggregates.run(ArchiveObjective, fields, self.caller)
+    create_objective = _command_rpc(CreateObjective, "objective_id?, cycle_id, level, title, owner, team_id?, "
+                                                     "description?, parent_objective_id? | parent_key_result_id?")
+    align_objective = _command_rpc(AlignObjective, "objective_id, parent_objective_id | parent_key_result_id")
+    realign_objective = _command_rpc(RealignObjective, "objective_id, reason, "
+                                                       "parent_objective_id? | parent_key_result_id?")
+    restate_objective = _command_rpc(RestateObjective, "objective_id, title, description? (only while planning)")
+    archive_objective = _command_rpc(ArchiveObjective, "objective_id, reason")
 
     @query
     def get_objective(self, objective_id=None):
@@ -102,27 +81,12 @@ class GoalService(AggregateService):
 
     # ----------------------------------------------------------- key results
 
-    @command
-    def define_key_result(self, **fields):
-        """DefineKeyResult: key_result_id?, objective_id, title, kind, start_value,
-        target_value, owner, due_date, unit?, currency_code?, weight?"""
-        return self.aggregates.run(DefineKeyResult, fields, self.caller)
-
-    @command
-    def adjust_key_result(self, **fields):
-        """AdjustKeyResult: key_result_id, reason (required while active), target_value?,
-        due_date?, weight?"""
-        return self.aggregates.run(AdjustKeyResult, fields, self.caller)
-
-    @command
-    def assign_key_result_owner(self, **fields):
-        """AssignKeyResultOwner: key_result_id, owner, reason (required while active)"""
-        return self.aggregates.run(AssignKeyResultOwner, fields, self.caller)
-
-    @command
-    def archive_key_result(self, **fields):
-        """ArchiveKeyResult: key_result_id, reason"""
-        return self.aggregates.run(ArchiveKeyResult, fields, self.caller)
+    define_key_result = _command_rpc(DefineKeyResult, "key_result_id?, objective_id, title, kind, start_value, "
+                                                      "target_value, owner, due_date, unit?, currency_code?, weight?")
+    adjust_key_result = _command_rpc(AdjustKeyResult, "key_result_id, reason (required while active), "
+                                                      "target_value?, due_date?, weight?")
+    assign_key_result_owner = _command_rpc(AssignKeyResultOwner, "key_result_id, owner, reason (required while active)")
+    archive_key_result = _command_rpc(ArchiveKeyResult, "key_result_id, reason")
 
     @query
     def get_key_result(self, key_result_id=None):
@@ -131,30 +95,12 @@ class GoalService(AggregateService):
 
     # ----------------------------------------------------------- initiatives
 
-    @command
-    def create_initiative(self, **fields):
-        """CreateInitiative: initiative_id?, key_result_id, title, assignee, start_date, due_date"""
-        return self.aggregates.run(CreateInitiative, fields, self.caller)
-
-    @command
-    def start_initiative(self, **fields):
-        """StartInitiative: initiative_id, started_on? (default today)"""
-        return self.aggregates.run(StartInitiative, fields, self.caller)
-
-    @command
-    def complete_initiative(self, **fields):
-        """CompleteInitiative: initiative_id, completed_on?, reason (required when late)"""
-        return self.aggregates.run(CompleteInitiative, fields, self.caller)
-
-    @command
-    def drop_initiative(self, **fields):
-        """DropInitiative: initiative_id, reason"""
-        return self.aggregates.run(DropInitiative, fields, self.caller)
-
-    @command
-    def slip_initiative(self, **fields):
-        """SlipInitiative: initiative_id, new_due_date, reason"""
-        return self.aggregates.run(SlipInitiative, fields, self.caller)
+    create_initiative = _command_rpc(CreateInitiative, "initiative_id?, key_result_id, title, assignee, "
+                                                       "start_date, due_date")
+    start_initiative = _command_rpc(StartInitiative, "initiative_id, started_on? (default today)")
+    complete_initiative = _command_rpc(CompleteInitiative, "initiative_id, completed_on?, reason (required when late)")
+    drop_initiative = _command_rpc(DropInitiative, "initiative_id, reason")
+    slip_initiative = _command_rpc(SlipInitiative, "initiative_id, new_due_date, reason")
 
     @query
     def get_initiative(self, initiative_id=None):

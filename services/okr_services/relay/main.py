@@ -29,6 +29,26 @@ from okr_shared.config import Settings, log_level_setting
 #: Exit status of ``--exit-after-confirm``.
 EXIT_AFTER_CONFIRM = 75
 
+#: The options of a relay that are ``Relay``'s keyword arguments of the same name:
+#: (flag, argparse keywords).
+RELAY_OPTIONS = (
+    ("--exchange", dict(default=wire.EXCHANGE, help=f"topic exchange (default {wire.EXCHANGE})")),
+    ("--name", dict(default=None, help="checkpoint and lease name (default: the exchange)")),
+    ("--window", dict(type=int, default=500, help="messages per confirm window (default 500)")),
+    ("--poll-interval", dict(type=float, default=0.01, help="longest wait between polls when idle (0.01)")),
+    ("--busy-poll-interval", dict(
+        type=float, default=0.002,
+        help="wait after a published window; doubles per empty poll up to --poll-interval (0.002)")),
+    ("--checkpoint-interval", dict(
+        type=float, default=0.1,
+        help="at most one checkpoint save per this many seconds under load; 0: after every window "
+             "(default 0.1; ADR 0014)")),
+    ("--confirm-timeout", dict(type=float, default=10.0, help="seconds (default 10)")),
+    ("--lease-ttl", dict(type=float, default=5.0, help="seconds (default 5)")),
+    ("--lease-renew-interval", dict(type=float, default=1.0, help="seconds (default 1)")),
+)
+
+
 def configure_logging(level: str = "INFO") -> None:
     """JSON lines on stderr (``OKR_LOG_FORMAT=text`` for text), at ``level``."""
     from okr_shared.observability.logs import configure_logging as configure
@@ -48,18 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                 kw["default"] = argparse.SUPPRESS
             _parser.add_argument(*names, **kw)
 
-        option("--exchange", default=wire.EXCHANGE, help=f"topic exchange (default {wire.EXCHANGE})")
-        option("--name", default=None, help="checkpoint and lease name (default: the exchange)")
-        option("--window", type=int, default=500, help="messages per confirm window (default 500)")
-        option("--poll-interval", type=float, default=0.01, help="longest wait between polls when idle (0.01)")
-        option("--busy-poll-interval", type=float, default=0.002,
-               help="wait after a published window; doubles per empty poll up to --poll-interval (0.002)")
-        option("--checkpoint-interval", type=float, default=0.1,
-               help="at most one checkpoint save per this many seconds under load; 0: after every window "
-                    "(default 0.1; ADR 0014)")
-        option("--confirm-timeout", type=float, default=10.0, help="seconds (default 10)")
-        option("--lease-ttl", type=float, default=5.0, help="seconds (default 5)")
-        option("--lease-renew-interval", type=float, default=1.0, help="seconds (default 1)")
+        for flag, keywords in RELAY_OPTIONS:
+            option(flag, **keywords)
         option("--exit-after-confirm", action="store_true", help=argparse.SUPPRESS)
     rp = sub.add_parser("replay", help="publish a position range straight to one queue")
     rp.add_argument("--queue", required=True, help="the (existing) queue to fill")
@@ -106,16 +116,8 @@ def run_relay(args: argparse.Namespace, settings: Settings) -> int:
         relay = Relay(
             engine,
             settings.amqp_uri,
-            exchange=args.exchange,
-            name=args.name,
-            window=args.window,
-            poll_interval=args.poll_interval,
-            busy_poll_interval=args.busy_poll_interval,
-            confirm_timeout=args.confirm_timeout,
-            lease_ttl=args.lease_ttl,
-            lease_renew_interval=args.lease_renew_interval,
+            **{name: getattr(args, name) for name in (flag[2:].replace("-", "_") for flag, _ in RELAY_OPTIONS)},
             on_confirmed=exit_after_confirm if args.exit_after_confirm else None,
-            checkpoint_interval=args.checkpoint_interval,
         )
     except ValueError as e:  # a bad option value: one line naming it
         log.error(str(e))

@@ -410,6 +410,17 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
                 raise NotFound(*missing)
             return model
 
+        def _today(self, today) -> date:
+            """The day a query reads on: ``today`` (an ISO date) when given, else the clock's."""
+            return _parse_day(today) or self.clock.today()
+
+        def _cycle_query(self, query, cycle_id, today, *args):
+            """``query(model, tenant, *args, day, cycle_id=cycle_id)`` on the caller's
+            tenant's live model, once the cycle (None: every cycle) is found in it."""
+            tenant = self._tenant()
+            return query(self._referenced(tenant, cycle_id=cycle_id), tenant, *args, self._today(today),
+                         cycle_id=cycle_id)
+
         # -------------------------------------------------------------- timer
 
         @timer(interval=refresh_interval)
@@ -456,69 +467,49 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         def board(self, cycle_id=None, team_id=None, owner=None, today=None):
             """The kanban board of the caller's tenant (``today``: the clock's by default)."""
             tenant = self._tenant()
-            return self._board(tenant, _parse_day(today) or self.clock.today(), cycle_id, team_id, owner)
+            return self._board(tenant, self._today(today), cycle_id, team_id, owner)
 
         @query
         def team_dashboard(self, team_id, cycle_id=None, today=None):
-            tenant = self._tenant()
-            return _queries.team_dashboard(self._referenced(tenant, cycle_id=cycle_id), tenant, team_id,
-                                          _parse_day(today) or self.clock.today(), cycle_id=cycle_id)
+            return self._cycle_query(_queries.team_dashboard, cycle_id, today, team_id)
 
         @query
         def person_dashboard(self, person, cycle_id=None, today=None):
-            tenant = self._tenant()
-            return _queries.person_dashboard(self._referenced(tenant, cycle_id=cycle_id), tenant, person,
-                                            _parse_day(today) or self.clock.today(), cycle_id=cycle_id)
+            return self._cycle_query(_queries.person_dashboard, cycle_id, today, person)
 
         @query
         def scorecard(self, cycle_id, today=None):
             tenant = self._tenant()
-            result = _queries.scorecard(self._model(tenant), tenant, cycle_id, _parse_day(today) or self.clock.today())
-            if result is None:
-                raise NotFound("cycle", cycle_id)
-            return result
+            return _found(_queries.scorecard(self._model(tenant), tenant, cycle_id, self._today(today)),
+                          "cycle", cycle_id)
 
         @query
         def kr_history(self, key_result_id):
             tenant = self._tenant()
-            result = _queries.kr_history(self._model(tenant, history=True), tenant, key_result_id)
-            if result is None:
-                raise NotFound("key result", key_result_id)
-            return result
+            return _found(_queries.kr_history(self._model(tenant, history=True), tenant, key_result_id),
+                          "key result", key_result_id)
 
         @query
         def key_result_status(self, key_result_id, today=None):
             tenant = self._tenant()
-            result = _queries.key_result_status(self._model(tenant), tenant, key_result_id,
-                                               _parse_day(today) or self.clock.today())
-            if result is None:
-                raise NotFound("key result", key_result_id)
-            return result
+            return _found(_queries.key_result_status(self._model(tenant), tenant, key_result_id, self._today(today)),
+                          "key result", key_result_id)
 
         @query
         def key_result_statuses(self, cycle_id=None, today=None):
-            tenant = self._tenant()
-            return _queries.key_result_statuses(self._referenced(tenant, cycle_id=cycle_id), tenant,
-                                               _parse_day(today) or self.clock.today(),
-                                               cycle_id=cycle_id)
+            return self._cycle_query(_queries.key_result_statuses, cycle_id, today)
 
         @query
         def objective_rollup(self, objective_id, include_children=False, child_weight=1.0, today=None):
             tenant = self._tenant()
             child_weight = _child_weight(child_weight)
-            result = _queries.objective_rollup(self._model(tenant), tenant, objective_id,
-                                              _parse_day(today) or self.clock.today(),
-                                              include_children=include_children, child_weight=child_weight)
-            if result is None:
-                raise NotFound("objective", objective_id)
-            return result
+            return _found(_queries.objective_rollup(self._model(tenant), tenant, objective_id, self._today(today),
+                                                    include_children=include_children, child_weight=child_weight),
+                          "objective", objective_id)
 
         @query
         def alignment_tree(self, cycle_id=None, today=None):
-            tenant = self._tenant()
-            return _queries.alignment_tree(self._referenced(tenant, cycle_id=cycle_id), tenant,
-                                          _parse_day(today) or self.clock.today(),
-                                          cycle_id=cycle_id)
+            return self._cycle_query(_queries.alignment_tree, cycle_id, today)
 
         @query
         def diff(self, since, until=None):
@@ -581,19 +572,15 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
         @_http_errors
         def http_scorecard(self, request, tenant, cycle_id):
             _query_args(request, {})
-            result = _queries.scorecard(self._model(tenant), tenant, cycle_id, self.clock.today())
-            if result is None:
-                raise NotFound("cycle", cycle_id)
-            return _json_response(result)
+            return _json_response(_found(_queries.scorecard(self._model(tenant), tenant, cycle_id, self.clock.today()),
+                                         "cycle", cycle_id))
 
         @http("GET", "/api/<tenant>/kr/<key_result_id>/history")
         @_http_errors
         def http_kr_history(self, request, tenant, key_result_id):
             _query_args(request, {})
-            result = _queries.kr_history(self._model(tenant, history=True), tenant, key_result_id)
-            if result is None:
-                raise NotFound("key result", key_result_id)
-            return _json_response(result)
+            return _json_response(_found(_queries.kr_history(self._model(tenant, history=True), tenant, key_result_id),
+                                         "key result", key_result_id))
 
         @http("GET", "/board/<tenant>")
         @_http_errors
@@ -603,6 +590,13 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
     ReportingService.name = name
     ReportingService.__qualname__ = ReportingService.__name__ = "ReportingService"
     return ReportingService
+
+
+def _found(result, kind: str, id: str):
+    """A query's ``result``; NotFound(kind, id) when it is None (no such entity)."""
+    if result is None:
+        raise NotFound(kind, id)
+    return result
 
 
 def _us_text(us: int) -> str:

@@ -112,6 +112,26 @@ def _not_archived(state, kind: str, id: str) -> None:
         raise PreconditionFailed(f"{kind.replace(' ', '_')}_archived", f"{kind} {id!r} is archived")
 
 
+def _live_in_open_cycle(state, kind: str, id: str, ctx, doing: str) -> tuple[Objective | KeyResult, Cycle]:
+    """The existing, not archived objective or key result ``state`` and its cycle, which
+    must be open for ``doing``."""
+    _not_archived(_exists(state, kind, id), kind, id)
+    cycle = _cycle(ctx, state.cycle_id)
+    _open_cycle(cycle, doing)
+    return state, cycle
+
+
+def _to_archive(state, kind: str, id: str, ctx, reason: str) -> tuple[Objective | KeyResult, Cycle, str]:
+    """The not yet archived objective or key result ``state`` to archive, its cycle (not
+    closed) and the (required) reason."""
+    _not_archived(_exists(state, kind, id), kind, id)
+    reason = v.reason(reason, required=True)
+    cycle = _cycle(ctx, state.cycle_id)
+    if cycle.state == "closed":
+        raise PreconditionFailed("cycle_closed", f"cycle {cycle.cycle_id!r} is closed")
+    return state, cycle, reason
+
+
 # ------------------------------------------------------------------------ cycles
 
 
@@ -250,17 +270,9 @@ def _(cmd: c.CreateObjective, state, ctx) -> list:
     return [_with_parent(message, "", parent_objective_id, ref)]
 
 
-def _objective_in_open_cycle(state, objective_id: str, ctx, doing: str) -> tuple[Objective, Cycle]:
-    objective = _exists(state, "objective", objective_id)
-    _not_archived(objective, "objective", objective_id)
-    cycle = _cycle(ctx, objective.cycle_id)
-    _open_cycle(cycle, doing)
-    return objective, cycle
-
-
 @handle.register
 def _(cmd: c.AlignObjective, state, ctx) -> list:
-    objective, cycle = _objective_in_open_cycle(state, cmd.objective_id, ctx, "align an objective")
+    objective, cycle = _live_in_open_cycle(state, "objective", cmd.objective_id, ctx, "align an objective")
     if objective.has_parent:
         raise PreconditionFailed("already_aligned", f"objective {objective.objective_id!r} is already aligned; "
                                                     "realign it with a reason")
@@ -274,7 +286,7 @@ def _(cmd: c.AlignObjective, state, ctx) -> list:
 
 @handle.register
 def _(cmd: c.RealignObjective, state, ctx) -> list:
-    objective, cycle = _objective_in_open_cycle(state, cmd.objective_id, ctx, "realign an objective")
+    objective, cycle = _live_in_open_cycle(state, "objective", cmd.objective_id, ctx, "realign an objective")
     reason = v.reason(cmd.reason, required=True, why="to realign an objective")
     if not objective.has_parent and not (cmd.parent_objective_id or cmd.parent_key_result_id):
         raise PreconditionFailed("not_aligned", f"objective {objective.objective_id!r} has no parent to remove")
@@ -313,12 +325,7 @@ def _(cmd: c.RestateObjective, state, ctx) -> list:
 
 @handle.register
 def _(cmd: c.ArchiveObjective, state, ctx) -> list:
-    objective = _exists(state, "objective", cmd.objective_id)
-    _not_archived(objective, "objective", cmd.objective_id)
-    reason = v.reason(cmd.reason, required=True)
-    cycle = _cycle(ctx, objective.cycle_id)
-    if cycle.state == "closed":
-        raise PreconditionFailed("cycle_closed", f"cycle {cycle.cycle_id!r} is closed")
+    objective, cycle, reason = _to_archive(state, "objective", cmd.objective_id, ctx, cmd.reason)
     return [ev.ObjectiveArchived(objective_id=objective.objective_id, cycle_id=cycle.cycle_id, reason=reason)]
 
 
@@ -375,17 +382,9 @@ def _(cmd: c.DefineKeyResult, state, ctx) -> list:
                                 weight=weight, owner=owner, due_date=due.isoformat())]
 
 
-def _kr_in_open_cycle(state, key_result_id: str, ctx, doing: str) -> tuple[KeyResult, Cycle]:
-    kr = _exists(state, "key result", key_result_id)
-    _not_archived(kr, "key result", key_result_id)
-    cycle = _cycle(ctx, kr.cycle_id)
-    _open_cycle(cycle, doing)
-    return kr, cycle
-
-
 @handle.register
 def _(cmd: c.AdjustKeyResult, state, ctx) -> list:
-    kr, cycle = _kr_in_open_cycle(state, cmd.key_result_id, ctx, "adjust a key result")
+    kr, cycle = _live_in_open_cycle(state, "key result", cmd.key_result_id, ctx, "adjust a key result")
     reason = v.reason(cmd.reason, required=cycle.state == "active",
                       why="to adjust a key result while its cycle is active")
     message = ev.KeyResultTargetAdjusted(key_result_id=kr.key_result_id, objective_id=kr.objective_id, reason=reason)
@@ -410,7 +409,7 @@ def _(cmd: c.AdjustKeyResult, state, ctx) -> list:
 
 @handle.register
 def _(cmd: c.AssignKeyResultOwner, state, ctx) -> list:
-    kr, cycle = _kr_in_open_cycle(state, cmd.key_result_id, ctx, "reassign a key result")
+    kr, cycle = _live_in_open_cycle(state, "key result", cmd.key_result_id, ctx, "reassign a key result")
     owner = v.person("owner", cmd.owner)
     reason = v.reason(cmd.reason, required=cycle.state == "active",
                       why="to reassign a key result while its cycle is active")
@@ -422,12 +421,7 @@ def _(cmd: c.AssignKeyResultOwner, state, ctx) -> list:
 
 @handle.register
 def _(cmd: c.ArchiveKeyResult, state, ctx) -> list:
-    kr = _exists(state, "key result", cmd.key_result_id)
-    _not_archived(kr, "key result", cmd.key_result_id)
-    reason = v.reason(cmd.reason, required=True)
-    cycle = _cycle(ctx, kr.cycle_id)
-    if cycle.state == "closed":
-        raise PreconditionFailed("cycle_closed", f"cycle {cycle.cycle_id!r} is closed")
+    kr, cycle, reason = _to_archive(state, "key result", cmd.key_result_id, ctx, cmd.reason)
     return [ev.KeyResultArchived(key_result_id=kr.key_result_id, objective_id=kr.objective_id, reason=reason)]
 
 

@@ -23,16 +23,22 @@ class DomainError(Exception):
         return {"code": self.code, **{name: getattr(self, name) for name in self.fields}}
 
 
-class ValidationError(DomainError):
-    """A field of a command is invalid (``field`` names it, e.g. ``title``)."""
+class _NamedRefusal(DomainError):
+    """A refusal named by its one field (``fields[0]``: ``field`` or ``rule``), which
+    also starts its message: ``"<name>: <message>"``."""
+
+    def __init__(self, name: str, message: str):
+        setattr(self, self.fields[0], name)
+        self.message = message
+        super().__init__(f"{name}: {message}")
+
+
+class ValidationError(_NamedRefusal):
+    """A field of a command is invalid (``field`` names it, e.g. ``title``):
+    ``ValidationError(field, message)``."""
 
     code = "invalid_argument"
     fields = ("field",)
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}")
 
 
 class NotFound(DomainError):
@@ -49,17 +55,13 @@ class NotFound(DomainError):
         super().__init__(f"{kind} {id!r} not found" + (f" {detail}" if detail else ""))
 
 
-class PreconditionFailed(DomainError):
+class PreconditionFailed(_NamedRefusal):
     """The command is well-formed but a rule of the method forbids it now (``rule``
-    is a stable identifier such as ``objective_frozen``)."""
+    is a stable identifier such as ``objective_frozen``): ``PreconditionFailed(rule,
+    message)``."""
 
     code = "failed_precondition"
     fields = ("rule",)
-
-    def __init__(self, rule: str, message: str):
-        self.rule = rule
-        self.message = message
-        super().__init__(f"{rule}: {message}")
 
 
 class ConcurrencyConflict(DomainError):

@@ -58,6 +58,11 @@ def relay_lag(engine: Engine, now_us: int | None = None) -> tuple[int, dict[str,
     return head, relays
 
 
+def _gauges(label: str, *specs: tuple[str, str]) -> list[GaugeMetricFamily]:
+    """A gauge family per ``(name, help)`` of ``specs``, each labelled by ``label``."""
+    return [GaugeMetricFamily(name, help_text, labels=[label]) for name, help_text in specs]
+
+
 class LagCollector:
     def __init__(self):
         self._lock = threading.Lock()
@@ -95,22 +100,18 @@ class LagCollector:
             consumers = list(self._consumers.items())
         now_us = time.time_ns() // 1000
         head = GaugeMetricFamily("okr_event_store_head_position", "The event store's last position.")
-        checkpoint = GaugeMetricFamily("okr_relay_checkpoint_position",
-                                       "The last position a relay published and saved.", labels=["relay"])
-        relay_events = GaugeMetricFamily("okr_relay_lag_events",
-                                         "Events stored but not yet published by the relay (head - checkpoint).",
-                                         labels=["relay"])
-        relay_seconds = GaugeMetricFamily("okr_relay_lag_seconds",
-                                          "Age of the oldest event the relay has not published (0: none).",
-                                          labels=["relay"])
-        offset = GaugeMetricFamily("okr_consumer_offset_position", "The last position a consumer committed.",
-                                   labels=["consumer"])
-        consumer_events = GaugeMetricFamily("okr_consumer_lag_events",
-                                            "Events after a consumer's offset (store head - offset).",
-                                            labels=["consumer"])
-        consumer_seconds = GaugeMetricFamily("okr_consumer_lag_seconds",
-                                             "Age of the first event after a consumer's offset (0: none).",
-                                             labels=["consumer"])
+        checkpoint, relay_events, relay_seconds = _gauges(
+            "relay",
+            ("okr_relay_checkpoint_position", "The last position a relay published and saved."),
+            ("okr_relay_lag_events", "Events stored but not yet published by the relay (head - checkpoint)."),
+            ("okr_relay_lag_seconds", "Age of the oldest event the relay has not published (0: none)."),
+        )
+        offset, consumer_events, consumer_seconds = _gauges(
+            "consumer",
+            ("okr_consumer_offset_position", "The last position a consumer committed."),
+            ("okr_consumer_lag_events", "Events after a consumer's offset (store head - offset)."),
+            ("okr_consumer_lag_seconds", "Age of the first event after a consumer's offset (0: none)."),
+        )
         seen_relays: set[str] = set()
         head_done = False
         for key, engine in stores:

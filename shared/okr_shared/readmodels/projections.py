@@ -202,6 +202,33 @@ def _history(model: Model, tenant: str, event, data: dict, what: str) -> tuple[s
     return "history", key
 
 
+def _new_row(model, table: str, id_field: str, tenant: str, d: dict, event, **fields) -> str:
+    """Add the row of a new entity to ``table`` (the entity the payload's ``id_field``
+    names): its tenant and id, ``fields`` and the event's position; return its key."""
+    key = row_key(tenant, d[id_field])
+    model[table][key] = {"tenant": tenant, id_field: d[id_field], **fields, "position": event.position}
+    return key
+
+
+def _row_change(table: str, id_field: str, what: str | None, change: Callable[[dict, dict], None]):
+    """The apply function of an event that changes one row of ``table`` (the entity the
+    payload's ``id_field`` names) with ``change(row, payload)`` and writes its history
+    row ``what`` (None: the table keeps no history); an event about a row the model
+    does not hold changes nothing."""
+    def apply(model, tenant, d, event):
+        key = row_key(tenant, d[id_field])
+        row = model[table].get(key)
+        if row is None:
+            return _NOTHING
+        change(row, d)
+        row["position"] = event.position
+        if what is None:
+            return ((table, key),)
+        return (table, key), _history(model, tenant, event, d, what)
+
+    return apply
+
+
 def _parent(data: dict, objective_field: str, kr_field: str) -> tuple[str, str, str]:
     """(parent objective id, parent key result id, that key result's objective id)."""
     kr = data.get(kr_field) or {}
@@ -214,70 +241,49 @@ def _parent(data: dict, objective_field: str, kr_field: str) -> tuple[str, str, 
 
 
 def _cycle_planned(model, tenant, d, event):
-    key = row_key(tenant, d["cycle_id"])
-    model["cycles"][key] = {
-        "tenant": tenant,
-        "cycle_id": d["cycle_id"],
-        "cadence": _enum(d.get("cadence", ""), "CADENCE_"),
-        "name": d.get("name", ""),
-        "start_date": d["start_date"],
-        "end_date": d["end_date"],
-        "parent_cycle_id": d.get("parent_cycle_id", ""),
-        "state": "planning",
-        "position": event.position,
-    }
+    key = _new_row(
+        model, "cycles", "cycle_id", tenant, d, event,
+        cadence=_enum(d.get("cadence", ""), "CADENCE_"),
+        name=d.get("name", ""),
+        start_date=d["start_date"],
+        end_date=d["end_date"],
+        parent_cycle_id=d.get("parent_cycle_id", ""),
+        state="planning",
+    )
     return (("cycles", key),)
 
 
 def _cycle_state(state: str):
-    def apply(model, tenant, d, event):
-        key = row_key(tenant, d["cycle_id"])
-        cycle = model["cycles"].get(key)
-        if cycle is None:
-            return _NOTHING
+    def change(cycle, d):
         cycle["state"] = state
-        cycle["position"] = event.position
-        return (("cycles", key),)
 
-    return apply
+    return _row_change("cycles", "cycle_id", None, change)
 
 
 # -------------------------------------------------------------------- objectives
 
 
 def _objective_created(model, tenant, d, event):
-    key = row_key(tenant, d["objective_id"])
     parent_objective, parent_kr, parent_kr_objective = _parent(d, "parent_objective_id", "parent_key_result")
-    model["objectives"][key] = {
-        "tenant": tenant,
-        "objective_id": d["objective_id"],
-        "cycle_id": d["cycle_id"],
-        "level": _enum(d.get("level", ""), "OBJECTIVE_LEVEL_"),
-        "title": d.get("title", ""),
-        "description": d.get("description", ""),
-        "owner": d.get("owner", ""),
-        "team_id": d.get("team_id", ""),
-        "parent_objective_id": parent_objective,
-        "parent_key_result_id": parent_kr,
-        "parent_key_result_objective_id": parent_kr_objective,
-        "archived": False,
-        "archive_reason": "",
-        "position": event.position,
-    }
+    key = _new_row(
+        model, "objectives", "objective_id", tenant, d, event,
+        cycle_id=d["cycle_id"],
+        level=_enum(d.get("level", ""), "OBJECTIVE_LEVEL_"),
+        title=d.get("title", ""),
+        description=d.get("description", ""),
+        owner=d.get("owner", ""),
+        team_id=d.get("team_id", ""),
+        parent_objective_id=parent_objective,
+        parent_key_result_id=parent_kr,
+        parent_key_result_objective_id=parent_kr_objective,
+        archived=False,
+        archive_reason="",
+    )
     return (("objectives", key),)
 
 
 def _objective_change(change: Callable[[dict, dict], None]):
-    def apply(model, tenant, d, event):
-        key = row_key(tenant, d["objective_id"])
-        objective = model["objectives"].get(key)
-        if objective is None:
-            return _NOTHING
-        change(objective, d)
-        objective["position"] = event.position
-        return (("objectives", key),)
-
-    return apply
+    return _row_change("objectives", "objective_id", None, change)
 
 
 def _aligned(objective, d):
@@ -304,47 +310,28 @@ def _objective_archived(objective, d):
 
 
 def _kr_defined(model, tenant, d, event):
-    key = row_key(tenant, d["key_result_id"])
-    model["key_results"][key] = {
-        "tenant": tenant,
-        "key_result_id": d["key_result_id"],
-        "objective_id": d["objective_id"],
-        "cycle_id": d.get("cycle_id", ""),
-        "title": d.get("title", ""),
-        "kind": _enum(d.get("kind", ""), "KEY_RESULT_KIND_"),
-        "start_value": float(d.get("start_value", 0.0)),
-        "target_value": float(d.get("target_value", 0.0)),
-        "unit": d.get("unit", ""),
-        "currency_code": d.get("currency_code", ""),
-        "weight": float(d.get("weight", 1.0)),
-        "owner": d.get("owner", ""),
-        "due_date": d["due_date"],
-        "archived": False,
-        "archive_reason": "",
+    key = _new_row(
+        model, "key_results", "key_result_id", tenant, d, event,
+        objective_id=d["objective_id"],
+        cycle_id=d.get("cycle_id", ""),
+        title=d.get("title", ""),
+        kind=_enum(d.get("kind", ""), "KEY_RESULT_KIND_"),
+        start_value=float(d.get("start_value", 0.0)),
+        target_value=float(d.get("target_value", 0.0)),
+        unit=d.get("unit", ""),
+        currency_code=d.get("currency_code", ""),
+        weight=float(d.get("weight", 1.0)),
+        owner=d.get("owner", ""),
+        due_date=d["due_date"],
+        archived=False,
+        archive_reason="",
         # Effective check-ins (each original replaced by its latest correction), sorted by
         # (effective_date, seq): exactly KeyResult.effective_check_ins() of the domain model.
-        "points": [],
-        "roots": {},  # check-in id -> id of the original check-in of its correction chain
-        "check_in_count": 0,  # check-ins and corrections recorded (stream order: seq)
-        "position": event.position,
-    }
+        points=[],
+        roots={},  # check-in id -> id of the original check-in of its correction chain
+        check_in_count=0,  # check-ins and corrections recorded (stream order: seq)
+    )
     return ("key_results", key), _history(model, tenant, event, d, "defined")
-
-
-def _row_change(table: str, id_field: str, what: str, change: Callable[[dict, dict], None]):
-    """The apply function of an event that changes one row of ``table`` (the entity the
-    payload's ``id_field`` names) with ``change(row, payload)`` and writes its history
-    row ``what``; an event about a row the model does not hold changes nothing."""
-    def apply(model, tenant, d, event):
-        key = row_key(tenant, d[id_field])
-        row = model[table].get(key)
-        if row is None:
-            return _NOTHING
-        change(row, d)
-        row["position"] = event.position
-        return (table, key), _history(model, tenant, event, d, what)
-
-    return apply
 
 
 def _kr_change(what: str, change: Callable[[dict, dict], None]):
@@ -420,24 +407,21 @@ def _check_in(what: str):
 
 
 def _initiative_created(model, tenant, d, event):
-    key = row_key(tenant, d["initiative_id"])
-    model["initiatives"][key] = {
-        "tenant": tenant,
-        "initiative_id": d["initiative_id"],
-        "key_result_id": d["key_result_id"],
-        "objective_id": d.get("objective_id", ""),
-        "title": d.get("title", ""),
-        "assignee": d.get("assignee", ""),
-        "start_date": d["start_date"],
-        "due_date": d["due_date"],
-        "original_due_date": d["due_date"],
-        "state": "todo",
-        "started_on": None,
-        "completed_on": None,
-        "slips": 0,
-        "reason": "",  # of the latest slip, drop or late completion
-        "position": event.position,
-    }
+    key = _new_row(
+        model, "initiatives", "initiative_id", tenant, d, event,
+        key_result_id=d["key_result_id"],
+        objective_id=d.get("objective_id", ""),
+        title=d.get("title", ""),
+        assignee=d.get("assignee", ""),
+        start_date=d["start_date"],
+        due_date=d["due_date"],
+        original_due_date=d["due_date"],
+        state="todo",
+        started_on=None,
+        completed_on=None,
+        slips=0,
+        reason="",  # of the latest slip, drop or late completion
+    )
     return ("initiatives", key), _history(model, tenant, event, d, "created")
 
 
