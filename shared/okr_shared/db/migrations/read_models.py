@@ -48,5 +48,11 @@ def creating(prefix: str, names: Iterable[str]) -> tuple[Callable[[], None], Cal
     ``<prefix><name>`` that do not exist yet (their indexes named after a token of the
     upgrade's) and, going down, drops them, last first."""
     names = tuple(names)
-    return (lambda: create(*read_model_tables(prefix, names))), \
-        (lambda: drop(*reversed(read_model_tables(prefix, names))))
+
+    def upgrade() -> None:
+        create(*read_model_tables(prefix, names))
+
+    def downgrade() -> None:
+        drop(*reversed(read_model_tables(prefix, names)))
+
+    return upgrade, downgrade
