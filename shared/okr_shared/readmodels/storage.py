@@ -33,17 +33,13 @@ from typing import Any
 from orjson import OPT_SORT_KEYS
 from orjson import dumps as _orjson_dumps
 from orjson import loads as _orjson_loads
-from sqlalchemy import Column, Engine, Index, MetaData, String, Table, Text, bindparam, insert, inspect, select, update
+from sqlalchemy import Engine, Index, MetaData, Table, bindparam, insert, inspect, select, update
 
 from okr_shared import dbapi
 from okr_shared.db import migrate, write_transaction
+from okr_shared.db.migrations import read_models
 
 from .projections import POINTS, TABLES, Model, new_model, project
-
-
-#: The points' keys compare byte by byte (PostgreSQL's default collations may not; SQLite's
-#: BINARY does): a key result's points are the index range ("<kr key>/", "<kr key>0").
-_BYTEWISE_KEY = String(400).with_variant(String(400, collation="C"), "postgresql")
 
 
 def table(metadata: MetaData, prefix: str, name: str, suffix: str = "", token: str = "live",
@@ -51,13 +47,9 @@ def table(metadata: MetaData, prefix: str, name: str, suffix: str = "", token: s
     """The read-model table ``<prefix><name><suffix>``; ``indexed``: with its unique
     ``(tenant, key)`` index named after ``token`` (a rebuild loads its new tables without
     it and builds it once at the end)."""
-    t = Table(
-        f"{prefix}{name}{suffix}",
-        metadata,
-        Column("tenant", String(64), nullable=False),
-        Column("key", _BYTEWISE_KEY if name == POINTS else String(400), nullable=False),
-        Column("doc", Text, nullable=False),
-    )
+    # the columns as the histories' revisions make them (docs/adr/0032-…); a key
+    # result's points are the range ("<kr key>/", "<kr key>0") of their bytewise keys
+    t = Table(f"{prefix}{name}{suffix}", metadata, *read_models.columns(name))
     if indexed:
         index(t, prefix, name, token)
     return t

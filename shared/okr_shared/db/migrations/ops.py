@@ -26,4 +26,10 @@ def drop(*tables: sa.Table) -> None:
 def creating(*tables: sa.Table, adopt: bool = True) -> tuple[Callable[[], None], Callable[[], None]]:
     """The ``upgrade`` and ``downgrade`` of a revision that creates ``tables`` (``create``)
     and, going down, drops them, last first."""
-    return (lambda: create(*tables, adopt=adopt)), (lambda: drop(*reversed(tables)))
+    def upgrade() -> None:
+        create(*tables, adopt=adopt)
+
+    def downgrade() -> None:
+        drop(*reversed(tables))
+
+    return upgrade, downgrade

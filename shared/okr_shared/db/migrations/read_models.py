@@ -19,19 +19,25 @@ from .ops import create, drop
 POINTS = "key_result_points"
 
 
+def columns(name: str) -> list[sa.Column]:
+    """The columns of the read-model table of model table ``name`` (new objects on each
+    call: a Column belongs to one table); okr_shared.readmodels.storage builds its tables
+    on them."""
+    key = sa.String(400).with_variant(sa.String(400, collation="C"), "postgresql") if name == POINTS \
+        else sa.String(400)
+    return [
+        sa.Column("tenant", sa.String(64), nullable=False),
+        sa.Column("key", key, nullable=False),
+        sa.Column("doc", sa.Text, nullable=False),
+    ]
+
+
 def read_model_tables(prefix: str, names: Iterable[str]) -> list[sa.Table]:
     """The read-model tables ``<prefix><name>``, their indexes named after a new token."""
     metadata, token = sa.MetaData(), uuid.uuid4().hex[:8]
     tables = []
     for name in names:
-        key = sa.String(400).with_variant(sa.String(400, collation="C"), "postgresql") if name == POINTS \
-            else sa.String(400)
-        table = sa.Table(
-            f"{prefix}{name}", metadata,
-            sa.Column("tenant", sa.String(64), nullable=False),
-            sa.Column("key", key, nullable=False),
-            sa.Column("doc", sa.Text, nullable=False),
-        )
+        table = sa.Table(f"{prefix}{name}", metadata, *columns(name))
         sa.Index(f"ux_{table.name}_{token}", table.c.tenant, table.c.key, unique=True)
         tables.append(table)
     return tables
@@ -42,5 +48,11 @@ def creating(prefix: str, names: Iterable[str]) -> tuple[Callable[[], None], Cal
     ``<prefix><name>`` that do not exist yet (their indexes named after a token of the
     upgrade's) and, going down, drops them, last first."""
     names = tuple(names)
-    return (lambda: create(*read_model_tables(prefix, names))), \
-        (lambda: drop(*reversed(read_model_tables(prefix, names))))
+
+    def upgrade() -> None:
+        create(*read_model_tables(prefix, names))
+
+    def downgrade() -> None:
+        drop(*reversed(read_model_tables(prefix, names)))
+
+    return upgrade, downgrade
