@@ -42,7 +42,7 @@ from okr_shared.db import migrate, write_transaction
 from okr_shared.db.migrations.gateway_keys.tables_0001 import KEY_ID_LENGTH, api_keys
 from okr_shared.eventstore.store import TENANT_RE
 
-from . import config
+from .config import api_key_pepper
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ _PUBLIC_COLUMNS = [c for c in api_keys.c if c.name != "secret_hash"]
 
 def _pepper(pepper: str | bytes | None) -> bytes | None:
     if pepper is None:
-        pepper = config.api_key_pepper()
+        pepper = api_key_pepper()
     if pepper is None:
         return None
     return pepper.encode() if isinstance(pepper, str) else pepper

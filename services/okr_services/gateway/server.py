@@ -50,7 +50,8 @@ from okr_shared.observability import context as log_context, metrics
 from okr_shared.observability.interceptor import ObservingInterceptor
 
 from . import auth, convert, health, policy, reflection_v1, request_checks
-from .config import GatewayConfig, jwt_config
+from . import config as gateway_config
+from .config import GatewayConfig
 from .rpc_client import RemoteError, RpcClient, RpcTimeout, ServiceUnavailable
 
 _log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class Gateway:
                  jwt_config: auth.JwtConfig | None = None, keys_engine=None, store: EventStore | None = None):
         self.config = config
         self.rpc = rpc or RpcClient(config.amqp_uri, default_timeout=config.rpc_timeout)
-        self.jwt_config = jwt_config if jwt_config is not None else jwt_config()
+        self.jwt_config = jwt_config if jwt_config is not None else gateway_config.jwt_config()
         self.keys_engine = keys_engine if keys_engine is not None else (
             make_engine(config.keys_url) if config.keys_url else None)
         if self.keys_engine is not None:
