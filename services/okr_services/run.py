@@ -74,6 +74,31 @@ def _serving(address: str, timeout: float = 1.0) -> bool:
             return False
 
 
+SERVICES = ("goal", "progress", "reporting", "notification")  # the nameko services of `make run`
+
+
+def _not_listening(amqp_uri: str, services=SERVICES) -> list[str]:
+    """The services whose RPC queue (``rpc-<name>``) has no consumer yet: the gateway
+    serves before the services' consumers are up, and a call to one that is not yet
+    listening is refused ("no service ... is listening")."""
+    from amqp.exceptions import NotFound
+    from kombu import Connection
+
+    missing = []
+    with Connection(amqp_uri, connect_timeout=3) as conn:
+        for name in services:
+            channel = conn.channel()
+            try:
+                _, _, consumers = channel.queue_declare(f"rpc-{name}", passive=True)
+            except NotFound:  # not declared yet (the broker closed the channel)
+                consumers = 0
+            else:
+                channel.close()
+            if not consumers:
+                missing.append(name)
+    return missing
+
+
 def seed_demo(address: str, key: str, tenant: str, marker: Path | None = None) -> None:
     """The demo company of ``okr demo`` (okr_shared.demo, default seed, today) through
     the public API, with a progress line every 10 %. ``marker`` (a file) holds the seed
@@ -167,8 +192,7 @@ def main() -> int:
     try:
         suite.env = dict(env, OKR_METRICS_PORT=str(metrics["services"]))
         suite.start("services", [python, "-m", "nameko", "run", "--config", str(ROOT / "services" / "config.yaml"),
-                                 "okr_services.goal.service", "okr_services.progress.service",
-                                 "okr_services.reporting.service", "okr_services.notification.service"])
+                                 *(f"okr_services.{name}.service" for name in SERVICES)])
         suite.env = dict(env, OKR_METRICS_PORT=str(metrics["relay"]))
         suite.start("relay", [python, "-m", "okr_services.relay"])
         suite.env = dict(env, OKR_METRICS_PORT=str(metrics["gateway"]))
@@ -197,7 +221,12 @@ def main() -> int:
             what = "seeding" if new else "resuming an interrupted seeding of"
             _say(f"{'new ' if new else ''}data folder {data_dir}: {what} the demo company (tenant {tenant}) through "
                  "the API")
-            time.sleep(1.0)  # the services' RPC consumers are up once the gateway serves; give them a moment
+            deadline = time.monotonic() + 60
+            while missing := _not_listening(amqp_uri):
+                if stopping["now"] or suite.dead() or time.monotonic() > deadline:
+                    raise SystemExit(f"okr run: the {', '.join(missing)} service(s) did not start listening "
+                                     f"({', '.join(suite.dead()) or 'timeout'}); see {suite.logs}/services.log")
+                time.sleep(0.2)
             seed_demo(gateway, key, tenant, marker)
         host, _, port = web.rpartition(":")
         _say(f"ready — gRPC API on {gateway} (admin key: {key_file}); board: http://{host or 'localhost'}:{port}"
