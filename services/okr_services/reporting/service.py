@@ -421,6 +421,15 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
             return query(self._referenced(tenant, cycle_id=cycle_id), tenant, *args, self._today(today),
                          cycle_id=cycle_id)
 
+        def _entity_query(self, query, kind: str, id: str, today=None, *, dated: bool = True, history: bool = False):
+            """``query(model, tenant, id, day)`` (``dated`` False: without the day) on
+            the caller's tenant's live model (``history``: with its history table);
+            NotFound(kind, id) when the tenant has no such entity."""
+            tenant = self._tenant()
+            model = self._model(tenant, history=history)
+            day = (self._today(today),) if dated else ()
+            return _found(query(model, tenant, id, *day), kind, id)
+
         # -------------------------------------------------------------- timer
 
         @timer(interval=refresh_interval)
@@ -479,21 +488,15 @@ def make_service(name: str = "reporting", *, queue: str = storage.CONSUMER, db_u
 
         @query
         def scorecard(self, cycle_id, today=None):
-            tenant = self._tenant()
-            return _found(_queries.scorecard(self._model(tenant), tenant, cycle_id, self._today(today)),
-                          "cycle", cycle_id)
+            return self._entity_query(_queries.scorecard, "cycle", cycle_id, today)
 
         @query
         def kr_history(self, key_result_id):
-            tenant = self._tenant()
-            return _found(_queries.kr_history(self._model(tenant, history=True), tenant, key_result_id),
-                          "key result", key_result_id)
+            return self._entity_query(_queries.kr_history, "key result", key_result_id, dated=False, history=True)
 
         @query
         def key_result_status(self, key_result_id, today=None):
-            tenant = self._tenant()
-            return _found(_queries.key_result_status(self._model(tenant), tenant, key_result_id, self._today(today)),
-                          "key result", key_result_id)
+            return self._entity_query(_queries.key_result_status, "key result", key_result_id, today)
 
         @query
         def key_result_statuses(self, cycle_id=None, today=None):
