@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 
+from .columns import tenant_id
 from .ops import create, drop
 
 #: A key result's chart points: their keys compare byte by byte (PostgreSQL's default
@@ -26,7 +27,7 @@ def columns(name: str) -> list[sa.Column]:
     key = sa.String(400).with_variant(sa.String(400, collation="C"), "postgresql") if name == POINTS \
         else sa.String(400)
     return [
-        sa.Column("tenant", sa.String(64), nullable=False),
+        tenant_id("tenant"),
         sa.Column("key", key, nullable=False),
         sa.Column("doc", sa.Text, nullable=False),
     ]

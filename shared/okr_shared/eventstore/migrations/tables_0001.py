@@ -6,7 +6,9 @@ change is a new revision with a snapshot of its own
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, Table, Text, UniqueConstraint
+
+from okr_shared.db.migrations.columns import event_id, named, position, sha256, tenant_id, time_us
 
 metadata = MetaData()
 
@@ -20,11 +22,11 @@ def event_columns() -> list[Column]:
     return [
         # INTEGER on SQLite makes it the rowid itself: one index fewer per insert.
         Column("position", POSITION_TYPE, primary_key=True, autoincrement=False),
-        Column("tenant_id", String(64), nullable=False),
-        Column("stream_id", String(200), nullable=False),
+        tenant_id(),
+        named("stream_id"),
         Column("stream_version", Integer, nullable=False),
-        Column("event_id", String(36), nullable=False),
-        Column("event_type", String(200), nullable=False),
+        event_id(),
+        named("event_type"),
         Column("schema_version", Integer, nullable=False),
         # TEXT, not JSON/JSONB: the hash covers these exact bytes, and JSONB would
         # re-format them.
@@ -32,8 +34,8 @@ def event_columns() -> list[Column]:
         Column("metadata", Text, nullable=False),
         # Microseconds since the Unix epoch, UTC: identical on every backend and cheap
         # to hash and to read.
-        Column("recorded_at_us", BigInteger, nullable=False),
-        Column("hash", String(64), nullable=False),
+        time_us("recorded_at_us"),
+        sha256(),
     ]
 
 
@@ -61,7 +63,7 @@ head = Table(
     "es_head",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("last_position", BigInteger, nullable=False),
+    position("last_position"),
 )
 
 #: The newest link of each tenant's hash chain: the anchor that reveals a truncated
@@ -69,8 +71,8 @@ head = Table(
 chain_heads = Table(
     "es_chain_heads",
     metadata,
-    Column("tenant_id", String(64), primary_key=True),
-    Column("last_position", BigInteger, nullable=False),
-    Column("last_hash", String(64), nullable=False),
-    Column("event_count", BigInteger, nullable=False),
+    tenant_id(primary_key=True),
+    position("last_position"),
+    sha256("last_hash"),
+    position("event_count"),
 )

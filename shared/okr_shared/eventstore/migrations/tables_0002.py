@@ -5,7 +5,9 @@ never an edit here."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text
+from sqlalchemy import Column, Integer, MetaData, PrimaryKeyConstraint, Table, Text
+
+from okr_shared.db.migrations.columns import named, tenant_id, time_us
 
 metadata = MetaData()
 
@@ -15,13 +17,13 @@ def snapshots_table(metadata: MetaData, *primary_key: str) -> Table:
     return Table(
         "es_snapshots",
         metadata,
-        Column("stream_id", String(200), nullable=False),
-        Column("tenant_id", String(64), nullable=False),
+        named("stream_id"),
+        tenant_id(),
         Column("version", Integer, nullable=False),
         Column("snapshot_version", Integer, nullable=False),
         # JSON text of the state (``to_snapshot()``, else ``to_dict()``, of the aggregate).
         Column("state", Text, nullable=False),
-        Column("taken_at_us", BigInteger, nullable=False),
+        time_us("taken_at_us"),
         PrimaryKeyConstraint(*primary_key),
     )
 

@@ -4,7 +4,9 @@ uses them. A later change is a new revision with a snapshot of its own
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, MetaData, String, Table
+from sqlalchemy import MetaData, Table
+
+from okr_shared.db.migrations.columns import named, position, time_us
 
 metadata = MetaData()
 
@@ -14,9 +16,9 @@ metadata = MetaData()
 relay_checkpoints = Table(
     "es_relay_checkpoints",
     metadata,
-    Column("name", String(200), primary_key=True),
-    Column("position", BigInteger, nullable=False),
-    Column("updated_at_us", BigInteger, nullable=False),
+    named("name", primary_key=True),
+    position(),
+    time_us("updated_at_us"),
 )
 
 #: Leases (okr_shared.eventstore.lease): ``owner`` may act as the single active ``name`` until
@@ -25,7 +27,7 @@ relay_checkpoints = Table(
 relay_leases = Table(
     "es_relay_leases",
     metadata,
-    Column("name", String(200), primary_key=True),
-    Column("owner", String(200), nullable=False),
-    Column("expires_at_us", BigInteger, nullable=False),
+    named("name", primary_key=True),
+    named("owner"),
+    time_us("expires_at_us"),
 )

@@ -2,7 +2,9 @@
 okr_shared.bus.consumer uses them. A later change is a new revision with a snapshot of
 its own (docs/adr/0032-one-definition-per-table.md), never an edit here."""
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, Integer, MetaData, Table, Text
+
+from ..columns import event_id, named, position, tenant_id, time_us
 
 metadata = MetaData()
 
@@ -10,31 +12,31 @@ metadata = MetaData()
 offsets = Table(
     "okr_consumer_offsets",
     metadata,
-    Column("consumer", String(200), primary_key=True),
-    Column("last_position", BigInteger, nullable=False),
-    Column("updated_at_us", BigInteger, nullable=False),
+    named("consumer", primary_key=True),
+    position("last_position"),
+    time_us("updated_at_us"),
 )
 
 #: Unordered consumers: the event ids applied per consumer.
 processed = Table(
     "okr_consumer_processed",
     metadata,
-    Column("consumer", String(200), primary_key=True),
-    Column("event_id", String(36), primary_key=True),
-    Column("position", BigInteger, nullable=False),
-    Column("processed_at_us", BigInteger, nullable=False),
+    named("consumer", primary_key=True),
+    event_id(primary_key=True),
+    position(),
+    time_us("processed_at_us"),
 )
 
 #: Events a consumer gave up on (also in its ``<queue>.dlq``), until redriven.
 dead_letters = Table(
     "okr_consumer_dead_letters",
     metadata,
-    Column("consumer", String(200), primary_key=True),
-    Column("position", BigInteger, primary_key=True),
-    Column("event_id", String(36), nullable=False),
-    Column("event_type", String(200), nullable=False),
-    Column("tenant_id", String(64), nullable=False),
+    named("consumer", primary_key=True),
+    position(primary_key=True),
+    event_id(),
+    named("event_type"),
+    tenant_id(),
     Column("attempts", Integer, nullable=False),
     Column("error", Text, nullable=False),
-    Column("dead_at_us", BigInteger, nullable=False),
+    time_us("dead_at_us"),
 )

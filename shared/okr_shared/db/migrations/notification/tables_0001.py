@@ -4,9 +4,9 @@ delivery log (``okr_services.notification.delivery``) and directory (``.director
 them. A later change is a new revision with a snapshot of its own
 (docs/adr/0032-one-definition-per-table.md), never an edit here."""
 
-from sqlalchemy import (
-    BigInteger, Column, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text, UniqueConstraint,
-)
+from sqlalchemy import Column, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text, UniqueConstraint
+
+from ..columns import sha256, tenant_id, time_us
 
 metadata = MetaData()
 
@@ -16,11 +16,11 @@ deliveries = Table(
     "notification_deliveries",
     metadata,
     Column("id", String(40), nullable=False),
-    Column("tenant", String(64), nullable=False),
+    tenant_id("tenant"),
     Column("dedupe_key", String(1000), nullable=False),
     Column("channel", String(64), nullable=False),
     Column("target", Text, nullable=False),
-    Column("target_hash", String(64), nullable=False),
+    sha256("target_hash"),
     Column("target_display", String(300), nullable=False),
     Column("rule", String(128), nullable=False),
     Column("subject", String(256), nullable=False),
@@ -29,13 +29,13 @@ deliveries = Table(
     Column("payload", Text, nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
-    Column("next_attempt_at_us", BigInteger, nullable=True),
-    Column("claimed_until_us", BigInteger, nullable=True),
+    time_us("next_attempt_at_us", nullable=True),
+    time_us("claimed_until_us", nullable=True),
     Column("claim_token", String(32), nullable=True),
     Column("last_error", Text, nullable=True),
-    Column("created_at_us", BigInteger, nullable=False),
-    Column("updated_at_us", BigInteger, nullable=False),
-    Column("sent_at_us", BigInteger, nullable=True),
+    time_us("created_at_us"),
+    time_us("updated_at_us"),
+    time_us("sent_at_us", nullable=True),
     PrimaryKeyConstraint("id", name="pk_notification_deliveries"),
     UniqueConstraint("dedupe_key", "channel", "target_hash", name="uq_notification_deliveries_key"),
 )
@@ -45,11 +45,11 @@ Index("ix_notification_deliveries_log", deliveries.c.tenant, deliveries.c.create
 schedule = Table(
     "notification_schedule",
     metadata,
-    Column("tenant", String(64), nullable=False),
+    tenant_id("tenant"),
     Column("rule", String(128), nullable=False),
     Column("subject", String(256), nullable=False),
     Column("last_period", String(64), nullable=False),
-    Column("updated_at_us", BigInteger, nullable=False),
+    time_us("updated_at_us"),
     PrimaryKeyConstraint("tenant", "rule", "subject", name="pk_notification_schedule"),
 )
 
@@ -58,34 +58,34 @@ schedule = Table(
 subscriptions = Table(
     "notification_subscriptions", metadata,
     Column("id", String(40), primary_key=True),
-    Column("tenant", String(64), nullable=False),
+    tenant_id("tenant"),
     Column("subscriber", String(200), nullable=False),
     Column("channel", String(20), nullable=False),
     Column("target", Text, nullable=False),
     Column("secret", Text, nullable=False, default=""),
     Column("rules", Text, nullable=True),
-    Column("created_at_us", BigInteger, nullable=False),
+    time_us("created_at_us"),
     Index("ix_notification_subscriptions_lookup", "tenant", "subscriber"),
 )
 
 settings_table = Table(
     "notification_settings", metadata,
-    Column("tenant", String(64), primary_key=True),
+    tenant_id("tenant", primary_key=True),
     Column("doc", Text, nullable=False),
-    Column("updated_at_us", BigInteger, nullable=False),
+    time_us("updated_at_us"),
 )
 
 people = Table(
     "notification_people", metadata,
-    Column("tenant", String(64), primary_key=True),
+    tenant_id("tenant", primary_key=True),
     Column("person", String(200), primary_key=True),
     Column("timezone", String(64), nullable=False),
 )
 
 kr_statuses = Table(
     "notification_kr_status", metadata,
-    Column("tenant", String(64), primary_key=True),
+    tenant_id("tenant", primary_key=True),
     Column("key_result_id", String(200), primary_key=True),
     Column("status", String(32), nullable=False),
-    Column("updated_at_us", BigInteger, nullable=False),
+    time_us("updated_at_us"),
 )
