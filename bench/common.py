@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: PostgreSQL schemas of a run's own, and the run's
-last line (one JSON object with every figure). Imported by the scripts as ``common``
+"""What the benchmark scripts share: their size and backend options, PostgreSQL schemas
+of a run's own, and the run's last line (one JSON object with every figure). Imported by the scripts as ``common``
 (``python bench/x.py`` puts bench/ first on the path)."""
 
 from __future__ import annotations
@@ -9,6 +9,31 @@ import os
 import time
 import uuid
 from pathlib import Path
+
+
+def add_size_options(parser, full: dict) -> None:
+    """One ``--<size>`` option per size of ``full`` (``_`` spelt ``-``), overriding it."""
+    for k in full:
+        parser.add_argument(f"--{k.replace('_', '-')}", dest=k, type=int, default=None, help=f"override (full: {full[k]})")
+
+
+def chosen_sizes(args, full: dict, quick: dict) -> dict:
+    """The run's sizes: ``quick`` with --quick, else ``full``; each one given as an
+    option (``add_size_options``) wins."""
+    sizes = dict(quick if args.quick else full)
+    for k in full:
+        if getattr(args, k) is not None:
+            sizes[k] = getattr(args, k)
+    return sizes
+
+
+def chosen_backends(parser, spec: str) -> list[str]:
+    """The backends of a comma list (``sqlite,postgres``); another name is a usage error."""
+    backends = [b.strip() for b in spec.split(",") if b.strip()]
+    for b in backends:
+        if b not in ("sqlite", "postgres"):
+            parser.error(f"unknown backend {b!r}")
+    return backends
 
 
 class Schemas:

@@ -55,7 +55,7 @@ from sqlalchemy import make_url, text  # noqa: E402
 
 from okr_shared.eventstore import NO_STREAM, EventStore, NewEvent, make_engine, migrate  # noqa: E402
 
-from common import print_summary, run_figures  # noqa: E402
+from common import add_size_options, chosen_backends, chosen_sizes, print_summary, run_figures  # noqa: E402
 
 ES_VERSION = importlib.metadata.version("eventsourcing")
 DEFAULT_PG_URL = os.environ.get(
@@ -585,21 +585,14 @@ def main(argv=None) -> int:
     p.add_argument("--id-type", choices=("uuid", "text"), default="uuid",
                    help="eventsourcing ORIGINATOR_ID_TYPE (its default: uuid)")
     p.add_argument("--read-batch", type=int, default=1000, help="page size of read-all, both sides")
-    for k in FULL:
-        p.add_argument(f"--{k}", type=int, default=None, help=f"override (full: {FULL[k]})")
+    add_size_options(p, FULL)
     p.add_argument("--profile", action="store_true",
                    help="also profile our PostgreSQL single-event append")
     p.add_argument("--out", default=None, help="also write the JSON result to this file")
     args = p.parse_args(argv)
 
-    sizes = dict(QUICK if args.quick else FULL)
-    for k in FULL:
-        if getattr(args, k) is not None:
-            sizes[k] = getattr(args, k)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    for b in backends:
-        if b not in ("sqlite", "postgres"):
-            p.error(f"unknown backend {b!r}")
+    sizes = chosen_sizes(args, FULL, QUICK)
+    backends = chosen_backends(p, args.backends)
     tmp = None
     if args.sqlite_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="okr-bench-")

@@ -81,7 +81,7 @@ from okr_shared.eventstore import EventStore, make_engine, migrate  # noqa: E402
 from okr_shared.eventstore.canonical import GENESIS_HASH, canonical_bytes, chain_hash, dumps  # noqa: E402
 from okr_shared.eventstore.transactions import EVENT_COLUMNS  # noqa: E402
 
-from common import print_summary, run_figures  # noqa: E402
+from common import add_size_options, chosen_backends, chosen_sizes, print_summary, run_figures  # noqa: E402
 
 DEFAULT_PG_URL = os.environ.get(
     "OKR_BENCH_REPORTING_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/okr_bench_reporting"
@@ -564,8 +564,7 @@ def main(argv=None) -> int:
     p.add_argument("--pg-url", default=DEFAULT_PG_URL, help="the events database (DROPPED and recreated; "
                    "also <name>_readmodel and <name>_asof); env OKR_BENCH_REPORTING_POSTGRES_URL")
     p.add_argument("--sqlite-dir", default=None, help="directory for the SQLite files (default: a temp dir)")
-    for k in FULL:
-        p.add_argument(f"--{k.replace('_', '-')}", dest=k, type=int, default=None, help=f"override (full: {FULL[k]})")
+    add_size_options(p, FULL)
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip verify() of the seeded store")
     p.add_argument("--no-rebuild", action="store_true", help="skip bulk_rebuild.rebuild (fold only)")
     p.add_argument("--keep", action="store_true", help="keep the PostgreSQL databases")
@@ -578,14 +577,8 @@ def main(argv=None) -> int:
         print(json.dumps(_phase(args.phase, args.url, args.rm_url)), flush=True)
         return 0
 
-    sizes = dict(QUICK if args.quick else FULL)
-    for k in FULL:
-        if getattr(args, k) is not None:
-            sizes[k] = getattr(args, k)
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    for b in backends:
-        if b not in ("sqlite", "postgres"):
-            p.error(f"unknown backend {b!r}")
+    sizes = chosen_sizes(args, FULL, QUICK)
+    backends = chosen_backends(p, args.backends)
     tmp = None
     if args.sqlite_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="okr-bench-reporting-", dir=os.environ.get("OKR_BENCH_TMP"))

@@ -1,10 +1,12 @@
 """The whole platform inside one test process, as the gateway and observability tests
 start it: its three databases (event store, reporting, gateway keys), names of the
 test's own for the services, the exchanges and the reporting queue, the goal, progress
-and reporting services as nameko containers, and the gateway's health check."""
+and reporting services as nameko containers, the gateway's health check, and stopping
+the processes it runs beside them."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -110,3 +112,15 @@ def serving(channel) -> bool:
             return False
 
     return eventlet.tpool.execute(check)
+
+
+def stop_process(process) -> int:
+    """SIGTERM ``process`` (a subprocess.Popen), SIGKILL it if it has not exited within
+    10 s; its exit status. Polls: eventlet's green ``wait(timeout=)`` is not relied on."""
+    process.terminate()
+    for _ in range(100):
+        if process.poll() is not None:
+            return process.returncode
+        time.sleep(0.1)
+    process.kill()
+    return process.wait()

@@ -410,17 +410,12 @@ def test_every_message_field_and_enum_value_has_a_doc_comment(tmp_path):
     }
     # Paths per descriptor.proto: 4 = message_type, 2 = field; 5 = enum_type, 2 = value.
     undocumented = []
-    for m, message in enumerate(proto.message_type):
-        if not comments.get((4, m)):
-            undocumented.append(message.name)
-        for f, field in enumerate(message.field):
-            if not comments.get((4, m, 2, f)):
-                undocumented.append(f"{message.name}.{field.name}")
-    for e, enum in enumerate(proto.enum_type):
-        if not comments.get((5, e)):
-            undocumented.append(enum.name)
-        for v, value in enumerate(enum.value):
-            if not comments.get((5, e, 2, v)):
-                undocumented.append(f"{enum.name}.{value.name}")
+    for kind, declarations, members in ((4, proto.message_type, "field"), (5, proto.enum_type, "value")):
+        for d, declaration in enumerate(declarations):
+            if not comments.get((kind, d)):
+                undocumented.append(declaration.name)
+            for n, member in enumerate(getattr(declaration, members)):
+                if not comments.get((kind, d, 2, n)):
+                    undocumented.append(f"{declaration.name}.{member.name}")
     assert not undocumented
 

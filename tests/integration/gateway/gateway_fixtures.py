@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 
 import eventlet.tpool
@@ -27,7 +26,8 @@ from okr.v1 import audit_pb2_grpc, goal_pb2_grpc, progress_pb2_grpc, reporting_p
 from okr_shared.bus.relay import Relay
 from okr_shared.eventstore import EventStore, make_engine
 from okr_services.gateway import auth
-from tests.integration.stack import StackNames, gateway_settings, serving, stack_databases, start_services
+from tests.integration.stack import (StackNames, gateway_settings, serving, stack_databases, start_services,
+                                     stop_process)
 from tests.waiting import free_port, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -174,14 +174,7 @@ def world(request, tmp_path_factory):
         if channel is not None:
             eventlet.tpool.execute(channel.close)  # grpc's own threads: never on the hub
         if process is not None:
-            process.terminate()
-            for _ in range(100):  # up to 10 s (polling: eventlet's green communicate(timeout=) is not relied on)
-                if process.poll() is not None:
-                    break
-                time.sleep(0.1)
-            else:
-                process.kill()
-                process.wait()
+            stop_process(process)
             log.close()
             if request.node.session.testsfailed:
                 print("gateway output:\n" + log_path.read_text()[-4000:])

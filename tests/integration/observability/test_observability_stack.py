@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -36,7 +35,8 @@ from okr_shared.bus.consumer import dead_letter_queue_name
 from okr_shared.eventstore import EventStore
 from okr_shared.observability import logs, server
 from okr_services.gateway import auth
-from tests.integration.stack import StackNames, gateway_settings, serving, stack_databases, start_services
+from tests.integration.stack import (StackNames, gateway_settings, serving, stack_databases, start_services,
+                                     stop_process)
 from tests.waiting import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -107,14 +107,7 @@ class Stack:
                                       stdout=open(self.relay_log, "w"), stderr=subprocess.STDOUT)
 
     def stop_relay(self) -> None:
-        self.relay.send_signal(signal.SIGTERM)
-        for _ in range(100):
-            if self.relay.poll() is not None:
-                break
-            time.sleep(0.1)
-        else:
-            self.relay.kill()
-        assert self.relay.wait() == 0, self.relay_log.read_text()[-2000:]
+        assert stop_process(self.relay) == 0, self.relay_log.read_text()[-2000:]
 
     def caught_up(self) -> None:
         head = self.store.head_position()
@@ -179,14 +172,7 @@ def _stack(tmp_path_factory):
         if channel is not None:
             eventlet.tpool.execute(channel.close)
         if gateway is not None:
-            gateway.terminate()
-            for _ in range(100):
-                if gateway.poll() is not None:
-                    break
-                time.sleep(0.1)
-            else:
-                gateway.kill()
-                gateway.wait()
+            stop_process(gateway)
         for container in containers.values():
             container.stop()
         server.shutdown()

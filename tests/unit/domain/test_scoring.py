@@ -44,55 +44,40 @@ def status(kind, start, target, points, today, **thresholds):
 # --------------------------------------------------------------------------- progress
 
 
-def test_increase_to_progress_is_the_share_of_the_distance_covered():
-    assert progress("INCREASE_TO", 2_000_000, 3_000_000, 2_500_000) == 0.5
+#: One rule of docs/scoring.md per row: key results (kind, start, target) and the
+#: progress of some of their values, (value, progress).
+PROGRESS = {
+    "increase_to_is_the_share_of_the_distance_covered": [("INCREASE_TO", 2_000_000, 3_000_000, ((2_500_000, 0.5),))],
+    # churn 40 → 20, now 30
+    "decrease_to_counts_the_value_going_down": [("DECREASE_TO", 40, 20, ((30, 0.5), (15, 1.0), (45, 0.0)))],
+    "percentage_and_currency_are_linear_like_increase_to": [("PERCENTAGE", 40, 60, ((45, 0.25),)),
+                                                             ("CURRENCY", 100.0, 300.0, ((250.0, 0.75),))],
+    "linear_progress_is_clamped_to_zero_and_one": [("INCREASE_TO", 10, 20, ((5, 0.0), (25, 1.0)))],
+    "stay_at_or_above_is_one_while_the_threshold_holds": [("STAY_AT_OR_ABOVE", 99.5, 99.9, ((99.9, 1.0), (99.89, 0.0)))],
+    "stay_at_or_below_is_one_while_the_threshold_holds": [("STAY_AT_OR_BELOW", 300, 200, ((200, 1.0), (201, 0.0)))],
+    "milestone_is_done_or_not": [("MILESTONE", 0, 1, ((1, 1.0), (True, 1.0), (0, 0.0)))],
+}
 
 
-def test_decrease_to_progress_counts_the_value_going_down():
-    assert progress("DECREASE_TO", 40, 20, 30) == 0.5  # churn 40 → 20, now 30
-    assert progress("DECREASE_TO", 40, 20, 15) == 1.0
-    assert progress("DECREASE_TO", 40, 20, 45) == 0.0
+@pytest.mark.parametrize("key_results", PROGRESS.values(), ids=PROGRESS.keys())
+def test_progress(key_results):
+    for kind, start, target, cases in key_results:
+        for value, expected in cases:
+            assert progress(kind, start, target, value) == expected, (kind, start, target, value)
 
 
-def test_percentage_and_currency_are_linear_like_increase_to():
-    assert progress("PERCENTAGE", 40, 60, 45) == 0.25
-    assert progress("CURRENCY", 100.0, 300.0, 250.0) == 0.75
+#: (kind, start, target, value) refused, and the start of the error's message.
+INVALID = {
+    "linear_kind_with_start_equal_to_target": (("INCREASE_TO", 5, 5, 5), "^target"),
+    "unknown_kind": (("KEY_RESULT_KIND_INCREASE_TO", 0, 1, 1), "^kind"),
+    "non_finite_value": (("INCREASE_TO", 0, 1, float("nan")), "^value"),
+}
 
 
-def test_linear_progress_is_clamped_to_zero_and_one():
-    assert progress("INCREASE_TO", 10, 20, 5) == 0.0
-    assert progress("INCREASE_TO", 10, 20, 25) == 1.0
-
-
-def test_stay_at_or_above_is_one_while_the_threshold_holds():
-    assert progress("STAY_AT_OR_ABOVE", 99.5, 99.9, 99.9) == 1.0
-    assert progress("STAY_AT_OR_ABOVE", 99.5, 99.9, 99.89) == 0.0
-
-
-def test_stay_at_or_below_is_one_while_the_threshold_holds():
-    assert progress("STAY_AT_OR_BELOW", 300, 200, 200) == 1.0
-    assert progress("STAY_AT_OR_BELOW", 300, 200, 201) == 0.0
-
-
-def test_milestone_is_done_or_not():
-    assert progress("MILESTONE", 0, 1, 1) == 1.0
-    assert progress("MILESTONE", 0, 1, True) == 1.0
-    assert progress("MILESTONE", 0, 1, 0) == 0.0
-
-
-def test_linear_kind_with_start_equal_to_target_is_invalid():
-    with pytest.raises(ValueError, match="^target"):
-        progress("INCREASE_TO", 5, 5, 5)
-
-
-def test_unknown_kind_is_invalid():
-    with pytest.raises(ValueError, match="^kind"):
-        progress("KEY_RESULT_KIND_INCREASE_TO", 0, 1, 1)
-
-
-def test_non_finite_value_is_invalid():
-    with pytest.raises(ValueError, match="^value"):
-        progress("INCREASE_TO", 0, 1, float("nan"))
+@pytest.mark.parametrize("arguments, match", INVALID.values(), ids=INVALID.keys())
+def test_invalid_progress_arguments(arguments, match):
+    with pytest.raises(ValueError, match=match):
+        progress(*arguments)
 
 
 @given(st.sampled_from(KINDS), values, values, values)

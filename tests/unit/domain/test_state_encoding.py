@@ -4,6 +4,7 @@ demo company's history, and never sharing a list or dict with the state."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import asdict
 from datetime import date
@@ -15,16 +16,9 @@ from okr_shared.domain.state import KeyResult
 
 
 def reference_to_dict(state) -> dict:
-    def plain(v):
-        if isinstance(v, date):
-            return v.isoformat()
-        if isinstance(v, list):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    d = {k: plain(v) for k, v in asdict(state).items()}
+    # asdict's dict made JSON-safe by the json module itself (dates as ISO text): an
+    # oracle of its own, not a second copy of the state module's conversion
+    d = json.loads(json.dumps(asdict(state), default=lambda v: v.isoformat()))
     if isinstance(state, KeyResult):
         d["check_ins"] = [c.to_dict() for c in state.check_ins]
     return d

@@ -1,5 +1,5 @@
 """Small hand-made histories for the reporting tests, written through the real deciders
-(``fixtures.company_history.Script``). Days only move forward within one history."""
+(``tests.fixtures.company_history.Script``). Days only move forward within one history."""
 
 from __future__ import annotations
 
@@ -22,6 +22,15 @@ def quarter(tenant: str = "acme") -> Script:
     s.run(PLANNING, "gina", c.CreateObjective("o-growth", Q1, "TEAM", "Fill the pipeline", "gina",
                                               team_id="growth", parent_objective_id="o-co"))
     s.run(JAN1, "ceo", c.ActivateCycle(Q1))
+    return s
+
+
+def two_team_quarter(tenant: str = "acme") -> Script:
+    """``quarter()`` with a second team: the platform team's objective ``o-platform``
+    (lead paul), aligned to ``o-co`` on 1 Jan."""
+    s = quarter(tenant)
+    s.run(JAN1, "paul", c.CreateObjective("o-platform", Q1, "TEAM", "Be fast", "paul", team_id="platform",
+                                          parent_objective_id="o-co"))
     return s
 
 

@@ -10,7 +10,7 @@ from okr_services.reporting import fold, fold_as_of
 from okr_services.reporting.queries import INITIATIVE_COLUMNS, KR_COLUMNS, board, key_result_status
 from okr_shared.domain import commands as c
 
-from .scenes import JAN1, Q1, check_in, initiative, kr, quarter
+from .scenes import JAN1, Q1, check_in, initiative, kr, quarter, two_team_quarter
 
 FEB = date(2026, 2, 1)
 
@@ -131,9 +131,7 @@ def test_an_overdue_initiative_card_says_how_late_and_how_often_it_slipped():
 
 
 def two_teams():
-    s = quarter()
-    s.run(JAN1, "paul", c.CreateObjective("o-platform", Q1, "TEAM", "Be fast", "paul", team_id="platform",
-                                          parent_objective_id="o-co"))
+    s = two_team_quarter()
     kr(s, "kr-growth", owner="gina")
     kr(s, "kr-growth-hana", owner="hana")
     kr(s, "kr-platform", owner="paul", objective="o-platform")

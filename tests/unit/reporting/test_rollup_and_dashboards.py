@@ -9,7 +9,7 @@ from okr_services.reporting import fold
 from okr_services.reporting.queries import alignment_tree, objective_rollup, person_dashboard, team_dashboard
 from okr_shared.domain import commands as c
 
-from .scenes import JAN1, Q1, WORKED_EXAMPLE_DAY, check_in, initiative, kr, quarter, worked_example
+from .scenes import Q1, WORKED_EXAMPLE_DAY, check_in, initiative, kr, two_team_quarter, worked_example
 
 DAY = WORKED_EXAMPLE_DAY
 
@@ -101,9 +101,7 @@ def test_the_tree_of_a_cycle_shows_the_cycles_above_and_below_it_only(history):
 
 
 def team_week():
-    s = quarter()
-    s.run(JAN1, "paul", c.CreateObjective("o-platform", Q1, "TEAM", "Be fast", "paul", team_id="platform",
-                                          parent_objective_id="o-co"))
+    s = two_team_quarter()
     kr(s, "kr-fresh", owner="gina")
     kr(s, "kr-quiet", owner="hana")
     kr(s, "kr-late", owner="hana", due="2026-02-01")
