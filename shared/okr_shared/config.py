@@ -60,21 +60,29 @@ def sqlite_synchronous(environ: Mapping[str, str] = os.environ) -> str:
     return synchronous
 
 
+#: The words an on/off variable accepts (any case).
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
+
+
+def _switch_word(environ: Mapping[str, str], name: str, default: str, expected: str) -> str:
+    """The on/off variable ``name`` as a lower-case word of ``_ON``/``_OFF`` (``default``
+    when unset or empty; ``""`` may be a default of its own); ValueError naming it else."""
+    value = (environ.get(name) or default).strip().lower()
+    if value not in (*_ON, *_OFF, default):
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
+    return value
+
+
 def sqlite_commit_in_thread(environ: Mapping[str, str] = os.environ) -> str:
     """``OKR_SQLITE_COMMIT_IN_THREAD``, normalised (``""`` when unset; see
     okr_shared.eventstore.transactions)."""
-    value = (environ.get("OKR_SQLITE_COMMIT_IN_THREAD") or "").strip().lower()
-    if value not in ("", "0", "1", "false", "true", "no", "yes", "off", "on"):
-        raise ValueError(f"OKR_SQLITE_COMMIT_IN_THREAD: expected 1 or 0 (or unset), got {value!r}")
-    return value
+    return _switch_word(environ, "OKR_SQLITE_COMMIT_IN_THREAD", "", "1 or 0 (or unset)")
 
 
 def eventstore_group_commit(environ: Mapping[str, str] = os.environ) -> bool:
     """``OKR_EVENTSTORE_GROUP_COMMIT``: 1 (the default) or 0."""
-    value = (environ.get("OKR_EVENTSTORE_GROUP_COMMIT") or "1").strip().lower()
-    if value not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
-        raise ValueError(f"OKR_EVENTSTORE_GROUP_COMMIT: expected 1 or 0, got {value!r}")
-    return value in ("1", "true", "yes", "on")
+    return _switch_word(environ, "OKR_EVENTSTORE_GROUP_COMMIT", "1", "1 or 0") in _ON
 
 
 # -------------------------------------------------------------------------- RPC
@@ -82,7 +90,7 @@ def eventstore_group_commit(environ: Mapping[str, str] = os.environ) -> bool:
 
 def rpc_reply_confirms(environ: Mapping[str, str] = os.environ) -> bool:
     """``OKR_RPC_REPLY_CONFIRMS`` (default 0): publish RPC replies with confirms (ADR 0014)."""
-    return environ.get("OKR_RPC_REPLY_CONFIRMS", "0").strip() in ("1", "true", "yes", "on")
+    return environ.get("OKR_RPC_REPLY_CONFIRMS", "0").strip() in _ON
 
 
 # ---------------------------------------------------------------- observability
@@ -115,10 +123,7 @@ def log_level_setting(environ: Mapping[str, str] = os.environ) -> str:
 
 def access_log_enabled(environ: Mapping[str, str] = os.environ) -> bool:
     """``OKR_ACCESS_LOG``: 1 (the default) or 0."""
-    value = (environ.get("OKR_ACCESS_LOG") or "1").strip().lower()
-    if value not in ("1", "0", "true", "false", "on", "off", "yes", "no"):
-        raise ValueError(f"OKR_ACCESS_LOG: expected 1 or 0 (on/off), got {value!r}")
-    return value in ("1", "true", "on", "yes")
+    return _switch_word(environ, "OKR_ACCESS_LOG", "1", "1 or 0 (on/off)") in _ON
 
 
 def metrics_address(default_port: int, environ: Mapping[str, str] = os.environ) -> tuple[str, int] | None:
