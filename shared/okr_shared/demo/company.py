@@ -37,14 +37,25 @@ message saying which command finishes it (docs/adr/0016).
 
 from __future__ import annotations
 
+import csv
 import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from importlib import resources
 
 from ..clock import utc_today
 from ..domain import commands as c
+
+
+def _templates(name: str) -> tuple[tuple, ...]:
+    """The rows of the template table ``name`` (a CSV file of this package), numbers as ints."""
+    with resources.files(__package__).joinpath(name).open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return tuple((r["title"], r["kind"], int(r["start_value"]), int(r["target_value"]), r["unit"],
+                  r["currency_code"], int(r["decimals"])) for r in rows)
+
 
 DEFAULT_SEED = 2026
 CEO, CFO = "carla", "frank"
@@ -157,20 +168,9 @@ def individual_parent(rng, team: str, person: str, team_krs: dict) -> tuple[str,
     return parent, parent_kr
 
 
-INDIVIDUAL_TEMPLATES = (
-    ("Customer interviews held", "INCREASE_TO", 0, 12, "interviews", "", 0),
-    ("Tickets answered within 4 h", "PERCENTAGE", 70, 90, "%", "", 1),
-    ("Open bugs in my area", "DECREASE_TO", 40, 10, "bugs", "", 0),
-    ("Demo environment live", "MILESTONE", 0, 1, "", "", 0),
-    ("Review turnaround", "STAY_AT_OR_BELOW", 30, 24, "h", "", 1),
-    ("Docs pages rewritten", "INCREASE_TO", 0, 20, "pages", "", 0),
-    ("Qualified pipeline sourced", "CURRENCY", 0, 200_000, "", "EUR", 0),
-    ("Pages per on-call week", "STAY_AT_OR_BELOW", 12, 5, "pages", "", 0),
-    ("Certification passed", "MILESTONE", 0, 1, "", "", 0),
-    ("Weekly users of my feature", "INCREASE_TO", 200, 800, "users", "", 0),
-    ("Flaky tests", "DECREASE_TO", 60, 5, "tests", "", 0),
-    ("Quality score", "STAY_AT_OR_ABOVE", 80, 85, "points", "", 1),
-)
+#: The key results an individual objective draws two of: (title, kind, start value, target
+#: value, unit, currency code, decimals), from individual_key_results.csv beside this module.
+INDIVIDUAL_TEMPLATES = _templates("individual_key_results.csv")
 _PROFILES = {
     "linear": (("steady", 3), ("ambitious", 3), ("slipping", 2), ("stalling", 2), ("ahead", 1), ("silent", 1),
                ("quiet", 1), ("late_start", 1)),

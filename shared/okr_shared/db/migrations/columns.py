@@ -59,5 +59,11 @@ def time_us(name: str, **kwargs) -> Column:
     return _column(name, BigInteger, kwargs)
 
 
-__all__ = ["EVENT_ID_LENGTH", "HASH_LENGTH", "NAME_LENGTH", "TENANT_ID_LENGTH", "event_id", "named", "position",
-           "sha256", "tenant_id", "time_us"]
+def checkpoint(reader: str, position_name: str = "position") -> list[Column]:
+    """The columns of a checkpoint table: per named reader of the event order (a consumer,
+    the outbox relay), the last position it reached, and when it got there."""
+    return [named(reader, primary_key=True), position(position_name), time_us("updated_at_us")]
+
+
+__all__ = ["EVENT_ID_LENGTH", "HASH_LENGTH", "NAME_LENGTH", "TENANT_ID_LENGTH", "checkpoint", "event_id", "named",
+           "position", "sha256", "tenant_id", "time_us"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData, Table
 
-from okr_shared.db.migrations.columns import named, position, time_us
+from okr_shared.db.migrations.columns import checkpoint, named, time_us
 
 metadata = MetaData()
 
@@ -16,9 +16,7 @@ metadata = MetaData()
 relay_checkpoints = Table(
     "es_relay_checkpoints",
     metadata,
-    named("name", primary_key=True),
-    position(),
-    time_us("updated_at_us"),
+    *checkpoint("name"),
 )
 
 #: Leases (okr_shared.eventstore.lease): ``owner`` may act as the single active ``name`` until

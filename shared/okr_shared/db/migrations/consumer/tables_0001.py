@@ -4,7 +4,7 @@ its own (docs/adr/0032-one-definition-per-table.md), never an edit here."""
 
 from sqlalchemy import Column, Integer, MetaData, Table, Text
 
-from ..columns import event_id, named, position, tenant_id, time_us
+from ..columns import checkpoint, event_id, named, position, tenant_id, time_us
 
 metadata = MetaData()
 
@@ -12,9 +12,7 @@ metadata = MetaData()
 offsets = Table(
     "okr_consumer_offsets",
     metadata,
-    named("consumer", primary_key=True),
-    position("last_position"),
-    time_us("updated_at_us"),
+    *checkpoint("consumer", "last_position"),
 )
 
 #: Unordered consumers: the event ids applied per consumer.
