@@ -90,6 +90,14 @@ HISTORY_WHAT: Mapping[str, str] = MappingProxyType({
     "okr.v1.InitiativeCreated": "created", "okr.v1.InitiativeStarted": "started",
     "okr.v1.InitiativeCompleted": "completed", "okr.v1.InitiativeDropped": "dropped",
     "okr.v1.InitiativeSlipped": "slipped",
+    "okr.v1.PersonAdded": "added", "okr.v1.PersonDetailsChanged": "details_changed",
+    "okr.v1.PersonManagerAssigned": "manager_assigned", "okr.v1.PersonDeactivated": "deactivated",
+    "okr.v1.PersonReactivated": "reactivated", "okr.v1.RoleGranted": "role_granted",
+    "okr.v1.RoleRevoked": "role_revoked",
+    "okr.v1.TeamCreated": "created", "okr.v1.TeamRenamed": "renamed", "okr.v1.TeamMoved": "moved",
+    "okr.v1.TeamMemberAdded": "member_added", "okr.v1.TeamMemberRemoved": "member_removed",
+    "okr.v1.TeamLeadAssigned": "lead_assigned", "okr.v1.TeamLeadRemoved": "lead_removed",
+    "okr.v1.TeamArchived": "archived",
 })
 
 

@@ -45,7 +45,18 @@ INITIATIVE_COMMANDS = frozenset({
     "CreateInitiative", "StartInitiative", "CompleteInitiative", "DropInitiative", "SlipInitiative",
 })
 CHECK_IN_COMMANDS = frozenset({"RecordCheckIn", "CorrectCheckIn"})
-COMMANDS = CYCLE_COMMANDS | OBJECTIVE_COMMANDS | KEY_RESULT_COMMANDS | INITIATIVE_COMMANDS | CHECK_IN_COMMANDS
+#: The directory's commands (people, teams, role grants): admin-only unless a rule below
+#: grants one (docs/identity.md "Role matrix").
+PERSON_COMMANDS = frozenset({
+    "AddPerson", "UpdatePerson", "AssignManager", "DeactivatePerson", "ReactivatePerson", "GrantRole", "RevokeRole",
+})
+TEAM_DIRECTORY_COMMANDS = frozenset({
+    "CreateTeam", "RenameTeam", "MoveTeam", "ArchiveTeam", "AddTeamMember", "RemoveTeamMember", "AssignTeamLead",
+    "RemoveTeamLead",
+})
+DIRECTORY_COMMANDS = PERSON_COMMANDS | TEAM_DIRECTORY_COMMANDS
+COMMANDS = (CYCLE_COMMANDS | OBJECTIVE_COMMANDS | KEY_RESULT_COMMANDS | INITIATIVE_COMMANDS | CHECK_IN_COMMANDS
+            | DIRECTORY_COMMANDS)
 
 #: The commands a member may send about their own items: everything on key results,
 #: initiatives and check-ins except adding a key result (a write to the objective).

@@ -196,3 +196,112 @@ class CorrectCheckIn:
     reason: str
     effective_date: str = ""  # default: the corrected check-in's date
     comment: str = ""
+
+
+# ---------------------------------------------------------------------- the directory
+# People (stream person-<person_id>: details, manager, active or left, granted roles) and
+# teams (stream team-<team_id>: name, parent, leads, members); docs/identity.md.
+
+@dataclass(frozen=True)
+class AddPerson:
+    person_id: str
+    display_name: str
+    email: str = ""
+    manager_id: str = ""
+    time_zone: str = ""  # IANA; empty: the tenant's
+    language: str = ""  # en | zh-CN; empty: the tenant's
+    user_name: str = ""  # sign-in name; empty: the e-mail address
+    external_id: str = ""  # the identity provider's id (SCIM externalId)
+
+
+@dataclass(frozen=True)
+class UpdatePerson:
+    """Change a person's details; None keeps a field as it is."""
+
+    person_id: str
+    display_name: str | None = None
+    email: str | None = None
+    time_zone: str | None = None
+    language: str | None = None
+    user_name: str | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AssignManager:
+    person_id: str
+    manager_id: str = ""  # empty: no manager
+
+
+@dataclass(frozen=True)
+class DeactivatePerson:
+    person_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ReactivatePerson:
+    person_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class GrantRole:
+    person_id: str
+    role: str  # ADMIN | AUDITOR | OBSERVER
+
+
+@dataclass(frozen=True)
+class RevokeRole:
+    person_id: str
+    role: str  # ADMIN | AUDITOR | OBSERVER
+
+
+@dataclass(frozen=True)
+class CreateTeam:
+    team_id: str
+    name: str
+    parent_team_id: str = ""
+    external_id: str = ""
+
+
+@dataclass(frozen=True)
+class RenameTeam:
+    team_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class MoveTeam:
+    team_id: str
+    parent_team_id: str = ""  # empty: top level
+
+
+@dataclass(frozen=True)
+class ArchiveTeam:
+    team_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class AddTeamMember:
+    team_id: str
+    person_id: str
+
+
+@dataclass(frozen=True)
+class RemoveTeamMember:
+    team_id: str
+    person_id: str
+
+
+@dataclass(frozen=True)
+class AssignTeamLead:
+    team_id: str
+    person_id: str
+
+
+@dataclass(frozen=True)
+class RemoveTeamLead:
+    team_id: str
+    person_id: str
