@@ -5,13 +5,17 @@
     store.append(target_stream(command), state.version if state else NO_STREAM, ...)
 
 - ``commands``: what callers ask (dataclasses);
-- ``state``: Cycle, Objective, KeyResult (with its check-ins), Initiative and the folds;
+- ``state``: Cycle, Objective, KeyResult (with its check-ins), Initiative, the
+  directory's Person and Team, and the folds;
 - ``deciders``: the rules of the method, one function per command;
+  ``directory_deciders``: those of the directory (people, teams, roles), on the same
+  ``handle``;
 - ``scoring``: progress, score, pace, status and grading as pure functions;
 - ``errors``: ValidationError (names the field), NotFound, PreconditionFailed (names the
   rule), ConcurrencyConflict.
 """
 
+from . import directory_deciders  # noqa: F401 - registers the directory's deciders on handle
 from .deciders import Context, handle, target_stream
 from .errors import ConcurrencyConflict, DomainError, NotFound, PreconditionFailed, ValidationError
 from .state import (
@@ -22,6 +26,8 @@ from .state import (
     Initiative,
     KeyResult,
     Objective,
+    Person,
+    Team,
     evolve,
     fold,
 )
@@ -38,7 +44,9 @@ __all__ = [
     "KeyResult",
     "NotFound",
     "Objective",
+    "Person",
     "PreconditionFailed",
+    "Team",
     "ValidationError",
     "evolve",
     "fold",

@@ -40,7 +40,8 @@ class Context(Protocol):
 def target_stream(command) -> str:
     """The stream a command's events are appended to."""
     for attr, category in (("initiative_id", "initiative"), ("key_result_id", "kr"),
-                           ("objective_id", "objective"), ("cycle_id", "cycle")):
+                           ("objective_id", "objective"), ("cycle_id", "cycle"),
+                           ("person_id", "person"), ("team_id", "team")):
         if isinstance(command, _TARGET[category]):
             return f"{category}-{v.identifier(attr, getattr(command, attr))}"
     raise TypeError(f"not a command: {type(command).__name__}")
@@ -52,6 +53,12 @@ _TARGET = {
     "kr": (c.DefineKeyResult, c.AdjustKeyResult, c.AssignKeyResultOwner, c.ArchiveKeyResult,
            c.RecordCheckIn, c.CorrectCheckIn),
     "initiative": (c.CreateInitiative, c.StartInitiative, c.CompleteInitiative, c.DropInitiative, c.SlipInitiative),
+    # the directory (its deciders: directory_deciders); a team's commands that name a
+    # person go on the team's stream
+    "person": (c.AddPerson, c.UpdatePerson, c.AssignManager, c.DeactivatePerson, c.ReactivatePerson,
+               c.GrantRole, c.RevokeRole),
+    "team": (c.CreateTeam, c.RenameTeam, c.MoveTeam, c.ArchiveTeam, c.AddTeamMember, c.RemoveTeamMember,
+             c.AssignTeamLead, c.RemoveTeamLead),
 }
 
 
