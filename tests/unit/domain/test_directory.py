@@ -19,7 +19,8 @@ from okr_shared.domain import (
     target_stream,
 )
 from okr_shared.domain import commands as c
-from okr_shared.domain.directory_deciders import MAX_CHAIN
+from okr.v1 import events_pb2
+from okr_shared.domain.directory_deciders import MAX_CHAIN, ROLES
 
 from .world import World
 
@@ -231,6 +232,11 @@ def test_roles_are_granted_and_revoked_by_their_full_enum_names():
     assert person(w, "ben").roles == ["AUDITOR", "OBSERVER"]
     w.run(c.RevokeRole("ben", "OBSERVER"))
     assert person(w, "ben").roles == ["AUDITOR"]
+
+
+def test_the_roles_are_the_contracts_directory_roles():
+    names = {v.name.removeprefix("DIRECTORY_ROLE_") for v in events_pb2.DirectoryRole.DESCRIPTOR.values}
+    assert names - {"UNSPECIFIED"} == set(ROLES)
 
 
 # ------------------------------------------------------------------------- teams
