@@ -125,6 +125,8 @@ def _check_update_person(service, tenant: str, fields: dict) -> None:
 
 
 def _check_admin_remains(conn, tenant: str, person_id: str, what: str) -> None:
+    if not person_id:  # the command refuses it, naming person_id
+        return
     row = queries.person_row(conn, tenant, person_id)
     if row is None or not row["active"] or "ADMIN" not in row["roles"]:
         return
@@ -147,6 +149,8 @@ def _check_deactivate_person(service, tenant: str, fields: dict) -> None:
 
 def _check_archive_team(service, tenant: str, fields: dict) -> None:
     team_id = _text(fields.get("team_id"))
+    if not team_id:  # the command refuses it, naming team_id
+        return
     with service.db.engine.connect() as conn:
         children = queries.active_child_teams(conn, tenant, team_id)
     if children:
