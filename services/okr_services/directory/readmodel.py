@@ -1,0 +1,180 @@
+"""The directory's read model: the people and teams of each tenant as the directory
+events left them, in the tables of the Alembic history ``directory``
+(okr_shared.db.migrations.directory.tables_0001), next to the consumer layer's offsets in
+the service's own database (``OKR_DIRECTORY_DATABASE_URL``).
+
+``apply_event(conn, event)`` projects one directory event in the caller's transaction
+(the consumer layer's: it commits with the offset). It is idempotent on its own too: an
+event whose stream version is not above the row's ``version`` changes nothing, so a
+replay of history already applied (a rebuild over live tables, a redelivery) leaves the
+tables as they are.
+
+What the events mean here (protos/okr/v1/events.proto, "Directory"): a person or a team
+is a row from its first event on; ``RoleGranted`` / ``RoleRevoked`` edit the person's
+``roles``; members and leads are rows of their own; ``TeamArchived`` makes the team
+inactive and takes its members and leads out (an archived team has none).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, Table, delete, insert, select, update
+
+from okr_shared.db import migrate
+# the tables: the directory history's snapshot of its newest revision (docs/adr/0032-…)
+from okr_shared.db.migrations.directory.tables_0001 import people, team_leads, team_members, teams
+
+#: The ordered consumer's queue (and its name in okr_consumer_offsets).
+CONSUMER = "directory.read-model"
+
+PERSON_EVENTS = ("PersonAdded", "PersonDetailsChanged", "PersonManagerAssigned", "PersonDeactivated",
+                 "PersonReactivated", "RoleGranted", "RoleRevoked")
+TEAM_EVENTS = ("TeamCreated", "TeamRenamed", "TeamMoved", "TeamMemberAdded", "TeamMemberRemoved",
+               "TeamLeadAssigned", "TeamLeadRemoved", "TeamArchived")
+#: Every event type the projection applies (what the consumer binds).
+EVENT_TYPES = tuple(f"okr.v1.{name}" for name in (*PERSON_EVENTS, *TEAM_EVENTS))
+
+#: The roles a person can be granted, as the commands name them (``GrantRole.role``).
+ROLES = ("ADMIN", "AUDITOR", "OBSERVER")
+_ROLE_PREFIX = "DIRECTORY_ROLE_"
+
+#: The details PersonAdded and PersonDetailsChanged carry, as columns.
+_DETAILS = ("display_name", "email", "time_zone", "language", "user_name", "external_id")
+
+
+@dataclass(frozen=True)
+class DirectoryEvent:
+    """An event as the projection needs it: what the bus's EventEnvelope and the store's
+    StoredEvent both tell (``data``: the payload as the store keeps it, payload_to_dict)."""
+
+    tenant_id: str
+    stream_id: str
+    version: int  # the stream version
+    event_type: str  # okr.v1.PersonAdded
+    data: dict[str, Any] = field(default_factory=dict)
+    recorded_at_us: int = 0
+
+    @classmethod
+    def of_envelope(cls, envelope) -> "DirectoryEvent":
+        from okr_shared.readmodels.events import BusEvent
+
+        event = BusEvent(envelope)
+        return cls(event.tenant_id, event.stream_id, envelope.stream_version, event.event_type, event.data,
+                   event.recorded_at_us)
+
+
+def migrate_schema(engine: Engine) -> None:
+    """The consumer layer's tables and the read model's, by the Alembic histories
+    ``consumer`` and ``directory`` (idempotent; safe from several instances at once)."""
+    migrate(engine, "consumer")
+    migrate(engine, "directory")
+
+
+def role_name(value: str) -> str:
+    """``DIRECTORY_ROLE_ADMIN`` (a payload's enum) or ``ADMIN`` → ``ADMIN``."""
+    return value[len(_ROLE_PREFIX):] if value.startswith(_ROLE_PREFIX) else value
+
+
+def apply_event(conn, event: DirectoryEvent) -> bool:
+    """Project one directory event onto the tables in ``conn``'s transaction. Returns
+    whether it changed anything (False: another event type, or already applied)."""
+    name = event.event_type.rpartition(".")[2]
+    if name in PERSON_EVENTS:
+        return _apply_person(conn, name, event)
+    if name in TEAM_EVENTS:
+        return _apply_team(conn, name, event)
+    return False
+
+
+def _row(conn, table: Table, key_column: str, tenant: str, key: str):
+    return conn.execute(select(table).where(table.c.tenant_id == tenant, table.c[key_column] == key)).mappings().first()
+
+
+def _apply_person(conn, name: str, event: DirectoryEvent) -> bool:
+    d, tenant = event.data, event.tenant_id
+    person_id = d.get("person_id", "")
+    row = _row(conn, people, "person_id", tenant, person_id)
+    if name == "PersonAdded":
+        if row is not None:
+            return False
+        details = {k: d.get(k, "") for k in _DETAILS}
+        conn.execute(insert(people).values(
+            tenant_id=tenant, person_id=person_id, manager_id=d.get("manager_id", ""), active=True, roles="[]",
+            user_name_lower=details["user_name"].lower(), version=event.version,
+            created_at_us=event.recorded_at_us, updated_at_us=event.recorded_at_us, **details))
+        return True
+    if row is None or row["version"] >= event.version:
+        return False
+    values: dict[str, Any] = {"version": event.version, "updated_at_us": event.recorded_at_us}
+    if name == "PersonDetailsChanged":
+        values.update({k: d.get(k, "") for k in _DETAILS})
+        values["user_name_lower"] = values["user_name"].lower()
+    elif name == "PersonManagerAssigned":
+        values["manager_id"] = d.get("new_manager_id", "")
+    elif name in ("PersonDeactivated", "PersonReactivated"):
+        values["active"] = name == "PersonReactivated"
+    else:  # RoleGranted / RoleRevoked
+        roles = set(json.loads(row["roles"]))
+        role = role_name(d.get("role", ""))
+        if name == "RoleGranted":
+            roles.add(role)
+        else:
+            roles.discard(role)
+        values["roles"] = json.dumps(sorted(roles))
+    conn.execute(update(people).where(people.c.tenant_id == tenant, people.c.person_id == person_id).values(values))
+    return True
+
+
+def _apply_team(conn, name: str, event: DirectoryEvent) -> bool:
+    d, tenant = event.data, event.tenant_id
+    team_id = d.get("team_id", "")
+    row = _row(conn, teams, "team_id", tenant, team_id)
+    if name == "TeamCreated":
+        if row is not None:
+            return False
+        conn.execute(insert(teams).values(
+            tenant_id=tenant, team_id=team_id, name=d.get("name", ""), parent_team_id=d.get("parent_team_id", ""),
+            external_id=d.get("external_id", ""), active=True, version=event.version,
+            created_at_us=event.recorded_at_us, updated_at_us=event.recorded_at_us))
+        return True
+    if row is None or row["version"] >= event.version:
+        return False
+    values: dict[str, Any] = {"version": event.version, "updated_at_us": event.recorded_at_us}
+    person_id = d.get("person_id", "")
+    if name == "TeamRenamed":
+        values.update(name=d.get("new_name", ""), external_id=d.get("external_id", ""))
+    elif name == "TeamMoved":
+        values["parent_team_id"] = d.get("new_parent_team_id", "")
+    elif name in ("TeamMemberAdded", "TeamLeadAssigned"):
+        _add_pair(conn, team_members if name == "TeamMemberAdded" else team_leads, tenant, team_id, person_id)
+    elif name in ("TeamMemberRemoved", "TeamLeadRemoved"):
+        _remove_pairs(conn, team_members if name == "TeamMemberRemoved" else team_leads, tenant, team_id, person_id)
+    else:  # TeamArchived: no members, no leads from now on
+        values["active"] = False
+        for table in (team_members, team_leads):
+            _remove_pairs(conn, table, tenant, team_id)
+    conn.execute(update(teams).where(teams.c.tenant_id == tenant, teams.c.team_id == team_id).values(values))
+    return True
+
+
+def _add_pair(conn, table: Table, tenant: str, team_id: str, person_id: str) -> None:
+    exists = conn.execute(select(table.c.person_id).where(
+        table.c.tenant_id == tenant, table.c.team_id == team_id, table.c.person_id == person_id)).first()
+    if exists is None:
+        conn.execute(insert(table).values(tenant_id=tenant, team_id=team_id, person_id=person_id))
+
+
+def _remove_pairs(conn, table: Table, tenant: str, team_id: str, person_id: str | None = None) -> None:
+    where = [table.c.tenant_id == tenant, table.c.team_id == team_id]
+    if person_id is not None:
+        where.append(table.c.person_id == person_id)
+    conn.execute(delete(table).where(*where))
+
+
+def clear(conn, tenant: str | None = None) -> None:
+    """Delete the read model's rows (a tenant's, or all): before a rebuild, and tests."""
+    for table in (team_leads, team_members, teams, people):
+        conn.execute(delete(table) if tenant is None else delete(table).where(table.c.tenant_id == tenant))
