@@ -82,6 +82,8 @@ class Api:
 
     def __init__(self, api: str, key: str | None, timeout: float, as_json: bool):
         self.address, self.key, self.timeout, self.json = api, key or "", timeout, as_json
+        #: what a FAILED_PRECONDITION's message tells to look at (the directory commands name theirs)
+        self.state_hint = "check it with `okr board` or `okr history`"
         self._channel = None
 
     @property
@@ -97,9 +99,11 @@ class Api:
         return self._channel
 
     def stub(self, name: str):
-        from okr.v1 import audit_pb2_grpc, goal_pb2_grpc, progress_pb2_grpc, reporting_pb2_grpc, stream_pb2_grpc
+        from okr.v1 import (audit_pb2_grpc, directory_pb2_grpc, goal_pb2_grpc, progress_pb2_grpc, reporting_pb2_grpc,
+                            stream_pb2_grpc)
 
         cls = {"goal": goal_pb2_grpc.GoalServiceStub, "progress": progress_pb2_grpc.ProgressServiceStub,
+               "directory": directory_pb2_grpc.DirectoryServiceStub,
                "reporting": reporting_pb2_grpc.ReportingServiceStub, "audit": audit_pb2_grpc.AuditServiceStub,
                "stream": stream_pb2_grpc.EventStreamStub}[name]
         return cls(self.channel())
@@ -142,7 +146,7 @@ class Api:
             if meta.get("okr-rule") == "command_id_reused":  # docs/api.md, "Idempotency"
                 return ApiError(f"refused{rule}: {details} — give a new request a new --command-id", EXIT_INVALID)
             return ApiError(f"refused{rule}: {details} — the current state does not allow it; "
-                            "check it with `okr board` or `okr history`", EXIT_INVALID)
+                            f"{self.state_hint}", EXIT_INVALID)
         if code == S.UNAVAILABLE:
             unreachable = r"failed to connect|connection refused|DNS resolution|errors resolving|Socket closed"
             if re.search(unreachable, details, re.I):

@@ -3,7 +3,9 @@
     okr migrate | verify | store-demo          the event store, directly (store.py)
     okr demo                                   a realistic company through the API (demo.py)
     okr board | checkin | history | replay | diff | audit | events   the public API (api.py)
-    okr import FILE.csv | export --cycle C     plans over the API (plan.py; export TENANT FILE too)
+    okr import FILE.csv | export --cycle C     plans, or people and teams, over the API (plan.py,
+                                               directory_import.py; export TENANT FILE too)
+    okr people ... | teams ...                 the directory over the API (people.py, teams.py)
     okr projections rebuild                    rebuild the reporting read models (projections.py)
     okr keys create | list | revoke            API keys of the gRPC gateway (keys.py)
 
@@ -16,7 +18,7 @@ import sys
 
 import click
 
-from . import audit, board, checkin, demo, diff, events, history, plan, replay, store
+from . import audit, board, checkin, demo, diff, events, history, people, plan, replay, store, teams
 from .api import EXIT_CODES_HELP
 
 
@@ -74,7 +76,7 @@ def main() -> None:
 
 for command in (*store.STORE_COMMANDS, demo.demo_command, board.board_command, checkin.checkin_command,
                 history.history_command, replay.replay_command, diff.diff_command, audit.audit_group,
-                events.events_group, *plan.PLAN_COMMANDS):
+                events.events_group, people.people_group, teams.teams_group, *plan.PLAN_COMMANDS):
     main.add_command(command)
 main.help = (main.help or "") + "\n\n" + EXIT_CODES_HELP
 main.add_command(LazyGroup("projections", "okr_cli.projections", "projections_group", ("rebuild",),

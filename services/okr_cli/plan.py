@@ -10,6 +10,10 @@ An import is all or nothing on the server (GoalService.ImportPlan): every proble
 file is one line ``error: FILE line N (column): what — what to do`` on stderr and exit 5,
 and nothing is stored. A re-run of the same file (same --cycle) is recognised and
 stores nothing more: the command id defaults to a hash of the rows sent.
+
+A file whose header has the ``record`` column is a directory file (people, teams,
+memberships, leads, roles): directory_import.py, every row checked first, then sent
+through DirectoryService (not one transaction; a re-run finishes what is missing).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import sys
 
 import click
 
-from okr_shared import plan_csv
+from okr_shared import directory_csv, plan_csv
 
 from .api import EXIT_INVALID, Api, ApiError, api_options, emit_json, valid_date
 from .store import export_history
@@ -79,10 +83,18 @@ def _problem_line(file: str, problem) -> str:
                                                 "of the same file stores nothing more).")
 @api_options
 def import_command(api: Api, file, dry_run, cycle, command_id):
-    """Import FILE (CSV: objectives, key results, initiatives; docs/import-export.md) —
-    all or nothing, every error with its line."""
+    """Import FILE (CSV: objectives, key results, initiatives — all or nothing; or people
+    and teams, a file with a `record` column; docs/import-export.md), every error with
+    its line."""
     with open(file, "rb") as f:
         data = f.read()
+    if directory_csv.is_directory_csv(data):
+        if cycle:
+            raise click.UsageError("--cycle is for plan files; this is a people and teams file (record column)")
+        from .directory_import import import_directory
+
+        import_directory(api, file, data, dry_run, command_id)
+        return
     rows, problems = plan_csv.parse_plan(data, cycle=cycle)
     if problems:
         for problem in problems[:-1]:

@@ -59,7 +59,8 @@ class CsvProblem:
         return f"{where}{f' ({self.column})' if self.column else ''}: {self.message}"
 
 
-def _decode(data: bytes) -> tuple[str | None, CsvProblem | None]:
+def decode(data: bytes) -> tuple[str | None, CsvProblem | None]:
+    """The file's text (UTF-8, a byte order mark dropped), or the problem naming where it is not UTF-8."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -70,9 +71,36 @@ def _decode(data: bytes) -> tuple[str | None, CsvProblem | None]:
     return text.removeprefix("\ufeff"), None  # a spreadsheet's byte order mark
 
 
-def _suggest(word: str, options) -> str:
+def suggest(word: str, options) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``options``, or nothing."""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def records(text: str, problems: list[CsvProblem]):
+    """The file's lines as (line, cells): the header first, then every line that is not
+    empty (an empty line is skipped, but counted). A quoting error is added to
+    ``problems`` and ends the reading (the reader cannot resynchronise reliably)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    line, first = 0, True
+    while True:
+        line += 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            problems.append(CsvProblem(line, "", f"bad CSV quoting ({e}) — a quoted cell must end with a quote; "
+                                                 "write a quote inside a cell as two quotes \"\""))
+            return
+        if first or any(cell.strip() for cell in record):
+            yield line, record
+        first = False
+
+def wrong_width(line: int, record: list[str], header: list[str]) -> CsvProblem:
+    """The problem of a row whose number of cells is not the header's."""
+    return CsvProblem(line, "", f"{len(record)} cells, but the header has {len(header)} columns — quote cells "
+                                "that contain a comma, and give every row every column")
 
 
 def _check_header(header: list[str]) -> list[CsvProblem]:
@@ -84,7 +112,7 @@ def _check_header(header: list[str]) -> list[CsvProblem]:
             problems.append(CsvProblem(1, name, f"column {name!r} appears twice — keep one"))
         seen.add(name)
         if name not in known:
-            problems.append(CsvProblem(1, name, f"unknown column {name!r}{_suggest(name, known)} — the columns are "
+            problems.append(CsvProblem(1, name, f"unknown column {name!r}{suggest(name, known)} — the columns are "
                                                 f"{', '.join(COLUMNS)} (docs/import-export.md)"))
     missing = [c for c in REQUIRED_COLUMNS if c not in seen]
     if missing:
@@ -103,7 +131,7 @@ def _value(line: int, column: str, raw: str, problems: list[CsvProblem]):
         options = {"type": TYPES, "level": LEVELS, "kind": KINDS}[column]
         word = text.lower().replace(" ", "_").replace("-", "_")
         if word not in options:
-            problems.append(CsvProblem(line, column, f"{text!r} is not a {column}{_suggest(word, options)} — use "
+            problems.append(CsvProblem(line, column, f"{text!r} is not a {column}{suggest(word, options)} — use "
                                                      f"one of {', '.join(options)}"))
             return None
         return word.upper()
@@ -134,24 +162,13 @@ def parse_plan(data: bytes, *, cycle: str | None = None, max_rows: int = MAX_ROW
     replaces the cycle of every objective row."""
     if len(data) > MAX_BYTES:
         return [], [CsvProblem(0, "", f"{len(data):,} bytes exceed the limit of {MAX_BYTES:,} — split the file")]
-    text, problem = _decode(data)
+    text, problem = decode(data)
     if problem:
         return [], [problem]
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     problems: list[CsvProblem] = []
     rows: list[dict] = []
     header = None
-    line = 0
-    while True:
-        line += 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            problems.append(CsvProblem(line, "", f"bad CSV quoting ({e}) — a quoted cell must end with a quote; "
-                                                 "write a quote inside a cell as two quotes \"\""))
-            break  # the reader cannot resynchronise reliably after a quoting error
+    for line, record in records(text, problems):
         if header is None:
             header = [h.strip().lower() for h in record]
             if not any(header):
@@ -161,11 +178,8 @@ def parse_plan(data: bytes, *, cycle: str | None = None, max_rows: int = MAX_ROW
             if problems:
                 return [], problems
             continue
-        if not any(cell.strip() for cell in record):
-            continue  # an empty line
         if len(record) != len(header):
-            problems.append(CsvProblem(line, "", f"{len(record)} cells, but the header has {len(header)} columns — "
-                                                 "quote cells that contain a comma, and give every row every column"))
+            problems.append(wrong_width(line, record, header))
             continue
         row: dict = {"line": line}
         for column, raw in zip(header, record):
