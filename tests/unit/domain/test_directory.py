@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from okr.v1 import events_pb2
 from okr_shared.domain import (
     STATE_TYPES,
     NotFound,
@@ -19,7 +20,6 @@ from okr_shared.domain import (
     target_stream,
 )
 from okr_shared.domain import commands as c
-from okr.v1 import events_pb2
 from okr_shared.domain.directory_deciders import MAX_CHAIN, ROLES
 
 from .world import World
