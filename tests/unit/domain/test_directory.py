@@ -20,7 +20,7 @@ from okr_shared.domain import (
     target_stream,
 )
 from okr_shared.domain import commands as c
-from okr_shared.domain.directory_deciders import MAX_CHAIN, ROLES
+from okr_shared.domain.deciders import MAX_CHAIN, ROLES
 
 from .world import World
 
