@@ -641,25 +641,26 @@ def _manager(ctx: Context, person_id: str, manager_id: str) -> str:
     if manager_id == person_id:
         raise ValidationError("manager_id", f"person {person_id!r} cannot be their own manager")
     manager = _active_person(ctx, manager_id, f"make {manager_id!r} a manager", "manager_id", "manager_inactive")
-    _no_cycle(ctx, manager, person_id, "person", "manager_id",
-              "manager_cycle", f"{manager_id!r} reports (through their managers) to {person_id!r}")
+    _no_cycle(ctx, manager, person_id, "person", "manager_id", "manager",
+              f"{manager_id!r} reports (through their managers) to {person_id!r}")
     return manager_id
 
 
-def _no_cycle(ctx: Context, node, own_id: str, category: str, up: str, rule: str, why: str) -> None:
+def _no_cycle(ctx: Context, node, own_id: str, category: str, up: str, rules: str, why: str) -> None:
     """Walk up from ``node`` along ``up`` (manager_id, parent_team_id); reaching
-    ``own_id`` would close a circle. Bounded by MAX_CHAIN steps."""
+    ``own_id`` would close a circle (rule ``<rules>_cycle``). Bounded by MAX_CHAIN steps
+    (rule ``<rules>_chain_too_long``)."""
     seen: set[str] = set()
     id_field = f"{category}_id"
     while node is not None:
         node_id = getattr(node, id_field)
         if node_id == own_id:
-            raise PreconditionFailed(rule, f"would form a circle: {why}")
+            raise PreconditionFailed(f"{rules}_cycle", f"would form a circle: {why}")
         if node_id in seen:  # a circle already stored above (not through own_id): stop
             return
         seen.add(node_id)
         if len(seen) > MAX_CHAIN:
-            raise PreconditionFailed(f"{rule.partition('_')[0]}_chain_too_long",
+            raise PreconditionFailed(f"{rules}_chain_too_long",
                                      f"more than {MAX_CHAIN} levels above {own_id!r}")
         above = getattr(node, up)
         node = ctx.get(f"{category}-{above}") if above else None
@@ -763,8 +764,7 @@ def _parent_team(ctx: Context, team_id: str, parent_team_id: str) -> str:
     parent = _team(ctx, parent_team_id, "parent_team_id")
     if not parent.active:
         raise PreconditionFailed("team_archived", f"parent team {parent_team_id!r} is archived")
-    _no_cycle(ctx, parent, team_id, "team", "parent_team_id",
-              "team_cycle", f"{parent_team_id!r} is below {team_id!r}")
+    _no_cycle(ctx, parent, team_id, "team", "parent_team_id", "team", f"{parent_team_id!r} is below {team_id!r}")
     return parent_team_id
 
 

@@ -196,14 +196,18 @@ def test_the_manager_chain_never_closes_a_circle():
     assert person(w, "d").manager_id == "a"
 
 
-def test_the_manager_chain_is_walked_a_bounded_number_of_levels():
+@pytest.mark.parametrize("add,attach,rule", [
+    (lambda i, up: c.AddPerson(i, i.upper(), manager_id=up), c.AssignManager, "manager_chain_too_long"),
+    (lambda i, up: c.CreateTeam(i, i.upper(), parent_team_id=up), c.MoveTeam, "team_chain_too_long"),
+])
+def test_a_manager_or_parent_chain_is_walked_a_bounded_number_of_levels(add, attach, rule):
     w = World()
-    w.run(c.AddPerson("p0", "P0"))
-    for i in range(1, MAX_CHAIN + 1):  # p<i> reports to p<i-1>: p100 has 100 levels above and up to it
-        w.run(c.AddPerson(f"p{i}", f"P{i}", manager_id=f"p{i - 1}"))
-    w.run(c.AddPerson("new", "New"))
-    refused(w, c.AssignManager("new", f"p{MAX_CHAIN}"), PreconditionFailed, "manager_chain_too_long")
-    w.run(c.AssignManager("new", f"p{MAX_CHAIN - 1}"))
+    w.run(add("n0", ""))
+    for i in range(1, MAX_CHAIN + 1):  # n<i> is below n<i-1>: n100 has 100 levels above and up to it
+        w.run(add(f"n{i}", f"n{i - 1}"))
+    w.run(add("new", ""))
+    refused(w, attach("new", f"n{MAX_CHAIN}"), PreconditionFailed, rule)
+    w.run(attach("new", f"n{MAX_CHAIN - 1}"))
 
 
 def test_a_person_leaves_and_comes_back_with_their_roles():
