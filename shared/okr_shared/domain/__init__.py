@@ -7,15 +7,13 @@
 - ``commands``: what callers ask (dataclasses);
 - ``state``: Cycle, Objective, KeyResult (with its check-ins), Initiative, the
   directory's Person and Team, and the folds;
-- ``deciders``: the rules of the method, one function per command;
-  ``directory_deciders``: those of the directory (people, teams, roles), on the same
-  ``handle``;
+- ``deciders``: the rules of the method and of the directory (people, teams, roles),
+  one function per command;
 - ``scoring``: progress, score, pace, status and grading as pure functions;
 - ``errors``: ValidationError (names the field), NotFound, PreconditionFailed (names the
   rule), ConcurrencyConflict.
 """
 
-from . import directory_deciders  # noqa: F401 - registers the directory's deciders on handle
 from .deciders import Context, handle, target_stream
 from .errors import ConcurrencyConflict, DomainError, NotFound, PreconditionFailed, ValidationError
 from .state import (
