@@ -29,6 +29,13 @@ def _id(name: str, **kwargs) -> Column:
     return Column(name, String(ID_LENGTH), **kwargs)
 
 
+def _aggregate_columns() -> list[Column]:
+    """What a person's and a team's row both end with: active (or left / archived), the
+    stream version the row reflects, when it was created and last changed."""
+    return [Column("active", Boolean, nullable=False), Column("version", BigInteger, nullable=False),
+            time_us("created_at_us"), time_us("updated_at_us")]
+
+
 people = Table(
     "directory_people",
     metadata,
@@ -42,11 +49,8 @@ people = Table(
     Column("user_name", String(EMAIL_LENGTH), nullable=False),
     Column("user_name_lower", String(EMAIL_LENGTH), nullable=False),
     Column("external_id", String(ID_LENGTH), nullable=False),
-    Column("active", Boolean, nullable=False),
     Column("roles", Text, nullable=False),  # JSON list
-    Column("version", BigInteger, nullable=False),
-    time_us("created_at_us"),
-    time_us("updated_at_us"),
+    *_aggregate_columns(),
     PrimaryKeyConstraint("tenant_id", "person_id", name="pk_directory_people"),
 )
 Index("ix_directory_people_user_name", people.c.tenant_id, people.c.user_name_lower)
@@ -62,10 +66,7 @@ teams = Table(
     Column("name", String(NAME_LENGTH), nullable=False),
     _id("parent_team_id"),
     Column("external_id", String(ID_LENGTH), nullable=False),
-    Column("active", Boolean, nullable=False),
-    Column("version", BigInteger, nullable=False),
-    time_us("created_at_us"),
-    time_us("updated_at_us"),
+    *_aggregate_columns(),
     PrimaryKeyConstraint("tenant_id", "team_id", name="pk_directory_teams"),
 )
 Index("ix_directory_teams_parent", teams.c.tenant_id, teams.c.parent_team_id)
