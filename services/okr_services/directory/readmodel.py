@@ -23,7 +23,9 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, delete, insert, select, update
 
+from okr_shared.clock import now_us
 from okr_shared.db import migrate
+from okr_shared.db.migrations.consumer.tables_0001 import offsets
 # the tables: the directory history's snapshot of its newest revision (docs/adr/0032-…)
 from okr_shared.db.migrations.directory.tables_0001 import people, team_leads, team_members, teams
 
@@ -56,6 +58,11 @@ class DirectoryEvent:
     event_type: str  # okr.v1.PersonAdded
     data: dict[str, Any] = field(default_factory=dict)
     recorded_at_us: int = 0
+
+    @classmethod
+    def of_recorded(cls, e) -> "DirectoryEvent":
+        """From the store's RecordedEvent."""
+        return cls(e.tenant_id, e.stream_id, e.stream_version, e.event_type, e.data, e.recorded_at_us)
 
     @classmethod
     def of_envelope(cls, envelope) -> "DirectoryEvent":
@@ -163,6 +170,23 @@ def _remove_pairs(conn, table: Table, tenant: str, team_id: str, person_id: str 
     if person_id is not None:
         where.append(table.c.person_id == person_id)
     conn.execute(delete(table).where(*where))
+
+
+def rebuild(engine: Engine, store, consumer: str = CONSUMER) -> int:
+    """The read model made again from the event store ``store``, in one transaction on
+    ``engine`` (the service stopped, or its consumer goes on from the offset this sets):
+    every row deleted, every directory event up to the store's head applied in order, the
+    consumer's offset set to that head. Returns the events applied. (An empty database
+    needs none of this: the consumer catches up on the whole history by itself.)"""
+    head = store.head_position()
+    applied = 0
+    with engine.begin() as conn:
+        clear(conn)
+        for recorded in store.read_all(1, to_position=head, event_types=EVENT_TYPES):
+            applied += apply_event(conn, DirectoryEvent.of_recorded(recorded))
+        conn.execute(delete(offsets).where(offsets.c.consumer == consumer))
+        conn.execute(insert(offsets).values(consumer=consumer, last_position=head, updated_at_us=now_us()))
+    return applied
 
 
 def clear(conn, tenant: str | None = None) -> None:
