@@ -112,16 +112,22 @@ def apply_event(conn, event: DirectoryEvent) -> bool:
     return True
 
 
+def _sign_in_name(details: dict) -> str:
+    """The name a person signs in with, lower-cased: their user name, else their e-mail
+    address (PersonAdded.user_name: "empty: the e-mail address")."""
+    return (details["user_name"] or details["email"]).lower()
+
+
 def _new_person(d: dict) -> dict:
     details = {k: d.get(k, "") for k in _DETAILS}
-    return dict(details, manager_id=d.get("manager_id", ""), roles="[]", user_name_lower=details["user_name"].lower())
+    return dict(details, manager_id=d.get("manager_id", ""), roles="[]", user_name_lower=_sign_in_name(details))
 
 
 def _person_change(conn, name: str, event: DirectoryEvent, row) -> dict:
     d = event.data
     if name == "PersonDetailsChanged":
         details = {k: d.get(k, "") for k in _DETAILS}
-        return dict(details, user_name_lower=details["user_name"].lower())
+        return dict(details, user_name_lower=_sign_in_name(details))
     if name == "PersonManagerAssigned":
         return {"manager_id": d.get("new_manager_id", "")}
     if name in ("PersonDeactivated", "PersonReactivated"):

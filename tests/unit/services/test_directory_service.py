@@ -369,6 +369,17 @@ def test_free_values_pass_to_the_command(service, people, method, fields):
     assert (command_cls.__name__.lower(), passed, caller) == (method.replace("_", ""), fields, service.caller)
 
 
+def test_a_person_without_a_user_name_signs_in_with_their_email(service, feed):
+    feed.person("ana", email="ana@acme.test")
+    with pytest.raises(PreconditionFailed) as refused:
+        service.add_person(display_name="X", email="other@acme.test", user_name="ANA@acme.test")
+    assert refused.value.rule == "user_name_taken"
+    with pytest.raises(PreconditionFailed) as refused:
+        service.update_person(person_id="bo", user_name="ana@acme.test")
+    assert refused.value.rule == "user_name_taken"
+    service.aggregates.run.assert_not_called()
+
+
 def test_the_last_active_admin_stays(service, feed):
     feed.person("ana")
     feed.person("bo")

@@ -6,8 +6,9 @@ fed from the bus. A later change is a new revision with a snapshot of its own
 
 - ``directory_people``: one row per person; ``roles`` is the JSON list of the roles
   granted (``["ADMIN", "AUDITOR"]``, sorted); ``version`` the person's stream version.
-  ``user_name_lower`` is ``user_name`` lower-cased (the uniqueness check and the search
-  compare it, on every backend the same way).
+  ``user_name_lower`` is the name they sign in with, lower-cased: ``user_name``, else
+  ``email`` (the uniqueness check of user names compares it, on every backend the same
+  way).
 - ``directory_teams``: one row per team; ``version`` the team's stream version.
 - ``directory_team_members`` / ``directory_team_leads``: one row per (team, person).
 """
