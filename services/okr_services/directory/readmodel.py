@@ -23,7 +23,9 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, delete, insert, select, update
 
+from okr_shared.clock import now_us
 from okr_shared.db import migrate
+from okr_shared.db.migrations.consumer.tables_0001 import offsets
 # the tables: the directory history's snapshot of its newest revision (docs/adr/0032-…)
 from okr_shared.db.migrations.directory.tables_0001 import people, team_leads, team_members, teams
 
@@ -58,6 +60,11 @@ class DirectoryEvent:
     recorded_at_us: int = 0
 
     @classmethod
+    def of_recorded(cls, e) -> "DirectoryEvent":
+        """From the store's RecordedEvent."""
+        return cls(e.tenant_id, e.stream_id, e.stream_version, e.event_type, e.data, e.recorded_at_us)
+
+    @classmethod
     def of_envelope(cls, envelope) -> "DirectoryEvent":
         from okr_shared.readmodels.events import BusEvent
 
@@ -83,81 +90,78 @@ def apply_event(conn, event: DirectoryEvent) -> bool:
     whether it changed anything (False: another event type, or already applied)."""
     name = event.event_type.rpartition(".")[2]
     if name in PERSON_EVENTS:
-        return _apply_person(conn, name, event)
-    if name in TEAM_EVENTS:
-        return _apply_team(conn, name, event)
-    return False
-
-
-def _row(conn, table: Table, key_column: str, tenant: str, key: str):
-    return conn.execute(select(table).where(table.c.tenant_id == tenant, table.c[key_column] == key)).mappings().first()
-
-
-def _apply_person(conn, name: str, event: DirectoryEvent) -> bool:
-    d, tenant = event.data, event.tenant_id
-    person_id = d.get("person_id", "")
-    row = _row(conn, people, "person_id", tenant, person_id)
-    if name == "PersonAdded":
+        table, key, created, first, change = people, "person_id", "PersonAdded", _new_person, _person_change
+    elif name in TEAM_EVENTS:
+        table, key, created, first, change = teams, "team_id", "TeamCreated", _new_team, _team_change
+    else:
+        return False
+    tenant, id = event.tenant_id, event.data.get(key, "")
+    where = (table.c.tenant_id == tenant, table.c[key] == id)
+    row = conn.execute(select(table).where(*where)).mappings().first()
+    if name == created:
         if row is not None:
             return False
-        details = {k: d.get(k, "") for k in _DETAILS}
-        conn.execute(insert(people).values(
-            tenant_id=tenant, person_id=person_id, manager_id=d.get("manager_id", ""), active=True, roles="[]",
-            user_name_lower=details["user_name"].lower(), version=event.version,
-            created_at_us=event.recorded_at_us, updated_at_us=event.recorded_at_us, **details))
+        conn.execute(insert(table).values(tenant_id=tenant, active=True, version=event.version,
+                                          created_at_us=event.recorded_at_us, updated_at_us=event.recorded_at_us,
+                                          **{key: id}, **first(event.data)))
         return True
     if row is None or row["version"] >= event.version:
         return False
-    values: dict[str, Any] = {"version": event.version, "updated_at_us": event.recorded_at_us}
-    if name == "PersonDetailsChanged":
-        values.update({k: d.get(k, "") for k in _DETAILS})
-        values["user_name_lower"] = values["user_name"].lower()
-    elif name == "PersonManagerAssigned":
-        values["manager_id"] = d.get("new_manager_id", "")
-    elif name in ("PersonDeactivated", "PersonReactivated"):
-        values["active"] = name == "PersonReactivated"
-    else:  # RoleGranted / RoleRevoked
-        roles = set(json.loads(row["roles"]))
-        role = role_name(d.get("role", ""))
-        if name == "RoleGranted":
-            roles.add(role)
-        else:
-            roles.discard(role)
-        values["roles"] = json.dumps(sorted(roles))
-    conn.execute(update(people).where(people.c.tenant_id == tenant, people.c.person_id == person_id).values(values))
+    values = {"version": event.version, "updated_at_us": event.recorded_at_us, **change(conn, name, event, row)}
+    conn.execute(update(table).where(*where).values(values))
     return True
 
 
-def _apply_team(conn, name: str, event: DirectoryEvent) -> bool:
-    d, tenant = event.data, event.tenant_id
-    team_id = d.get("team_id", "")
-    row = _row(conn, teams, "team_id", tenant, team_id)
-    if name == "TeamCreated":
-        if row is not None:
-            return False
-        conn.execute(insert(teams).values(
-            tenant_id=tenant, team_id=team_id, name=d.get("name", ""), parent_team_id=d.get("parent_team_id", ""),
-            external_id=d.get("external_id", ""), active=True, version=event.version,
-            created_at_us=event.recorded_at_us, updated_at_us=event.recorded_at_us))
-        return True
-    if row is None or row["version"] >= event.version:
-        return False
-    values: dict[str, Any] = {"version": event.version, "updated_at_us": event.recorded_at_us}
+def _sign_in_name(details: dict) -> str:
+    """The name a person signs in with, lower-cased: their user name, else their e-mail
+    address (PersonAdded.user_name: "empty: the e-mail address")."""
+    return (details["user_name"] or details["email"]).lower()
+
+
+def _new_person(d: dict) -> dict:
+    details = {k: d.get(k, "") for k in _DETAILS}
+    return dict(details, manager_id=d.get("manager_id", ""), roles="[]", user_name_lower=_sign_in_name(details))
+
+
+def _person_change(conn, name: str, event: DirectoryEvent, row) -> dict:
+    d = event.data
+    if name == "PersonDetailsChanged":
+        details = {k: d.get(k, "") for k in _DETAILS}
+        return dict(details, user_name_lower=_sign_in_name(details))
+    if name == "PersonManagerAssigned":
+        return {"manager_id": d.get("new_manager_id", "")}
+    if name in ("PersonDeactivated", "PersonReactivated"):
+        return {"active": name == "PersonReactivated"}
+    roles = set(json.loads(row["roles"]))  # RoleGranted / RoleRevoked
+    role = role_name(d.get("role", ""))
+    if name == "RoleGranted":
+        roles.add(role)
+    else:
+        roles.discard(role)
+    return {"roles": json.dumps(sorted(roles))}
+
+
+def _new_team(d: dict) -> dict:
+    return {"name": d.get("name", ""), "parent_team_id": d.get("parent_team_id", ""),
+            "external_id": d.get("external_id", "")}
+
+
+def _team_change(conn, name: str, event: DirectoryEvent, row) -> dict:
+    d, tenant, team_id = event.data, event.tenant_id, row["team_id"]
     person_id = d.get("person_id", "")
     if name == "TeamRenamed":
-        values.update(name=d.get("new_name", ""), external_id=d.get("external_id", ""))
-    elif name == "TeamMoved":
-        values["parent_team_id"] = d.get("new_parent_team_id", "")
-    elif name in ("TeamMemberAdded", "TeamLeadAssigned"):
+        return {"name": d.get("new_name", ""), "external_id": d.get("external_id", "")}
+    if name == "TeamMoved":
+        return {"parent_team_id": d.get("new_parent_team_id", "")}
+    if name in ("TeamMemberAdded", "TeamLeadAssigned"):
         _add_pair(conn, team_members if name == "TeamMemberAdded" else team_leads, tenant, team_id, person_id)
-    elif name in ("TeamMemberRemoved", "TeamLeadRemoved"):
+        return {}
+    if name in ("TeamMemberRemoved", "TeamLeadRemoved"):
         _remove_pairs(conn, team_members if name == "TeamMemberRemoved" else team_leads, tenant, team_id, person_id)
-    else:  # TeamArchived: no members, no leads from now on
-        values["active"] = False
-        for table in (team_members, team_leads):
-            _remove_pairs(conn, table, tenant, team_id)
-    conn.execute(update(teams).where(teams.c.tenant_id == tenant, teams.c.team_id == team_id).values(values))
-    return True
+        return {}
+    for table in (team_members, team_leads):  # TeamArchived: no members, no leads from now on
+        _remove_pairs(conn, table, tenant, team_id)
+    return {"active": False}
 
 
 def _add_pair(conn, table: Table, tenant: str, team_id: str, person_id: str) -> None:
@@ -172,6 +176,23 @@ def _remove_pairs(conn, table: Table, tenant: str, team_id: str, person_id: str 
     if person_id is not None:
         where.append(table.c.person_id == person_id)
     conn.execute(delete(table).where(*where))
+
+
+def rebuild(engine: Engine, store, consumer: str = CONSUMER) -> int:
+    """The read model made again from the event store ``store``, in one transaction on
+    ``engine`` (the service stopped, or its consumer goes on from the offset this sets):
+    every row deleted, every directory event up to the store's head applied in order, the
+    consumer's offset set to that head. Returns the events applied. (An empty database
+    needs none of this: the consumer catches up on the whole history by itself.)"""
+    head = store.head_position()
+    applied = 0
+    with engine.begin() as conn:
+        clear(conn)
+        for recorded in store.read_all(1, to_position=head, event_types=EVENT_TYPES):
+            applied += apply_event(conn, DirectoryEvent.of_recorded(recorded))
+        conn.execute(delete(offsets).where(offsets.c.consumer == consumer))
+        conn.execute(insert(offsets).values(consumer=consumer, last_position=head, updated_at_us=now_us()))
+    return applied
 
 
 def clear(conn, tenant: str | None = None) -> None:

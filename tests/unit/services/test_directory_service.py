@@ -8,13 +8,15 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import select
 from nameko.testing.services import worker_factory
 
 from okr.v1 import events_pb2 as ev
 from okr_shared.contracts import event_type_of, payload_to_dict
 from okr_shared.domain import commands as c
 from okr_shared.domain.errors import NotFound, PreconditionFailed, ValidationError
-from okr_shared.eventstore import make_engine
+from okr_shared.db.migrations.consumer.tables_0001 import offsets
+from okr_shared.eventstore import ANY, EventStore, NewEvent, make_engine, migrate
 from okr_shared.service_layer import CallContext
 from okr_services.directory import queries, readmodel
 from okr_services.directory.service import DirectoryService
@@ -136,6 +138,35 @@ def test_applying_an_event_again_changes_nothing(engine, feed):
         readmodel.clear(conn)
     assert [feed.apply(e) for e in feed.log] == [True] * len(feed.log)
     assert (read(engine, queries.get_person, "ana"), read(engine, queries.get_team, "eng")) == before
+
+
+def test_a_rebuild_from_the_store_makes_the_same_rows(engine, feed, tmp_path):
+    feed.person("ana", "Ana", email="ana@acme.test")
+    feed.team("eng")
+    feed(ev.TeamMemberAdded(team_id="eng", person_id="ana"))
+    feed(ev.RoleGranted(person_id="ana", role=ADMIN))
+    feed.person("gus", tenant="globex")
+    store_engine = make_engine(f"sqlite:///{tmp_path}/okr.db")
+    migrate(store_engine)
+    clock = {"us": 0}
+    store = EventStore(store_engine, clock=lambda: clock["us"])
+    for e in feed.log:
+        clock["us"] = e.recorded_at_us
+        store.append(e.stream_id, ANY, [NewEvent(e.event_type, e.data, tenant_id=e.tenant_id)])
+        store.append("kr-1", ANY, [NewEvent("okr.v1.KeyResultArchived", {"key_result_id": "1", "reason": "x"},
+                                            tenant_id=e.tenant_id)])  # not the directory's
+    before = [read(engine, queries.get_person, "ana"), read(engine, queries.get_team, "eng"),
+              read(engine, queries.get_person, "gus", tenant="globex")]
+    with engine.begin() as conn:
+        conn.execute(readmodel.people.update().values(display_name="stale"))
+    assert readmodel.rebuild(engine, store) == len(feed.log)
+    assert [read(engine, queries.get_person, "ana"), read(engine, queries.get_team, "eng"),
+            read(engine, queries.get_person, "gus", tenant="globex")] == before
+    with engine.connect() as conn:
+        assert conn.execute(select(offsets.c.last_position).where(
+            offsets.c.consumer == readmodel.CONSUMER)).scalar() == store.head_position() == 2 * len(feed.log)
+    store.close()
+    store_engine.dispose()
 
 
 def test_other_event_types_are_ignored(engine, feed):
@@ -336,6 +367,17 @@ def test_free_values_pass_to_the_command(service, people, method, fields):
     assert getattr(service, method)(**fields) is service.aggregates.run.return_value
     [(command_cls, passed, caller)] = [call.args for call in service.aggregates.run.call_args_list]
     assert (command_cls.__name__.lower(), passed, caller) == (method.replace("_", ""), fields, service.caller)
+
+
+def test_a_person_without_a_user_name_signs_in_with_their_email(service, feed):
+    feed.person("ana", email="ana@acme.test")
+    with pytest.raises(PreconditionFailed) as refused:
+        service.add_person(display_name="X", email="other@acme.test", user_name="ANA@acme.test")
+    assert refused.value.rule == "user_name_taken"
+    with pytest.raises(PreconditionFailed) as refused:
+        service.update_person(person_id="bo", user_name="ana@acme.test")
+    assert refused.value.rule == "user_name_taken"
+    service.aggregates.run.assert_not_called()
 
 
 def test_the_last_active_admin_stays(service, feed):

@@ -6,8 +6,9 @@ fed from the bus. A later change is a new revision with a snapshot of its own
 
 - ``directory_people``: one row per person; ``roles`` is the JSON list of the roles
   granted (``["ADMIN", "AUDITOR"]``, sorted); ``version`` the person's stream version.
-  ``user_name_lower`` is ``user_name`` lower-cased (the uniqueness check and the search
-  compare it, on every backend the same way).
+  ``user_name_lower`` is the name they sign in with, lower-cased: ``user_name``, else
+  ``email`` (the uniqueness check of user names compares it, on every backend the same
+  way).
 - ``directory_teams``: one row per team; ``version`` the team's stream version.
 - ``directory_team_members`` / ``directory_team_leads``: one row per (team, person).
 """
@@ -29,6 +30,13 @@ def _id(name: str, **kwargs) -> Column:
     return Column(name, String(ID_LENGTH), **kwargs)
 
 
+def _aggregate_columns() -> list[Column]:
+    """What a person's and a team's row both end with: active (or left / archived), the
+    stream version the row reflects, when it was created and last changed."""
+    return [Column("active", Boolean, nullable=False), Column("version", BigInteger, nullable=False),
+            time_us("created_at_us"), time_us("updated_at_us")]
+
+
 people = Table(
     "directory_people",
     metadata,
@@ -42,11 +50,8 @@ people = Table(
     Column("user_name", String(EMAIL_LENGTH), nullable=False),
     Column("user_name_lower", String(EMAIL_LENGTH), nullable=False),
     Column("external_id", String(ID_LENGTH), nullable=False),
-    Column("active", Boolean, nullable=False),
     Column("roles", Text, nullable=False),  # JSON list
-    Column("version", BigInteger, nullable=False),
-    time_us("created_at_us"),
-    time_us("updated_at_us"),
+    *_aggregate_columns(),
     PrimaryKeyConstraint("tenant_id", "person_id", name="pk_directory_people"),
 )
 Index("ix_directory_people_user_name", people.c.tenant_id, people.c.user_name_lower)
@@ -62,10 +67,7 @@ teams = Table(
     Column("name", String(NAME_LENGTH), nullable=False),
     _id("parent_team_id"),
     Column("external_id", String(ID_LENGTH), nullable=False),
-    Column("active", Boolean, nullable=False),
-    Column("version", BigInteger, nullable=False),
-    time_us("created_at_us"),
-    time_us("updated_at_us"),
+    *_aggregate_columns(),
     PrimaryKeyConstraint("tenant_id", "team_id", name="pk_directory_teams"),
 )
 Index("ix_directory_teams_parent", teams.c.tenant_id, teams.c.parent_team_id)
