@@ -15,6 +15,7 @@ def test_directory_commands_run_through_the_executor_and_snapshot_their_states(e
         for cls, fields in [
             (c.AddPerson, dict(person_id="ana", display_name="Ana", email="Ana@Example.com")),
             (c.AddPerson, dict(person_id="ben", display_name="Ben", manager_id="ana")),
+            (c.UpdatePerson, dict(person_id="ben", language="zh-CN")),
             (c.GrantRole, dict(person_id="ana", role="ADMIN")),
             (c.GrantRole, dict(person_id="ana", role="AUDITOR")),
             (c.CreateTeam, dict(team_id="growth", name="Growth")),
