@@ -137,8 +137,10 @@ def test_every_rpc_of_the_directory_has_a_handler():
     ("MovePersonToTeam", d.MovePersonToTeamRequest(person_id="p1", from_team_id="sales", to_team_id="ops",
                                                    command_id="m-1"),
      {"person_id": "p1", "from_team_id": "sales", "to_team_id": "ops", "command_id": "m-1"}),
-    ("AssignTeamLead", d.AssignTeamLeadRequest(team_id="sales", person_id="p1"), {"team_id": "sales", "person_id": "p1"}),
-    ("RemoveTeamLead", d.RemoveTeamLeadRequest(team_id="sales", person_id="p1"), {"team_id": "sales", "person_id": "p1"}),
+    ("AssignTeamLead", d.AssignTeamLeadRequest(team_id="sales", person_id="p1"),
+     {"team_id": "sales", "person_id": "p1"}),
+    ("RemoveTeamLead", d.RemoveTeamLeadRequest(team_id="sales", person_id="p1"),
+     {"team_id": "sales", "person_id": "p1"}),
 ])
 def test_each_command_reaches_the_directory_service_under_its_snake_case_name(method, request_, kwargs):
     rpc = Rpc()
