@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from .contract_suite import auth, code_of, refusal, trailers
-from okr.v1 import directory_pb2 as d, directory_pb2_grpc, events_pb2
+from okr.v1 import audit_pb2, audit_pb2_grpc, directory_pb2 as d, directory_pb2_grpc, events_pb2
 from tests.waiting import wait_until
 
 ADMIN_ROLE = events_pb2.DIRECTORY_ROLE_ADMIN
@@ -272,13 +272,15 @@ def test_another_tenants_person_answers_exactly_like_a_missing_one(suite, org):
     ("ListTeams", d.ListTeamsRequest(page_token="bm90IGEgdG9rZW4"), "page_token"),
     ("ListPeople", d.ListPeopleRequest(query="q" * 201), "query"),
 ], ids=lambda v: v if isinstance(v, str) else "")
-def test_bad_input_is_invalid_argument_naming_the_field_and_stores_nothing(org, method, request_, field):
+def test_bad_input_is_invalid_argument_naming_the_field_and_stores_nothing(suite, org, method, request_, field):
     md = auth(org.admin)
     error = refusal(getattr(org.stub, method), request_, metadata=md, timeout=30)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (error.code(), error.details())
     assert trailers(error).get("okr-field") == field, (trailers(error), error.details())
-    if method == "AddPerson" and " " not in request_.person_id:
-        assert code_of(org.stub.GetPerson, d.GetPersonRequest(person_id=request_.person_id), metadata=md,
+    created = {"AddPerson": lambda r: f"person-{r.person_id}", "CreateTeam": lambda r: f"team-{r.team_id}"}
+    if method in created and " " not in created[method](request_):  # the store (not the read model): no event
+        history = audit_pb2_grpc.AuditServiceStub(suite.channel).GetHistory
+        assert code_of(history, audit_pb2.GetHistoryRequest(stream_id=created[method](request_)), metadata=md,
                        timeout=30) == grpc.StatusCode.NOT_FOUND
 
 
