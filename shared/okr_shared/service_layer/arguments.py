@@ -19,6 +19,8 @@ NEW_ID_FIELDS: Mapping[type, str] = {
     c.CreateInitiative: "initiative_id",
     c.RecordCheckIn: "check_in_id",
     c.CorrectCheckIn: "check_in_id",
+    c.AddPerson: "person_id",
+    c.CreateTeam: "team_id",
 }
 
 
