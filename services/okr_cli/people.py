@@ -216,32 +216,24 @@ def set_manager_command(api: Api, person_id, manager, no_manager, command_id):
          f"person {person_id}: " + (f"manager {manager}" if manager else "no manager"))
 
 
-@people_group.command("deactivate")
-@click.argument("person_id")
-@click.option("--reason", default="", help="Why (kept in the history).")
-@command_id_option
-@api_options
-def deactivate_command(api: Api, person_id, reason, command_id):
-    """A person left: no sign-in, their sessions end; their history stays."""
-    from okr.v1 import directory_pb2
+def _activity_command(name: str, rpc: str, done: str, doc: str):
+    @people_group.command(name, help=doc)
+    @click.argument("person_id")
+    @click.option("--reason", default="", help="Why (kept in the history).")
+    @command_id_option
+    @api_options
+    def command(api: Api, person_id, reason, command_id):
+        from okr.v1 import directory_pb2
 
-    send(api, "DeactivatePerson", directory_pb2.DeactivatePersonRequest(person_id=person_id, reason=reason,
-                                                                        command_id=command_id),
-         f"person {person_id} deactivated")
+        request = getattr(directory_pb2, f"{rpc}Request")(person_id=person_id, reason=reason, command_id=command_id)
+        send(api, rpc, request, f"person {person_id} {done}")
+
+    return command
 
 
-@people_group.command("reactivate")
-@click.argument("person_id")
-@click.option("--reason", default="", help="Why (kept in the history).")
-@command_id_option
-@api_options
-def reactivate_command(api: Api, person_id, reason, command_id):
-    """A person who left is back."""
-    from okr.v1 import directory_pb2
-
-    send(api, "ReactivatePerson", directory_pb2.ReactivatePersonRequest(person_id=person_id, reason=reason,
-                                                                        command_id=command_id),
-         f"person {person_id} reactivated")
+deactivate_command = _activity_command("deactivate", "DeactivatePerson", "deactivated",
+                                       "A person left: no sign-in, their sessions end; their history stays.")
+reactivate_command = _activity_command("reactivate", "ReactivatePerson", "reactivated", "A person who left is back.")
 
 
 def _role_command(name: str, rpc: str, verb: str, doc: str):
