@@ -25,7 +25,7 @@ import re
 import zoneinfo
 from dataclasses import dataclass, field
 
-from .plan_csv import CsvProblem, in_file_order, read_table, suggest
+from .plan_csv import CsvProblem, check_header, in_file_order, read_table, suggest
 
 RECORDS = ("team", "person", "member", "lead", "role")
 ROLES = ("admin", "auditor", "observer")
@@ -89,17 +89,7 @@ def file_digest(data: bytes) -> str:
 
 
 def _check_header(header: list[str]) -> list[CsvProblem]:
-    problems, seen = [], set()
-    for name in header:
-        if name in seen:
-            problems.append(CsvProblem(1, name, f"column {name!r} appears twice — keep one"))
-        seen.add(name)
-        if name not in COLUMNS:
-            problems.append(CsvProblem(1, name, f"unknown column {name!r}{suggest(name, COLUMNS)} — the columns are "
-                                                f"{', '.join(COLUMNS)} (docs/import-export.md)"))
-    if "record" not in seen:
-        problems.append(CsvProblem(1, "", "missing column record — add it to the header line"))
-    return problems
+    return check_header(header, COLUMNS, COLUMNS, ("record",))
 
 
 def _cell(line: int, record: str, column: str, text: str, problems: list[CsvProblem]) -> str | None:

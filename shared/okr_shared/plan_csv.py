@@ -138,21 +138,21 @@ def in_file_order(problem: CsvProblem) -> tuple:
 def _check_plan_header(header: list[str]) -> list[CsvProblem]:
     if not any(header):
         return [CsvProblem(1, "", "the first line must be the header (type,ref,title,...) — see docs/import-export.md")]
-    return _check_header(header)
+    return check_header(header, set(COLUMNS) | set(SCORE_COLUMNS), COLUMNS, REQUIRED_COLUMNS)
 
 
-def _check_header(header: list[str]) -> list[CsvProblem]:
-    problems = []
-    known = set(COLUMNS) | set(SCORE_COLUMNS)
-    seen = set()
+def check_header(header: list[str], known, columns, required) -> list[CsvProblem]:
+    """The problems of a header line: a column twice, a column not ``known`` (with a
+    did-you-mean; ``columns`` are the ones the message lists), ``required`` ones missing."""
+    problems, seen = [], set()
     for name in header:
         if name in seen:
             problems.append(CsvProblem(1, name, f"column {name!r} appears twice — keep one"))
         seen.add(name)
         if name not in known:
             problems.append(CsvProblem(1, name, f"unknown column {name!r}{suggest(name, known)} — the columns are "
-                                                f"{', '.join(COLUMNS)} (docs/import-export.md)"))
-    missing = [c for c in REQUIRED_COLUMNS if c not in seen]
+                                                f"{', '.join(columns)} (docs/import-export.md)"))
+    missing = [c for c in required if c not in seen]
     if missing:
         problems.append(CsvProblem(1, "", f"missing column{'s' if len(missing) > 1 else ''} "
                                           f"{', '.join(missing)} — add {'them' if len(missing) > 1 else 'it'} "
