@@ -58,12 +58,12 @@ test: install
 test-unit: install
 	$(BIN)/pytest tests/unit
 
-## services: run the goal, progress, reporting and notification services (nameko) on OKR_DATABASE_URL and AMQP_URI
+## services: run the goal, progress, reporting, notification and directory services (nameko) on OKR_DATABASE_URL and AMQP_URI
 ## (the board: http://localhost:8000/board/<tenant>; WEB_SERVER_ADDRESS changes the port)
 services: install
 	$(BIN)/okr migrate
 	$(BIN)/nameko run --config services/config.yaml okr_services.goal.service okr_services.progress.service \
-		okr_services.reporting.service okr_services.notification.service
+		okr_services.reporting.service okr_services.notification.service okr_services.directory.service
 
 ## gateway: the public gRPC API (OKR_GATEWAY_ADDRESS, default 0.0.0.0:50051) in front of the services
 gateway: install

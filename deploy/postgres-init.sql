@@ -12,4 +12,5 @@ CREATE ROLE okr LOGIN PASSWORD 'okr';
 CREATE DATABASE okr OWNER okr;               -- the event store (OKR_DATABASE_URL)
 CREATE DATABASE okr_reporting OWNER okr;     -- OKR_REPORTING_DATABASE_URL
 CREATE DATABASE okr_notification OWNER okr;  -- OKR_NOTIFICATION_DATABASE_URL
+CREATE DATABASE okr_directory OWNER okr;     -- OKR_DIRECTORY_DATABASE_URL (people and teams)
 CREATE DATABASE okr_gateway OWNER okr;       -- OKR_GATEWAY_DATABASE_URL (API key hashes)

@@ -1,8 +1,8 @@
 """``make run`` / ``python -m okr_services.run``: the whole suite on one machine.
 
 Starts, with SQLite files under one data folder (``OKR_DATA_DIR``, default ``./data``;
-no PostgreSQL needed): the event store migration, the goal, progress, reporting and
-notification services (one ``nameko run`` process), the outbox relay and the gRPC
+no PostgreSQL needed): the event store migration, the goal, progress, reporting,
+notification and directory services (one ``nameko run`` process), the outbox relay and the gRPC
 gateway; on a new data folder it creates an admin API key (``<data>/admin.key``, mode
 0600) and the demo company of ``okr demo`` through the API (a seeding cut short is
 finished by the next run: ``<data>/demo.seeding``); then prints where the API and the
@@ -74,7 +74,7 @@ def _serving(address: str, timeout: float = 1.0) -> bool:
             return False
 
 
-SERVICES = ("goal", "progress", "reporting", "notification")  # the nameko services of `make run`
+SERVICES = ("goal", "progress", "reporting", "notification", "directory")  # the nameko services of `make run`
 
 
 def _not_listening(amqp_uri: str, services=SERVICES) -> list[str]:

@@ -58,6 +58,7 @@ class RunConfig:
                    OKR_DATABASE_URL=f"sqlite:///{data_dir / 'okr.db'}",
                    OKR_REPORTING_DATABASE_URL=f"sqlite:///{data_dir / 'reporting.db'}",
                    OKR_NOTIFICATION_DATABASE_URL=f"sqlite:///{data_dir / 'notification.db'}",
+                   OKR_DIRECTORY_DATABASE_URL=f"sqlite:///{data_dir / 'directory.db'}",
                    OKR_GATEWAY_DATABASE_URL=f"sqlite:///{data_dir / 'gateway.db'}",
                    OKR_GATEWAY_ADDRESS=self.gateway, WEB_SERVER_ADDRESS=self.web,
                    PYTHONPATH=os.pathsep.join([str(root / "shared"), str(root / "services"),

@@ -21,8 +21,8 @@ import pytest
 from google.protobuf import descriptor_pool, json_format, message_factory
 
 from .contract_suite import auth, server_stream
-from okr.v1 import (audit_pb2, audit_pb2_grpc, common_pb2, events_pb2, goal_pb2, goal_pb2_grpc,  # noqa: F401
-                    progress_pb2, progress_pb2_grpc, reporting_pb2, stream_pb2)
+from okr.v1 import (audit_pb2, audit_pb2_grpc, common_pb2, directory_pb2, events_pb2, goal_pb2,  # noqa: F401
+                    goal_pb2_grpc, progress_pb2, progress_pb2_grpc, reporting_pb2, stream_pb2)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 #: The documents whose JSON examples are protobuf messages.
@@ -44,7 +44,8 @@ EVENT_TYPES = frozenset(d.full_name for d in events_pb2.DESCRIPTOR.message_types
 def proto_names() -> set[str]:
     """Every message, enum and service of the okr.v1 files (the generated modules above)."""
     names = set()
-    for module in (audit_pb2, common_pb2, events_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2):
+    for module in (audit_pb2, common_pb2, directory_pb2, events_pb2, goal_pb2, progress_pb2, reporting_pb2,
+                   stream_pb2):
         file = module.DESCRIPTOR
         for table in (file.message_types_by_name, file.enum_types_by_name, file.services_by_name):
             names.update(d.full_name for d in table.values())

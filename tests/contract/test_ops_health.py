@@ -25,12 +25,12 @@ import pytest
 from grpc_health.v1 import health_pb2 as h, health_pb2_grpc
 
 from .contract_suite import AMQP_URI, auth, code_of
-from okr.v1 import audit_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, reporting_pb2, stream_pb2
+from okr.v1 import audit_pb2, directory_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, reporting_pb2, stream_pb2
 from tests.tcp_proxy import TcpProxy
 from tests.waiting import free_port, terminate, wait_until
 
 DRIVER = str(Path(__file__).with_name("ops_grpc_driver.py"))
-PUBLIC = sorted(s.full_name for m in (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2)
+PUBLIC = sorted(s.full_name for m in (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2, directory_pb2)
                 for s in m.DESCRIPTOR.services_by_name.values())
 S, N = h.HealthCheckResponse.SERVING, h.HealthCheckResponse.NOT_SERVING
 

@@ -19,10 +19,10 @@ import pytest
 from google.protobuf import descriptor_pb2
 from grpc_reflection.v1alpha import reflection_pb2 as r
 
-from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
+from okr.v1 import audit_pb2, directory_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
 
 DRIVER = str(Path(__file__).with_name("ops_grpc_driver.py"))
-PUBLIC = {s.full_name for m in (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2)
+PUBLIC = {s.full_name for m in (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2, directory_pb2)
           for s in m.DESCRIPTOR.services_by_name.values()}
 VERSIONS = ["v1", "v1alpha"]
 

@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from .contract_suite import auth, code_of, refusal, trailers
-from okr.v1 import (audit_pb2, audit_pb2_grpc, events_pb2, goal_pb2, progress_pb2, progress_pb2_grpc, stream_pb2,
-                    stream_pb2_grpc)
+from okr.v1 import (audit_pb2, audit_pb2_grpc, directory_pb2, directory_pb2_grpc, events_pb2, goal_pb2, progress_pb2,
+                    progress_pb2_grpc, stream_pb2, stream_pb2_grpc)
 from .validation_world import make_plan, stubs
 
 
@@ -119,6 +119,22 @@ def import_rows(suite, plan, value):
     return _goals(suite).ImportPlan, goal_pb2.ImportPlanRequest(rows=rows, dry_run=True)
 
 
+def add_person(field):
+    def call(suite, plan, value):
+        request = directory_pb2.AddPersonRequest(display_name="Person")  # a generated id each time
+        setattr(request, field, value)
+        return directory_pb2_grpc.DirectoryServiceStub(suite.channel).AddPerson, request
+    return call
+
+
+def list_people(field):
+    def call(suite, plan, value):
+        request = directory_pb2.ListPeopleRequest()
+        setattr(request, field, value)
+        return directory_pb2_grpc.DirectoryServiceStub(suite.channel).ListPeople, request
+    return call
+
+
 LIMITS = {
     "id length": Limit("cycle_id", lambda: "c" * 92 + _uid(), lambda: "c" * 93 + _uid(),
                        plan_cycle(cycle_id=lambda v: v)),
@@ -147,6 +163,13 @@ LIMITS = {
     "any string": Limit("rows[0].ref", "r" * 10_000, "r" * 10_001, import_ref),
     "any repeated field": Limit("event_types", 1000, 1001, stream_types),
     "import rows": Limit("rows", 500, 501, import_rows),
+    "person display name": Limit("display_name", "n" * 200, "n" * 201, add_person("display_name")),
+    "person e-mail": Limit("email", lambda: f"{_uid()}{'e' * 56}@{'d' * 181}.example",
+                           lambda: f"{_uid()}{'e' * 56}@{'d' * 182}.example", add_person("email")),
+    "person user name": Limit("user_name", lambda: "u" * 192 + _uid(), lambda: "u" * 193 + _uid(),
+                              add_person("user_name")),
+    "directory page size": Limit("page_size", 500, 501, list_people("page_size")),
+    "directory query": Limit("query", "q" * 200, "q" * 201, list_people("query")),
 }
 
 

@@ -1,5 +1,5 @@
 """The public gRPC API contracts (protos/okr/v1/{common,goal,progress,reporting,audit,
-stream}.proto): the generated code imports, every domain command has exactly one write
+stream,directory}.proto): the generated code imports, every domain command has exactly one write
 RPC whose request mirrors it, the services of the issue exist with their RPC names and
 streaming kinds, and every service, RPC, message, field, oneof, enum and enum value
 carries a leading doc comment. Run ``make proto`` first."""
@@ -22,7 +22,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from okr_shared.domain import commands
 
 ROOT = Path(__file__).resolve().parents[2]
-API_PROTOS = ["common", "goal", "progress", "reporting", "audit", "stream"]
+API_PROTOS = ["common", "goal", "progress", "reporting", "audit", "stream", "directory"]
 PROTO_FILES = [f"okr/v1/{name}.proto" for name in API_PROTOS]
 
 F = FieldDescriptor
@@ -192,9 +192,13 @@ COMMANDS = sorted(
      if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == commands.__name__),
     key=lambda cls: cls.__name__,
 )
-WRITE_SERVICES = ("GoalService", "ProgressService")
-# Enums of events.proto a command's string field may use: name -> its value prefix.
-ENUM_FIELD_TYPES = {"okr.v1.Cadence", "okr.v1.ObjectiveLevel", "okr.v1.KeyResultKind"}
+WRITE_SERVICES = ("GoalService", "ProgressService", "DirectoryService")
+# Enums of events.proto a command's string field may use (the value without its prefix).
+ENUM_FIELD_TYPES = {"okr.v1.Cadence", "okr.v1.ObjectiveLevel", "okr.v1.KeyResultKind", "okr.v1.DirectoryRole"}
+# Write RPCs made of several commands, each sent as its own command by the service (so
+# none is a command of its own): RPC -> the commands it runs. ImportPlan answers
+# ImportPlanResult, not CommandResult, so it is no write RPC in this sense.
+COMPOSITE_WRITES = {"MovePersonToTeam": ("RemoveTeamMember", "AddTeamMember")}
 
 
 def test_the_command_list_is_not_empty():
@@ -255,10 +259,12 @@ def test_enum_fields_of_commands_cover_the_values_the_commands_name():
         ("CreateObjectiveRequest", "level"): {"COMPANY", "TEAM", "INDIVIDUAL"},
         ("DefineKeyResultRequest", "kind"): {"INCREASE_TO", "DECREASE_TO", "STAY_AT_OR_ABOVE", "STAY_AT_OR_BELOW",
                                              "MILESTONE", "PERCENTAGE", "CURRENCY"},
+        ("GrantRoleRequest", "role"): {"ADMIN", "AUDITOR", "OBSERVER"},
+        ("RevokeRoleRequest", "role"): {"ADMIN", "AUDITOR", "OBSERVER"},
     }
-    goal = _module("goal")
+    requests = {m.input_type.name: m.input_type for s in _services().values() for m in s.methods}
     for (message, field), values in documented.items():
-        enum = getattr(goal, message).DESCRIPTOR.fields_by_name[field].enum_type
+        enum = requests[message].fields_by_name[field].enum_type
         prefix = re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
         names = {v.name.removeprefix(prefix) for v in enum.values if v.number}
         assert names == values, (message, field)
@@ -266,11 +272,26 @@ def test_enum_fields_of_commands_cover_the_values_the_commands_name():
 
 def test_every_write_rpc_is_a_command():
     """No write RPC without a command: the RPCs returning CommandResult are exactly the
-    commands."""
+    commands, and the composite writes (COMPOSITE_WRITES), each made of commands."""
     services = _services()
     writes = {m.name for s in WRITE_SERVICES for m in services[s].methods
               if m.output_type.full_name == "okr.v1.CommandResult"}
-    assert writes == {c.__name__ for c in COMMANDS}
+    names = {c.__name__ for c in COMMANDS}
+    assert writes - set(COMPOSITE_WRITES) == names
+    assert set(COMPOSITE_WRITES) <= writes and not set(COMPOSITE_WRITES) & names
+    for rpc, parts in COMPOSITE_WRITES.items():
+        assert set(parts) <= names, rpc
+
+
+def test_move_person_to_team_names_the_person_and_both_teams():
+    """MovePersonToTeam's request carries what its two commands need (the person, the team
+    left, the team joined) and a command id from which both of theirs are derived."""
+    request = _services()["DirectoryService"].methods_by_name["MovePersonToTeam"].input_type
+    fields = {f.name: f.type for f in request.fields}
+    assert fields == {"person_id": F.TYPE_STRING, "from_team_id": F.TYPE_STRING, "to_team_id": F.TYPE_STRING,
+                      "command_id": F.TYPE_STRING}
+    for part in COMPOSITE_WRITES["MovePersonToTeam"]:
+        assert {f.name for f in dataclasses.fields(getattr(commands, part))} == {"team_id", "person_id"}
 
 
 def test_adjust_key_result_tells_unchanged_from_zero():

@@ -2,6 +2,7 @@
 documented, and payloads survive the trips store JSON → message → envelope → message."""
 
 import json
+import re
 import subprocess
 import sys
 from datetime import timezone
@@ -44,6 +45,24 @@ EVENTS_OF_THE_ISSUE = [
 ]
 # Added later, additively (the domain issue: restating an objective while planning).
 LATER_EVENTS = ["okr.v1.ObjectiveRestated"]
+# The directory (issue 20, ADR 0033): people and teams.
+DIRECTORY_EVENTS = [
+    "okr.v1.PersonAdded",
+    "okr.v1.PersonDetailsChanged",
+    "okr.v1.PersonManagerAssigned",
+    "okr.v1.PersonDeactivated",
+    "okr.v1.PersonReactivated",
+    "okr.v1.RoleGranted",
+    "okr.v1.RoleRevoked",
+    "okr.v1.TeamCreated",
+    "okr.v1.TeamRenamed",
+    "okr.v1.TeamMoved",
+    "okr.v1.TeamMemberAdded",
+    "okr.v1.TeamMemberRemoved",
+    "okr.v1.TeamLeadAssigned",
+    "okr.v1.TeamLeadRemoved",
+    "okr.v1.TeamArchived",
+]
 
 F = FieldDescriptor
 ENVELOPE_FIELDS = {
@@ -121,7 +140,7 @@ def recorded(event_type="okr.v1.CheckInRecorded", data=CHECK_IN, metadata=None, 
 # --- the catalogue ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("event_type", EVENTS_OF_THE_ISSUE)
+@pytest.mark.parametrize("event_type", EVENTS_OF_THE_ISSUE + DIRECTORY_EVENTS)
 def test_every_event_of_the_issue_is_a_generated_message_in_the_registry(event_type):
     name = event_type.removeprefix("okr.v1.")
     assert name in events_pb2.DESCRIPTOR.message_types_by_name
@@ -129,7 +148,7 @@ def test_every_event_of_the_issue_is_a_generated_message_in_the_registry(event_t
 
 
 def test_the_registry_holds_exactly_the_domain_events():
-    assert sorted(contracts.EVENT_TYPES) == sorted(EVENTS_OF_THE_ISSUE + LATER_EVENTS)
+    assert sorted(contracts.EVENT_TYPES) == sorted(EVENTS_OF_THE_ISSUE + LATER_EVENTS + DIRECTORY_EVENTS)
     assert "okr.v1.EventEnvelope" not in contracts.EVENT_TYPES
 
 
@@ -151,6 +170,9 @@ def test_every_event_carries_the_ids_a_consumer_routes_by():
         "KeyResult": {"key_result_id", "objective_id"},
         "Initiative": {"initiative_id", "key_result_id", "objective_id"},
         "CheckIn": {"check_in_id", "key_result_id", "objective_id"},
+        "Person": {"person_id"},
+        "Role": {"person_id"},
+        "Team": {"team_id"},
     }
     for event_type, cls in contracts.EVENT_TYPES.items():
         name = event_type.removeprefix("okr.v1.")
@@ -356,6 +378,10 @@ def test_non_events_are_refused_as_unknown_event_types(call):
     (events_pb2.InitiativeSlipped(initiative_id="i1", key_result_id="k1"), "initiative-i1"),
     (events_pb2.CheckInRecorded(check_in_id="ci1", key_result_id="k1"), "kr-k1"),
     (events_pb2.CheckInCorrected(check_in_id="ci2", key_result_id="k1"), "kr-k1"),
+    (events_pb2.PersonAdded(person_id="p1", display_name="P"), "person-p1"),
+    (events_pb2.RoleGranted(person_id="p1", role=events_pb2.DIRECTORY_ROLE_ADMIN), "person-p1"),
+    (events_pb2.TeamCreated(team_id="t1", name="T"), "team-t1"),
+    (events_pb2.TeamMemberAdded(team_id="t1", person_id="p1"), "team-t1"),
 ])
 def test_each_event_names_its_stream(message, stream):
     assert contracts.stream_id_for(message) == stream
@@ -369,7 +395,7 @@ def test_an_event_without_its_stream_key_has_no_stream():
 def test_every_event_names_a_string_stream_key_field():
     for event_type, cls in contracts.EVENT_TYPES.items():
         options = cls.DESCRIPTOR.GetOptions().Extensions[events_pb2.event]
-        assert options.stream_category in {"cycle", "objective", "kr", "initiative"}, event_type
+        assert options.stream_category in {"cycle", "objective", "kr", "initiative", "person", "team"}, event_type
         field = cls.DESCRIPTOR.fields_by_name[options.stream_key_field]
         assert field.type == F.TYPE_STRING, event_type
 
@@ -380,6 +406,15 @@ def test_the_stream_catalogue_in_the_docs_matches_the_contracts():
         options = cls.DESCRIPTOR.GetOptions().Extensions[events_pb2.event]
         row = f"| `{event_type}` | `{options.stream_category}-<{options.stream_key_field}>` |"
         assert row in doc, row
+
+
+def test_the_history_words_in_the_api_docs_are_the_contracts_history_what():
+    """docs/api.md "GetHistory" lists ``what`` of every event type, as HISTORY_WHAT says."""
+    doc = (ROOT / "docs" / "api.md").read_text()
+    table = doc.split("## `GetHistory`", 1)[1].split("\n\n(", 1)[0]
+    rows = dict(re.findall(r"^\| `(okr\.v1\.\w+)` \| `(\w+)` \|$", table, re.MULTILINE))
+    assert rows == dict(contracts.HISTORY_WHAT)
+    assert set(rows) == set(contracts.EVENT_TYPES)
 
 
 # --- the .proto itself ------------------------------------------------------------------

@@ -34,7 +34,7 @@ KUBERNETES_VERSION = "1.30.0"  # the oldest version these manifests target (grpc
 
 INFRA = {"rabbitmq", "postgres"}
 ONE_SHOT = {"migrate"}
-PYTHON_SERVICES = {"goal", "progress", "reporting", "notification", "relay", "gateway"}
+PYTHON_SERVICES = {"goal", "progress", "reporting", "notification", "directory", "relay", "gateway"}
 
 
 def readme_variables() -> set[str]:
@@ -135,10 +135,10 @@ def test_services_wait_for_healthy_infrastructure_and_the_migration(compose):
 
 def test_compose_commands_and_health_probes(compose):
     services = compose["services"]
-    for name in ("goal", "progress", "reporting", "notification"):
+    for name in ("goal", "progress", "reporting", "notification", "directory"):
         assert services[name]["command"] == [
             "nameko", "run", "--config", "services/config.yaml", f"okr_services.{name}.service"]
-    for name in ("goal", "progress", "notification"):
+    for name in ("goal", "progress", "notification", "directory"):
         test = services[name]["healthcheck"]["test"]
         assert test[:3] == ["CMD", "python", "-c"] and test[3] == compose["x-amqp-probe"]
         assert test[4] == f"rpc-{name}"  # nameko's RPC queue of the service
@@ -161,6 +161,7 @@ def test_compose_configuration_is_in_the_readme(compose):
         assert compose["services"][name]["environment"] == env, name
     assert set(env) <= documented, set(env) - documented
     for key in ("OKR_DATABASE_URL", "OKR_REPORTING_DATABASE_URL", "OKR_NOTIFICATION_DATABASE_URL",
+                "OKR_DIRECTORY_DATABASE_URL",
                 "OKR_GATEWAY_DATABASE_URL"):
         assert "postgresql+psycopg2://" in env[key] and "@postgres:5432/" in env[key], key
     assert "@rabbitmq:5672/" in env["AMQP_URI"]
@@ -175,6 +176,7 @@ def test_compose_volumes_are_named_and_the_databases_created(compose):
     sql = (ROOT / init[0].split(":")[0]).read_text()
     env = compose["x-okr-env"]
     for key in ("OKR_DATABASE_URL", "OKR_REPORTING_DATABASE_URL", "OKR_NOTIFICATION_DATABASE_URL",
+                "OKR_DIRECTORY_DATABASE_URL",
                 "OKR_GATEWAY_DATABASE_URL"):
         database = env[key].rsplit("/", 1)[1].rstrip("}")
         assert f"CREATE DATABASE {database} " in sql, key
@@ -234,7 +236,7 @@ def containers(doc: dict) -> list[dict]:
 def test_a_deployment_per_service_with_replicas_probes_and_resources():
     deployments = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d for d in of_kind("Deployment")}
     assert set(deployments) == PYTHON_SERVICES
-    for name in ("goal", "progress", "reporting", "relay", "gateway"):
+    for name in ("goal", "progress", "reporting", "directory", "relay", "gateway"):
         assert deployments[name]["spec"]["replicas"] >= 2, name
     images = set()
     for name, doc in deployments.items():
@@ -292,6 +294,7 @@ def test_kubernetes_configuration_is_in_the_readme_and_covers_the_pods():
     assert every_key <= documented, every_key - documented
     assert not set(config["data"]) & set(secret["stringData"])
     for key in ("OKR_DATABASE_URL", "OKR_REPORTING_DATABASE_URL", "OKR_NOTIFICATION_DATABASE_URL",
+                "OKR_DIRECTORY_DATABASE_URL",
                 "OKR_GATEWAY_DATABASE_URL", "AMQP_URI"):
         assert key in secret["stringData"], key  # credentials live in the Secret
     for doc in of_kind("Deployment") + of_kind("Job"):

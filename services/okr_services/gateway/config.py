@@ -35,7 +35,7 @@ class GatewayConfig:
     #: Seconds between the health checker's probes of the broker and the event store.
     health_interval: float = DEFAULT_INTERVAL_S
     #: Logical service name -> the nameko service's name, when they differ
-    #: (``OKR_GATEWAY_SERVICES="goal=goal-eu,progress=progress-eu"``).
+    #: (``OKR_GATEWAY_SERVICES="goal=goal-eu,progress=progress-eu,directory=directory-eu"``).
     service_names: tuple[tuple[str, str], ...] = ()
 
     @classmethod
@@ -55,9 +55,9 @@ def _service_names(text: str) -> tuple[tuple[str, str], ...]:
     pairs = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         logical, sep, actual = part.partition("=")
-        if not sep or logical not in ("goal", "progress", "reporting") or not actual.strip():
-            raise ValueError(f"OKR_GATEWAY_SERVICES: expected goal=<name>,progress=<name>,reporting=<name>, "
-                             f"got {part!r}")
+        if not sep or logical not in ("goal", "progress", "reporting", "directory") or not actual.strip():
+            raise ValueError(f"OKR_GATEWAY_SERVICES: expected goal=<name>,progress=<name>,reporting=<name>,"
+                             f"directory=<name>, got {part!r}")
         pairs.append((logical, actual.strip()))
     return tuple(pairs)
 

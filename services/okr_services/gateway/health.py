@@ -13,7 +13,7 @@ A background thread probes the gateway's two dependencies every
 
 A probe that raises or takes longer than the interval counts as down. Which service
 needs what (``DEPENDENCIES``): everything that forwards over RPC — GoalService,
-ProgressService, ReportingService — needs the broker; AuditService reads the store and
+ProgressService, ReportingService, DirectoryService — needs the broker; AuditService reads the store and
 forwards ``ReplayAsOf`` to the reporting service: both; EventStream reads the store and
 follows the bus: both; the overall status (``""``) needs every dependency. A service is
 ``SERVING`` while all it needs is reachable, ``NOT_SERVING`` otherwise, and ``Watch``
@@ -44,6 +44,7 @@ DEPENDENCIES: dict[str, frozenset[str]] = {
     "okr.v1.GoalService": frozenset({BROKER}),
     "okr.v1.ProgressService": frozenset({BROKER}),
     "okr.v1.ReportingService": frozenset({BROKER}),
+    "okr.v1.DirectoryService": frozenset({BROKER}),
     "okr.v1.AuditService": frozenset({STORE, BROKER}),
     "okr.v1.EventStream": frozenset({STORE, BROKER}),
     "": frozenset({STORE, BROKER}),

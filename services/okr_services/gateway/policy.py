@@ -6,9 +6,11 @@ lists the action holds for the resource, and otherwise raises ``PermissionDenied
 naming the rule. Tenant isolation comes first and has no exception (not even admin).
 
 Actions: every command of ``okr_shared.domain.commands`` by class name (``PlanCycle``,
-``RecordCheckIn``, ...), the reads (``READS``: ``Read`` and the named read calls), the
-audit actions (``AUDIT``: ``GetHistory``, ``ReplayAsOf``, ``VerifyChain``,
-``ExportBundle``) and ``StreamEvents``. An unknown action is denied.
+``RecordCheckIn``, ``AddPerson``, ...), the reads (``READS``: ``Read`` and the named read
+calls, the directory's included), the audit actions (``AUDIT``: ``GetHistory``,
+``ReplayAsOf``, ``VerifyChain``, ``ExportBundle``), ``StreamEvents`` and ``WhoAmI``. An
+unknown action is denied. An RPC made of several commands (``COMPOSITES``:
+``MovePersonToTeam``) is no action of its own: the gateway authorises each of its parts.
 
 The ``Resource`` is what the gateway looks up before asking: the tenant, and for the
 commands the item the command writes to —
@@ -22,17 +24,36 @@ commands the item the command writes to —
 - the other initiative commands: the initiative (team, assignee);
 - ``RecordCheckIn``/``CorrectCheckIn``: the key result (team, KR owner, ``key_result_id``);
 - ``ImportPlan``: each team the plan writes to (one check per team), else the tenant;
-- reads, audit actions, ``StreamEvents``: the tenant (other fields may be None).
+- the person commands (``AddPerson`` … ``RevokeRole``): the person (``owner`` = its
+  ``person_id``) and, for ``UpdatePerson``, the details the request sets (``fields``);
+- the team commands of the directory: the team (``team_id``, the request's);
+- ``MovePersonToTeam``: ``RemoveTeamMember`` on ``from_team_id`` and ``AddTeamMember`` on
+  ``to_team_id``, both must be allowed;
+- reads, audit actions, ``StreamEvents``, ``WhoAmI``: the tenant (other fields may be None).
+
+A rule may also limit which fields of the request the principal may set (``Rule.fields``:
+a person changes only their own display name, time zone and language); a field outside
+them is ``FieldDenied`` (a ``PermissionDenied`` naming the field).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from okr_shared.domain import commands as _commands
 
 from .auth import ROLES, PermissionDenied, Principal
+
+
+class FieldDenied(PermissionDenied):
+    """The rule that allows the action does not let the principal set ``field``."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
 
 # ------------------------------------------------------------------------ actions
 
@@ -55,6 +76,11 @@ TEAM_DIRECTORY_COMMANDS = frozenset({
     "RemoveTeamLead",
 })
 DIRECTORY_COMMANDS = PERSON_COMMANDS | TEAM_DIRECTORY_COMMANDS
+#: What a lead may do in the directory, on the teams they lead (and those below them).
+TEAM_MEMBERSHIP_COMMANDS = frozenset({"AddTeamMember", "RemoveTeamMember"})
+#: The details a person may change on their own person (UpdatePerson); the others
+#: (e-mail, user name, external id) are the admins' (and the identity provider's).
+OWN_DETAILS = frozenset({"display_name", "time_zone", "language"})
 COMMANDS = (CYCLE_COMMANDS | OBJECTIVE_COMMANDS | KEY_RESULT_COMMANDS | INITIATIVE_COMMANDS | CHECK_IN_COMMANDS
             | DIRECTORY_COMMANDS)
 
@@ -69,18 +95,27 @@ TEAM_COMMANDS = OBJECTIVE_COMMANDS | KEY_RESULT_COMMANDS | INITIATIVE_COMMANDS |
 #: each existing parent named), or for the tenant when it names no team.
 IMPORTS = frozenset({"ImportPlan"})
 
+#: RPCs made of several commands: (command, the request field naming its team) per part,
+#: each authorised on its own (a lead moves a person only between teams they lead).
+COMPOSITES: dict[str, tuple[tuple[str, str], ...]] = {
+    "MovePersonToTeam": (("RemoveTeamMember", "from_team_id"), ("AddTeamMember", "to_team_id")),
+}
+
 READS = frozenset({
     "Read",  # generic: any read the gateway does not name below
     "GetCycle", "GetObjective", "GetKeyResult", "GetInitiative",
     "GetBoard", "GetTeamDashboard", "GetPersonDashboard", "GetScorecard",
     "GetKeyResultHistory", "GetKeyResultStatus", "ListKeyResultStatuses",
     "GetObjectiveRollup", "GetAlignmentTree", "GetDiff",
+    "GetPerson", "ListPeople", "GetTeam", "ListTeams",  # the directory
 })
 AUDIT = frozenset({"GetHistory", "ReplayAsOf", "VerifyChain", "ExportBundle"})
 STREAM_EVENTS = "StreamEvents"
 STREAMS = frozenset({STREAM_EVENTS})
+#: The caller about themself: every principal may ask (a machine key too).
+SELF = frozenset({"WhoAmI"})
 
-ACTIONS = COMMANDS | IMPORTS | READS | AUDIT | STREAMS
+ACTIONS = COMMANDS | IMPORTS | READS | AUDIT | STREAMS | SELF
 
 
 def _command_names() -> set[str]:
@@ -106,6 +141,8 @@ class Resource:
     team_id: str | None = None
     owner: str | None = None
     key_result_id: str | None = None
+    #: The fields the request sets, for rules that limit them (UpdatePerson's details).
+    fields: frozenset[str] = frozenset()
 
 
 # -------------------------------------------------------------------------- rules
@@ -124,7 +161,13 @@ class Rule:
     scope: str
     #: How a denial phrases the rule (after "role <role> may only ...").
     text: str
+    #: The request fields the rule lets the principal set; None: any.
+    fields: frozenset[str] | None = None
 
+
+_OWN_DETAILS = Rule("own-details", frozenset({"UpdatePerson"}), OWN,
+                    "change the display name, time zone and language of their own person", fields=OWN_DETAILS)
+_WHO_AM_I = Rule("who-am-i", SELF, TENANT, "ask who they are")
 
 RULES: dict[str, tuple[Rule, ...]] = {
     "admin": (
@@ -137,31 +180,41 @@ RULES: dict[str, tuple[Rule, ...]] = {
         Rule("lead-team-import", IMPORTS, TEAM, "import plans for the teams they lead"),
         Rule("own-item-writes", OWN_ITEM_COMMANDS, OWN,
              "write their own key results, initiatives and check-ins"),
+        Rule("lead-team-members", TEAM_MEMBERSHIP_COMMANDS, TEAM, "add and remove members of the teams they lead"),
+        _OWN_DETAILS,
+        _WHO_AM_I,
     ),
     "member": (
         Rule("read", READS, TENANT, "read within their tenant"),
         Rule("own-item-writes", OWN_ITEM_COMMANDS, OWN,
              "write their own key results, initiatives and check-ins"),
+        _OWN_DETAILS,
+        _WHO_AM_I,
     ),
     "viewer": (
         Rule("read", READS, TENANT, "read within their tenant"),
+        _WHO_AM_I,
     ),
     "auditor": (
         Rule("read", READS, TENANT, "read within their tenant"),
         Rule("audit", AUDIT, TENANT, "read history, replay, verify and export within their tenant"),
+        _WHO_AM_I,
     ),
     "service": (
         Rule("stream-events", STREAMS, TENANT, "stream their tenant's events"),
         Rule("delegated-check-ins", CHECK_IN_COMMANDS, DELEGATED,
              "record check-ins on the key results delegated to them"),
+        _WHO_AM_I,
     ),
 }
 
 #: One line per role, for denials of actions the role never has.
 ROLE_SUMMARY = {
     "admin": "admins may do everything within their tenant",
-    "lead": "leads read the tenant and write their teams' and their own items; cycles are admin-only",
-    "member": "members read the tenant and write only their own key results, initiatives and check-ins",
+    "lead": "leads read the tenant, write their teams' and their own items and their teams' members; "
+            "cycles and the rest of the directory are admin-only",
+    "member": "members read the tenant and write only their own key results, initiatives, check-ins and "
+              "details",
     "viewer": "viewers only read",
     "auditor": "auditors read and audit (history, replay, verify, export) but never write",
     "service": "services stream events and record check-ins on delegated key results only",
@@ -204,12 +257,32 @@ def authorize(principal: Principal, action: str, resource: Resource) -> Rule:
     rules = [r for r in RULES.get(principal.role, ()) if action in r.actions]
     for rule in rules:
         if _holds(rule, principal, resource):
+            outside = sorted(resource.fields - rule.fields) if rule.fields is not None else []
+            if outside:
+                raise FieldDenied(f"{outside[0]}: role {principal.role} may only {rule.text} "
+                                  f"({', '.join(sorted(rule.fields))}) [{rule.name}]", outside[0])
             return rule
     if not rules:
         summary = ROLE_SUMMARY.get(principal.role, "unknown role")
         raise PermissionDenied(f"role {principal.role} may not {action} ({summary})")
     reasons = " or ".join(f"{r.text} ({_context(r, resource)})" for r in rules)
     raise PermissionDenied(f"role {principal.role} may only {reasons} [{', '.join(r.name for r in rules)}]")
+
+
+def directory_resource(tenant: str, action: str, request: Mapping[str, object]) -> Resource:
+    """What a directory command is about, from its request alone (no look-up): a person
+    command's person (``owner``) and the fields it sets besides the person and the command
+    id; a team command's team."""
+    if action in PERSON_COMMANDS:
+        return Resource(tenant, owner=str(request.get("person_id") or "") or None,
+                        fields=frozenset(request) - {"person_id", "command_id"})
+    return Resource(tenant, team_id=str(request.get("team_id") or "") or None)
+
+
+def composite_parts(action: str, tenant: str, request: Mapping[str, object]) -> list[tuple[str, Resource]]:
+    """The commands an RPC of ``COMPOSITES`` is authorised as, each on its team."""
+    return [(command, Resource(tenant, team_id=str(request.get(field) or "") or None))
+            for command, field in COMPOSITES[action]]
 
 
 def allowed(principal: Principal, action: str, resource: Resource) -> bool:

@@ -11,7 +11,10 @@ eventlet-patched process: ADR 0013, ADR 0030) with a thread pool. Every call is
    the event store: consistent with the command that follows);
 3. **forwarded** over nameko RPC with one long-lived client (rpc_client.py) carrying the
    caller's tenant, principal and correlation id as context data; the tenant is always
-   the caller's, never taken from the request;
+   the caller's, never taken from the request (GoalService and ProgressService to the
+   ``goal`` and ``progress`` services, ReportingService to ``reporting``,
+   DirectoryService to ``directory``; ``WhoAmI`` is answered here, from the principal
+   and its person in the directory);
 4. **answered** with the typed response, or a status code: INVALID_ARGUMENT
    (``okr-field``), NOT_FOUND (``okr-kind``, ``okr-id``), FAILED_PRECONDITION
    (``okr-rule``), ABORTED, PERMISSION_DENIED, UNAUTHENTICATED, UNAVAILABLE (a service
@@ -40,7 +43,7 @@ import grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health as grpc_health, health_pb2, health_pb2_grpc
 
-from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
+from okr.v1 import audit_pb2, directory_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
 from okr_shared.contracts import history_what
 from okr_shared.db import migrate
 from okr_shared.eventstore import EventStore, make_engine
@@ -57,7 +60,8 @@ from .rpc_client import RemoteError, RpcClient, RpcTimeout, ServiceUnavailable
 _log = logging.getLogger(__name__)
 
 #: The proto services whose commands go to which nameko service.
-COMMAND_TARGETS = {"okr.v1.GoalService": "goal", "okr.v1.ProgressService": "progress"}
+COMMAND_TARGETS = {"okr.v1.GoalService": "goal", "okr.v1.ProgressService": "progress",
+                   "okr.v1.DirectoryService": "directory"}
 
 #: Reads: (proto service, method) -> (nameko service, method).
 READS = {
@@ -75,6 +79,10 @@ READS = {
     ("okr.v1.ReportingService", "GetObjectiveRollup"): ("reporting", "objective_rollup"),
     ("okr.v1.ReportingService", "GetAlignmentTree"): ("reporting", "alignment_tree"),
     ("okr.v1.ReportingService", "GetDiff"): ("reporting", "diff"),
+    ("okr.v1.DirectoryService", "GetPerson"): ("directory", "get_person"),
+    ("okr.v1.DirectoryService", "ListPeople"): ("directory", "list_people"),
+    ("okr.v1.DirectoryService", "GetTeam"): ("directory", "get_team"),
+    ("okr.v1.DirectoryService", "ListTeams"): ("directory", "list_teams"),
 }
 
 #: Reads whose "nothing there" answer (None) is NOT_FOUND, with the kind and the id field.
@@ -83,9 +91,15 @@ _NOT_FOUND_WHEN_NONE = {
     "GetKeyResult": ("key result", "key_result_id"), "GetInitiative": ("initiative", "initiative_id"),
     "GetScorecard": ("cycle", "cycle_id"), "GetKeyResultStatus": ("key result", "key_result_id"),
     "GetObjectiveRollup": ("objective", "objective_id"),
+    "GetPerson": ("person", "person_id"), "GetTeam": ("team", "team_id"),
 }
 
-_SERVICE_MODULES = (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2)
+#: The directory's searches and the characters of their ``query`` (a substring searched
+#: for; their page_size and page_token are the directory service's to check).
+SEARCHES = frozenset({"ListPeople", "ListTeams"})
+QUERY_MAX = 200
+
+_SERVICE_MODULES = (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2, directory_pb2)
 
 
 def snake(name: str) -> str:
@@ -247,6 +261,8 @@ class Gateway:
     def resource(self, principal: auth.Principal, action: str, kwargs: dict, data: dict, context) -> policy.Resource:
         """What the command writes to, looked up only when the role's rules need it."""
         tenant = principal.tenant
+        if action in policy.DIRECTORY_COMMANDS:  # named by the request itself: no look-up
+            return policy.directory_resource(tenant, action, kwargs)
         if action not in policy.COMMANDS or principal.role in ("admin", "viewer", "auditor"):
             return policy.Resource(tenant, key_result_id=kwargs.get("key_result_id"))
         if principal.role == "service":
@@ -280,7 +296,11 @@ class Gateway:
             if not kwargs.get("command_id"):
                 kwargs.pop("command_id", None)
             data = self._context_data(principal, context)
-            policy.authorize(principal, action, self.resource(principal, action, kwargs, data, context))
+            if action in policy.COMPOSITES:  # MovePersonToTeam: each of its commands
+                for part, resource in policy.composite_parts(action, principal.tenant, kwargs):
+                    policy.authorize(principal, part, resource)
+            else:
+                policy.authorize(principal, action, self.resource(principal, action, kwargs, data, context))
             return convert.command_result(self.call(service, method, kwargs, data, context))
 
         return run
@@ -288,6 +308,9 @@ class Gateway:
     def _read(self, service: str, method: str, action: str, response_cls):
         def run(request, context, principal):
             policy.authorize(principal, action, policy.Resource(principal.tenant))
+            if action in SEARCHES and len(request.query) > QUERY_MAX:
+                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, f"query: at most {QUERY_MAX} characters",
+                             **{"okr-field": "query"})
             kwargs = convert.to_kwargs(request)
             data = self._context_data(principal, context)
             result = self.call(service, method, kwargs, data, context)
@@ -347,6 +370,26 @@ class Gateway:
                     raise
                 resources.add(policy.Resource(tenant, team_id=o.get("team_id") or None))
         return sorted(resources, key=lambda r: r.team_id or "") or [policy.Resource(tenant)]
+
+    # ------------------------------------------------------------------- caller
+
+    def _who_am_i(self, request, context, principal):
+        """WhoAmI: the principal as this gateway authenticated it, and their person when
+        the directory has one of that id (a machine key's subject usually is none)."""
+        policy.authorize(principal, "WhoAmI", policy.Resource(principal.tenant))
+        response = directory_pb2.WhoAmIResponse(tenant_id=principal.tenant, subject=principal.subject,
+                                                via=principal.via, role=principal.role, teams=list(principal.teams))
+        try:
+            person = self.call("directory", "get_person", {"person_id": principal.subject},
+                               self._context_data(principal, context), context)
+        except _Abort as e:
+            # not a person of the directory (or a subject that cannot be a person id)
+            if e.code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                raise
+            person = None
+        if person:
+            convert.fill(response.person, person)
+        return response
 
     # -------------------------------------------------------------------- audit
 
@@ -503,6 +546,8 @@ class Gateway:
                                                                action))
                     elif key in READS:
                         fn = self._guard(request_cls, self._read(*READS[key], action, response_cls))
+                    elif action == "WhoAmI":
+                        fn = self._guard(request_cls, self._who_am_i)
                     elif action == "ImportPlan":
                         fn = self._guard(request_cls, self._import_plan)
                     elif action == "GetHistory":
@@ -655,8 +700,8 @@ def _refusals(context):
         _abort(context, e)
     except auth.Unauthenticated as e:
         _abort(context, _Abort(grpc.StatusCode.UNAUTHENTICATED, str(e)))
-    except auth.PermissionDenied as e:
-        _abort(context, _Abort(grpc.StatusCode.PERMISSION_DENIED, str(e)))
+    except auth.PermissionDenied as e:  # a field a rule does not let the caller set: named
+        _abort(context, _Abort(grpc.StatusCode.PERMISSION_DENIED, str(e), **{"okr-field": getattr(e, "field", "")}))
 
 
 def _abort(context, e: _Abort) -> None:

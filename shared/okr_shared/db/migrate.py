@@ -7,7 +7,9 @@ upgraded by an Alembic migration history of its own (the store's is
 - ``gateway_keys``: the gateway's API keys (``okr_services.gateway.auth``);
 - ``reporting``: the reporting service's read models;
 - ``notification``: the notification service's copies of the read models, its delivery
-  log and its directory.
+  log and its directory;
+- ``directory``: the directory service's read model of people and teams
+  (``okr_services.directory``).
 
 A database may hold several of these (a consumer's database holds ``consumer`` and the
 service's own), so each history has a version table of its own
@@ -34,7 +36,7 @@ __all__ = ["HISTORIES", "alembic_config", "migrate", "version_table"]
 _ONE_AT_A_TIME = threading.Lock()
 
 #: The migration histories, by database (the folders under okr_shared/db/migrations/).
-HISTORIES = ("consumer", "gateway_keys", "reporting", "notification")
+HISTORIES = ("consumer", "gateway_keys", "reporting", "notification", "directory")
 
 
 def version_table(history: str) -> str:

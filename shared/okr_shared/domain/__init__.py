@@ -5,8 +5,10 @@
     store.append(target_stream(command), state.version if state else NO_STREAM, ...)
 
 - ``commands``: what callers ask (dataclasses);
-- ``state``: Cycle, Objective, KeyResult (with its check-ins), Initiative and the folds;
-- ``deciders``: the rules of the method, one function per command;
+- ``state``: Cycle, Objective, KeyResult (with its check-ins), Initiative, the
+  directory's Person and Team, and the folds;
+- ``deciders``: the rules of the method and of the directory (people, teams, roles),
+  one function per command;
 - ``scoring``: progress, score, pace, status and grading as pure functions;
 - ``errors``: ValidationError (names the field), NotFound, PreconditionFailed (names the
   rule), ConcurrencyConflict.
@@ -22,6 +24,8 @@ from .state import (
     Initiative,
     KeyResult,
     Objective,
+    Person,
+    Team,
     evolve,
     fold,
 )
@@ -38,7 +42,9 @@ __all__ = [
     "KeyResult",
     "NotFound",
     "Objective",
+    "Person",
     "PreconditionFailed",
+    "Team",
     "ValidationError",
     "evolve",
     "fold",

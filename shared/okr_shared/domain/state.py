@@ -1,7 +1,8 @@
 """Aggregate states, rebuilt by folding their stored events.
 
 One stream per aggregate: ``cycle-<id>``, ``objective-<id>``, ``kr-<id>`` (the key result
-and its check-ins), ``initiative-<id>``. ``evolve`` applies one event; ``fold`` applies
+and its check-ins), ``initiative-<id>``, and the directory's ``person-<id>`` (details,
+manager, active or left, granted roles) and ``team-<id>`` (name, parent, leads, members). ``evolve`` applies one event; ``fold`` applies
 many, copying the state once (a key result's stream can hold thousands of check-ins).
 Events arrive as ``(event_type, data)`` with ``data`` the stored JSON payload (the
 protobuf JSON mapping of okr.v1 — enum values by full name, e.g. ``CADENCE_QUARTERLY``).
@@ -235,7 +236,43 @@ class Initiative(_State):
     version: int = 0
 
 
-STATE_TYPES = {"cycle": Cycle, "objective": Objective, "kr": KeyResult, "initiative": Initiative}
+@dataclass(slots=True)
+class Person(_State):
+    """A person of the directory (stream ``person-<person_id>``). ``roles`` are the
+    grants (ADMIN, AUDITOR, OBSERVER), sorted; they stay through a deactivation, which
+    alone takes every access away (docs/adr/0033)."""
+
+    person_id: str
+    display_name: str
+    email: str
+    manager_id: str
+    time_zone: str
+    language: str
+    user_name: str
+    external_id: str
+    active: bool = True
+    roles: list = field(default_factory=list)  # sorted role names
+    version: int = 0
+
+
+@dataclass(slots=True)
+class Team(_State):
+    """A team of the directory (stream ``team-<team_id>``); ``leads`` and ``members`` are
+    sorted person ids. An archived team is not ``active`` (its leads and members were
+    removed by events of their own before it was archived)."""
+
+    team_id: str
+    name: str
+    parent_team_id: str
+    external_id: str
+    active: bool = True
+    leads: list = field(default_factory=list)
+    members: list = field(default_factory=list)
+    version: int = 0
+
+
+STATE_TYPES = {"cycle": Cycle, "objective": Objective, "kr": KeyResult, "initiative": Initiative,
+               "person": Person, "team": Team}
 
 
 # ------------------------------------------------------------------------- folding
@@ -339,6 +376,65 @@ def _initiative_slipped(s, d):
     return s
 
 
+def _person_added(_, d):
+    return Person(d["person_id"], d["display_name"], d.get("email", ""), d.get("manager_id", ""),
+                  d.get("time_zone", ""), d.get("language", ""), d.get("user_name", ""), d.get("external_id", ""))
+
+
+def _person_details(s, d):
+    s.display_name, s.email, s.time_zone = d["display_name"], d.get("email", ""), d.get("time_zone", "")
+    s.language, s.user_name, s.external_id = d.get("language", ""), d.get("user_name", ""), d.get("external_id", "")
+    return s
+
+
+def _person_manager(s, d):
+    s.manager_id = d.get("new_manager_id", "")
+    return s
+
+
+def _active(value: bool):
+    def apply(s, d):
+        s.active = value
+        return s
+
+    return apply
+
+
+# The list folds below build a new list rather than change the state's: ``_copy`` copies
+# states shallowly, and the list of the state given to ``evolve`` must stay as it is.
+
+def _role(granted: bool):
+    def apply(s, d):
+        role = _enum(d["role"], "DIRECTORY_ROLE_")
+        s.roles = sorted({*s.roles, role} if granted else set(s.roles) - {role})
+        return s
+
+    return apply
+
+
+def _team_created(_, d):
+    return Team(d["team_id"], d["name"], d.get("parent_team_id", ""), d.get("external_id", ""))
+
+
+def _team_renamed(s, d):
+    s.name, s.external_id = d["new_name"], d.get("external_id", "")
+    return s
+
+
+def _team_moved(s, d):
+    s.parent_team_id = d.get("new_parent_team_id", "")
+    return s
+
+
+def _team_people(attr: str, added: bool):
+    def apply(s, d):
+        people = set(getattr(s, attr))
+        setattr(s, attr, sorted(people | {d["person_id"]} if added else people - {d["person_id"]}))
+        return s
+
+    return apply
+
+
 _APPLY = {
     "okr.v1.CyclePlanned": _cycle_planned,
     "okr.v1.CycleActivated": _cycle_state("active"),
@@ -360,7 +456,27 @@ _APPLY = {
     "okr.v1.InitiativeCompleted": _initiative_completed,
     "okr.v1.InitiativeDropped": _initiative_dropped,
     "okr.v1.InitiativeSlipped": _initiative_slipped,
+    "okr.v1.PersonAdded": _person_added,
+    "okr.v1.PersonDetailsChanged": _person_details,
+    "okr.v1.PersonManagerAssigned": _person_manager,
+    "okr.v1.PersonDeactivated": _active(False),
+    "okr.v1.PersonReactivated": _active(True),
+    "okr.v1.RoleGranted": _role(True),
+    "okr.v1.RoleRevoked": _role(False),
+    "okr.v1.TeamCreated": _team_created,
+    "okr.v1.TeamRenamed": _team_renamed,
+    "okr.v1.TeamMoved": _team_moved,
+    "okr.v1.TeamMemberAdded": _team_people("members", True),
+    "okr.v1.TeamMemberRemoved": _team_people("members", False),
+    "okr.v1.TeamLeadAssigned": _team_people("leads", True),
+    "okr.v1.TeamLeadRemoved": _team_people("leads", False),
+    "okr.v1.TeamArchived": _active(False),
 }
+
+#: The event types that start a stream (every other one applies to an existing state):
+#: the "...Planned/Created/Defined" facts, and a person's PersonAdded ("...Added" alone
+#: would take TeamMemberAdded too).
+_CREATES = frozenset(t for t in _APPLY if t.endswith(("Planned", "Created", "Defined"))) | {"okr.v1.PersonAdded"}
 
 
 def _copy(state):
@@ -377,7 +493,7 @@ def _apply(state, event_type: str, data: dict):
         apply = _APPLY[event_type]
     except KeyError:
         raise ValueError(f"no fold for event type {event_type!r}") from None
-    if (state is None) != event_type.endswith(("Planned", "Created", "Defined")):
+    if (state is None) != (event_type in _CREATES):
         raise ValueError(f"{event_type} cannot apply to {'no state' if state is None else type(state).__name__}")
     state = apply(state, data)
     state.version += 1

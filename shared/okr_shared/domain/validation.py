@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ValidationError
 
@@ -19,6 +20,12 @@ MAX_DESCRIPTION = 4000
 MAX_REASON = 2000
 MAX_COMMENT = 4000
 MAX_NAME = 200
+MAX_EMAIL = 254  # RFC 5321's limit of a forward path
+#: The languages of the pages and messages (BCP 47 tags); empty: the tenant's.
+LANGUAGES = ("en", "zh-CN")
+#: A plausible address: one @, no spaces, a dot in the domain (deliverability is the
+#: mail server's to judge, not ours).
+_EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
 
 
 def identifier(field: str, value) -> str:
@@ -105,3 +112,31 @@ def choice(field: str, value, options) -> str:
     if value not in options:
         raise ValidationError(field, f"must be one of {', '.join(options)}, not {value!r}")
     return value
+
+
+def email(field: str, value) -> str:
+    """An e-mail address, trimmed and lower-cased, at most 254 characters; may be empty."""
+    value = text(field, value, max_length=MAX_EMAIL, required=False).lower()
+    if value and not _EMAIL_RE.fullmatch(value):
+        raise ValidationError(field, f"must be an e-mail address such as ana@example.com, not {value!r}")
+    return value
+
+
+def time_zone(field: str, value) -> str:
+    """An IANA time zone name (``Asia/Shanghai``) the system's zone database knows; may be
+    empty (the tenant's zone)."""
+    value = text(field, value, max_length=100, required=False)
+    if not value:
+        return ""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(field, f"must be an IANA time zone such as Europe/Berlin, not {value!r}") from None
+    return value
+
+
+def language(field: str, value) -> str:
+    """One of LANGUAGES, or empty (the tenant's language)."""
+    if value in ("", None):
+        return ""
+    return choice(field, value, LANGUAGES)

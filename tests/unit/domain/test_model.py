@@ -17,7 +17,7 @@ from okr_shared.domain import (
 )
 from okr_shared.domain import commands as c
 
-from .world import World
+from .world import World, refused
 
 YEAR, Q1 = "y2026", "q1-2026"
 
@@ -41,14 +41,6 @@ def world(cycle_state="active", today=date(2026, 2, 10)) -> World:
     if cycle_state == "closed":
         w.run(c.CloseCycle(Q1))
     return w
-
-
-def refused(w: World, command, error, match: str):
-    before = w.snapshot()
-    with pytest.raises(error, match=match) as info:
-        w.run(command)
-    assert w.snapshot() == before, "a refused command writes nothing"
-    return info.value
 
 
 # ------------------------------------------------------------------------ cycles

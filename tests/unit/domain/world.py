@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from okr_shared.contracts import event_type_of, payload_to_dict
 from okr_shared.domain import fold, handle, target_stream
 
@@ -28,3 +30,12 @@ class World:
 
     def snapshot(self) -> dict:
         return {k: list(v) for k, v in self.streams.items()}
+
+
+def refused(w: World, command, error, match: str):
+    """Run ``command``, which must raise ``error`` matching ``match`` and write nothing."""
+    before = w.snapshot()
+    with pytest.raises(error, match=match) as info:
+        w.run(command)
+    assert w.snapshot() == before, "a refused command writes nothing"
+    return info.value

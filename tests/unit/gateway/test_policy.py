@@ -1,5 +1,7 @@
 """The role matrix: EVERY action × EVERY role × {own item, team item, other team's item,
-other tenant}, with the expected answer written out below (not computed by policy.py)."""
+other tenant}, with the expected answer written out below (not computed by policy.py).
+For the directory's person commands the item is the person (``owner`` = the person id:
+"own" is alice herself), for its team commands the team (``team_id``)."""
 
 import dataclasses
 import inspect
@@ -88,6 +90,31 @@ MATRIX = [
     ("ExportBundle",          "YYYN NNNN NNNN NNNN YYYN NNNN"),
     # event streams: admin and services
     ("StreamEvents",          "YYYN NNNN NNNN NNNN NNNN YYYN"),
+    # the directory's people: admin; a person changes their own details (which ones:
+    # test_own_details_are_the_only_fields_a_person_may_change)
+    ("AddPerson",             "YYYN NNNN NNNN NNNN NNNN NNNN"),
+    ("UpdatePerson",          "YYYN YNNN YNNN NNNN NNNN NNNN"),
+    ("AssignManager",         "YYYN NNNN NNNN NNNN NNNN NNNN"),
+    ("DeactivatePerson",      "YYYN NNNN NNNN NNNN NNNN NNNN"),
+    ("ReactivatePerson",      "YYYN NNNN NNNN NNNN NNNN NNNN"),
+    ("GrantRole",             "YYYN NNNN NNNN NNNN NNNN NNNN"),
+    ("RevokeRole",            "YYYN NNNN NNNN NNNN NNNN NNNN"),
+    # the directory's teams: admin; a lead adds and removes members of their teams
+    ("CreateTeam",            "YYYN NNNN NNNN NNNN NNNN NNNN"),
+    ("RenameTeam",            "YYYN NNNN NNNN NNNN NNNN NNNN"),
+    ("MoveTeam",              "YYYN NNNN NNNN NNNN NNNN NNNN"),
+    ("ArchiveTeam",           "YYYN NNNN NNNN NNNN NNNN NNNN"),
+    ("AddTeamMember",         "YYYN NYNN NNNN NNNN NNNN NNNN"),
+    ("RemoveTeamMember",      "YYYN NYNN NNNN NNNN NNNN NNNN"),
+    ("AssignTeamLead",        "YYYN NNNN NNNN NNNN NNNN NNNN"),
+    ("RemoveTeamLead",        "YYYN NNNN NNNN NNNN NNNN NNNN"),
+    # directory reads: like every read, everyone in the tenant but services
+    ("GetPerson",             "YYYN YYYN YYYN YYYN YYYN NNNN"),
+    ("ListPeople",            "YYYN YYYN YYYN YYYN YYYN NNNN"),
+    ("GetTeam",               "YYYN YYYN YYYN YYYN YYYN NNNN"),
+    ("ListTeams",             "YYYN YYYN YYYN YYYN YYYN NNNN"),
+    # the caller about themself: every principal of the tenant, machines too
+    ("WhoAmI",                "YYYN YYYN YYYN YYYN YYYN YYYN"),
 ]
 
 
@@ -123,7 +150,7 @@ def test_the_matrix_covers_every_action_and_every_command():
     # the commands, found independently of policy.py
     command_names = {name for name, obj in inspect.getmembers(commands, inspect.isclass)
                      if dataclasses.is_dataclass(obj) and obj.__module__ == commands.__name__}
-    assert len(command_names) == 20
+    assert len(command_names) == 35  # 20 of the method, 15 of the directory
     assert command_names <= set(actions)
     assert command_names == set(policy.COMMANDS)
 
@@ -189,3 +216,77 @@ def test_missing_facts_never_match():
         authorize(Principal("acme", "alice", "root"), "GetBoard", bare)
     assert policy.allowed(PRINCIPALS["viewer"], "GetBoard", bare) is True
     assert policy.allowed(PRINCIPALS["viewer"], "RecordCheckIn", bare) is False
+
+
+@pytest.mark.parametrize("role", ["lead", "member"])
+@pytest.mark.parametrize("fields, denied", [
+    (set(), None),
+    ({"display_name"}, None),
+    ({"display_name", "time_zone", "language"}, None),
+    ({"email"}, "email"),
+    ({"display_name", "user_name"}, "user_name"),
+    ({"external_id", "email"}, "email"),  # the first in name order
+])
+def test_own_details_are_the_only_fields_a_person_may_change(role, fields, denied):
+    own = Resource("acme", owner="alice", fields=frozenset(fields))
+    if denied is None:
+        assert authorize(PRINCIPALS[role], "UpdatePerson", own).name == "own-details"
+        return
+    with pytest.raises(policy.FieldDenied) as refused:
+        authorize(PRINCIPALS[role], "UpdatePerson", own)
+    assert refused.value.field == denied
+    assert str(refused.value) == (f"{denied}: role {role} may only change the display name, time zone and "
+                                  "language of their own person (display_name, language, time_zone) [own-details]")
+
+
+def test_an_admin_sets_any_field_and_nobody_sets_fields_of_someone_else():
+    every = frozenset({"display_name", "email", "time_zone", "language", "user_name", "external_id"})
+    assert authorize(PRINCIPALS["admin"], "UpdatePerson", Resource("acme", owner="bob", fields=every)).name \
+        == "admin-everything"
+    with pytest.raises(PermissionDenied) as denied:  # another's person: the owner, not the field, is at fault
+        authorize(PRINCIPALS["member"], "UpdatePerson", Resource("acme", owner="bob", fields=frozenset({"email"})))
+    assert not isinstance(denied.value, policy.FieldDenied)
+    assert "(owner is bob)" in str(denied.value)
+
+
+@pytest.mark.parametrize("teams, from_team, to_team, allowed", [
+    (("t1", "t2"), "t1", "t2", True),
+    (("t1",), "t1", "t2", False),  # may take them out of t1, not put them into t2
+    (("t2",), "t1", "t2", False),
+    (("t1",), "t1", "t1", True),
+])
+def test_a_move_is_allowed_when_each_of_its_parts_is(teams, from_team, to_team, allowed):
+    lead = Principal("acme", "alice", "lead", teams=teams)
+    request = {"person_id": "bob", "from_team_id": from_team, "to_team_id": to_team, "command_id": "m-1"}
+    parts = policy.composite_parts("MovePersonToTeam", "acme", request)
+    assert parts == [("RemoveTeamMember", Resource("acme", team_id=from_team)),
+                     ("AddTeamMember", Resource("acme", team_id=to_team))]
+    assert all(policy.allowed(lead, command, resource) for command, resource in parts) is allowed
+    assert "MovePersonToTeam" not in policy.ACTIONS  # no action of its own: only its parts
+
+
+def test_the_directory_beyond_members_and_own_details_is_admin_only():
+    for role, rules in policy.RULES.items():
+        granted = set().union(*(r.actions for r in rules)) & policy.DIRECTORY_COMMANDS
+        if role == "admin":
+            assert granted == policy.DIRECTORY_COMMANDS
+        elif role == "lead":
+            assert granted == {"AddTeamMember", "RemoveTeamMember", "UpdatePerson"}
+        elif role == "member":
+            assert granted == {"UpdatePerson"}
+        else:
+            assert not granted, role
+
+
+@pytest.mark.parametrize("action, request_fields, resource", [
+    ("UpdatePerson", {"person_id": "alice", "display_name": "Alice", "email": "", "command_id": "c"},
+     Resource("acme", owner="alice", fields=frozenset({"display_name", "email"}))),
+    ("UpdatePerson", {"person_id": "alice"}, Resource("acme", owner="alice")),
+    ("AddPerson", {"person_id": "", "display_name": "New"},  # an id to be generated is nobody yet
+     Resource("acme", owner=None, fields=frozenset({"display_name"}))),
+    ("GrantRole", {"person_id": "bob", "role": "ADMIN"}, Resource("acme", owner="bob", fields=frozenset({"role"}))),
+    ("AddTeamMember", {"team_id": "t1", "person_id": "bob"}, Resource("acme", team_id="t1")),
+    ("CreateTeam", {"team_id": "", "name": "New"}, Resource("acme", team_id=None)),
+])
+def test_a_directory_commands_resource_comes_from_its_request(action, request_fields, resource):
+    assert policy.directory_resource("acme", action, request_fields) == resource

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import copy
 from datetime import date, datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 
 from tests.fixtures.company_history import Script
+from tests.fixtures.directory import directory_changes
 from okr_shared.domain import commands as c
 from okr_services.notification import rules
-from okr_shared.readmodels.projections import new_model, project, row_key
+from okr_shared.readmodels.projections import EVENT_TYPES, new_model, project, row_key
 
 Q_START, Q_END = date(2026, 1, 1), date(2026, 3, 31)
 
@@ -61,6 +63,29 @@ def test_a_check_in_on_pace_is_silent_a_drop_to_off_track_alerts_owner_and_objec
     assert {n.subject for n in dropped} == {"kr1"}
     assert dropped[0].data["was"] == "ON_TRACK" and dropped[0].data["status"] in ("AT_RISK", "OFF_TRACK")
     assert "Signups" in dropped[0].title and dropped[0].severity in ("warning", "alert")
+
+
+def test_directory_events_cause_no_notification_and_change_no_row():
+    """Joiners, leavers and team changes amid check-ins: the service skips them (not in the
+    fold's EVENT_TYPES, which its handler filters by), and were one to reach the rules
+    they would say nothing and break nothing."""
+    s = company()
+    s.run(week(2), "ken", c.RecordCheckIn("ci1", "kr1", 160, 8, week(2).isoformat()))
+    written = directory_changes(s, week(2))
+    s.run(week(4), "ken", c.RecordCheckIn("ci2", "kr1", 40, 3, week(4).isoformat()))  # confidence down
+    events = s.events()
+    directory = [e for e in events if e.stream_id.startswith(("person-", "team-"))]
+    assert len(directory) == len(written) > 15
+    assert not {e.event_type for e in directory} & EVENT_TYPES
+    settings = rules.merge_settings({})
+    model, notes = replay(s, settings)
+    for event in directory:
+        assert rules.for_event(event, model, None, week(2), settings) == []
+    okr_only = SimpleNamespace(events=lambda: [e for e in events if e not in directory])  # the same positions
+    expected_model, expected_notes = replay(okr_only, settings)
+    assert "confidence_dropped" in {n.rule for n in notes}  # the rules still see the check-ins
+    assert notes == expected_notes
+    assert model == expected_model
 
 
 def test_confidence_drop_fires_from_the_threshold_on_and_is_tunable():

@@ -1,4 +1,4 @@
-"""The goal and progress services' entrypoints (worker_factory: no broker): one RPC per
+"""The goal, progress and directory services' entrypoints (worker_factory: no broker): one RPC per
 command, domain errors expected (not crashes), the call context read from nameko's
 context data, the store checked (not migrated) at start."""
 
@@ -15,6 +15,7 @@ from okr_shared.domain.errors import DomainError, NotFound, ValidationError
 from okr_shared.eventstore import make_engine, migrate
 from okr_shared.service_layer import CallContext, SchemaNotCurrent
 from okr_services.dependencies import Aggregates, Caller
+from okr_services.directory.service import DirectoryService
 from okr_services.goal.service import GoalService
 from okr_services.progress.service import ProgressService
 
@@ -39,6 +40,21 @@ COMMAND_RPCS = [
     (GoalService, "slip_initiative", c.SlipInitiative),
     (ProgressService, "record_check_in", c.RecordCheckIn),
     (ProgressService, "correct_check_in", c.CorrectCheckIn),
+    (DirectoryService, "add_person", c.AddPerson),
+    (DirectoryService, "update_person", c.UpdatePerson),
+    (DirectoryService, "assign_manager", c.AssignManager),
+    (DirectoryService, "deactivate_person", c.DeactivatePerson),
+    (DirectoryService, "reactivate_person", c.ReactivatePerson),
+    (DirectoryService, "grant_role", c.GrantRole),
+    (DirectoryService, "revoke_role", c.RevokeRole),
+    (DirectoryService, "create_team", c.CreateTeam),
+    (DirectoryService, "rename_team", c.RenameTeam),
+    (DirectoryService, "move_team", c.MoveTeam),
+    (DirectoryService, "archive_team", c.ArchiveTeam),
+    (DirectoryService, "add_team_member", c.AddTeamMember),
+    (DirectoryService, "remove_team_member", c.RemoveTeamMember),
+    (DirectoryService, "assign_team_lead", c.AssignTeamLead),
+    (DirectoryService, "remove_team_lead", c.RemoveTeamLead),
 ]
 QUERY_RPCS = [
     (GoalService, "get_cycle", "cycle", "cycle_id"),
@@ -49,22 +65,32 @@ QUERY_RPCS = [
 ]
 
 
-#: RPCs that are neither one command nor one read: the plan import (many commands).
-BULK_RPCS = [(GoalService, "import_plan")]
+#: Queries of a read model rather than of one aggregate (tests/unit/services/test_directory_service.py).
+READ_MODEL_RPCS = [(DirectoryService, name) for name in ("get_person", "list_people", "get_team", "list_teams",
+                                                         "resolve_person")]
+
+#: RPCs that are neither one command nor one read: the plan import (many commands), a
+#: person's move between teams (two).
+BULK_RPCS = [(GoalService, "import_plan"), (DirectoryService, "move_person_to_team")]
+
+#: Entrypoints that are not RPCs: the read model's event consumer.
+EVENT_HANDLERS = {DirectoryService: {"on_event"}}
+
+SERVICES = (GoalService, ProgressService, DirectoryService)
 
 
 def rpc_methods(service_cls):
     return {name for name, fn in inspect.getmembers(service_cls, inspect.isfunction)
-            if getattr(fn, ENTRYPOINT_EXTENSIONS_ATTR, None)}
+            if getattr(fn, ENTRYPOINT_EXTENSIONS_ATTR, None)} - EVENT_HANDLERS.get(service_cls, set())
 
 
 def test_every_command_has_exactly_one_rpc():
     commands = {cls for _, cls in inspect.getmembers(c, inspect.isclass)
                 if dataclasses.is_dataclass(cls) and cls.__module__ == c.__name__}
     assert sorted(cls.__name__ for _, _, cls in COMMAND_RPCS) == sorted(cls.__name__ for cls in commands)
-    for service_cls in (GoalService, ProgressService):
+    for service_cls in SERVICES:
         commands = {m for s, m, _ in COMMAND_RPCS if s is service_cls}
-        queries = {m for s, m, *_ in QUERY_RPCS if s is service_cls}
+        queries = {m for s, m, *_ in QUERY_RPCS + READ_MODEL_RPCS if s is service_cls}
         bulk = {m for s, m in BULK_RPCS if s is service_cls}
         assert rpc_methods(service_cls) == commands | queries | bulk
 
@@ -84,7 +110,7 @@ def test_a_query_rpc_reads_one_aggregate(service_cls, method, category, id_field
     service.aggregates.read.assert_called_once_with(category, "x1", service.caller)
 
 
-@pytest.mark.parametrize("service_cls", [GoalService, ProgressService])
+@pytest.mark.parametrize("service_cls", SERVICES)
 def test_domain_errors_are_expected_by_every_entrypoint(service_cls):
     for name in rpc_methods(service_cls):
         [entrypoint] = getattr(getattr(service_cls, name), ENTRYPOINT_EXTENSIONS_ATTR)
