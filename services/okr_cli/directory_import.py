@@ -25,7 +25,7 @@ import click
 from okr_shared import directory_csv
 
 from .api import EXIT_INVALID, Api, ApiError, emit_json
-from .people import STATE_HINT, role_names, role_value
+from .people import STATE_HINT, message_dict, role_value
 
 #: What each step creates, for the summary.
 _NOUN = {"CreateTeam": "teams", "AddPerson": "people", "AddTeamMember": "memberships", "AssignTeamLead": "leads",
@@ -35,8 +35,6 @@ _ORDER = tuple(_NOUN.values())
 
 def existing_directory(api: Api) -> directory_csv.Existing:
     """The tenant's people and teams (people who left and archived teams too), every page."""
-    from google.protobuf.json_format import MessageToDict
-
     from okr.v1 import directory_pb2
 
     stub, existing = api.stub("directory"), directory_csv.Existing()
@@ -48,11 +46,7 @@ def existing_directory(api: Api) -> directory_csv.Existing:
         while True:
             page = api.call(getattr(stub, rpc), request)
             for item in getattr(page, items):
-                fields = MessageToDict(item, preserving_proto_field_name=True,
-                                       always_print_fields_with_no_presence=True)
-                if items == "people":
-                    fields["roles"] = role_names(item.roles)
-                into[getattr(item, key)] = fields
+                into[getattr(item, key)] = message_dict(item)
             if not page.next_page_token:
                 break
             request.page_token = page.next_page_token

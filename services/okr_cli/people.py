@@ -78,12 +78,27 @@ def list_options(f):
     return click.option("--query", default="", help="Case-insensitive part of a name, e-mail, user name or id.")(f)
 
 
-def print_page(rows, headers, found, page, what: str) -> None:
-    """A list's table, then how many of how many, and the next page's token if there is one."""
-    if rows:
-        click.echo("\n".join(table(rows, headers)))
+def show_page(api: Api, found, page, key: str, headers: list[str], row) -> None:
+    """A list: ``--json`` {key: [...], next_page_token, total_size}; else the table (``row``
+    of each item), how many of how many, and the next page's token if there is one."""
+    if api.json:
+        emit_json({key: [message_dict(x) for x in found], "next_page_token": page.next_page_token,
+                   "total_size": page.total_size})
+        return
+    if found:
+        click.echo("\n".join(table([row(x) for x in found], headers)))
     more = f"; next page: --page-token {page.next_page_token} (or --all)" if page.next_page_token else ""
-    click.echo(f"{len(found)} of {page.total_size} {what}{more}")
+    click.echo(f"{len(found)} of {page.total_size} {key}{more}")
+
+
+def show_one(api: Api, item, title: str, details) -> None:
+    """``show``: the item as JSON, or its title line and ``label: value`` lines."""
+    if api.json:
+        emit_json(message_dict(item))
+        return
+    click.echo(title)
+    for label, value in details:
+        click.echo(f"  {label + ':':<12} {value or '-'}")
 
 
 def role_value(role: str) -> int:
@@ -98,12 +113,12 @@ def role_names(roles) -> list[str]:
     return [events_pb2.DirectoryRole.Name(r).removeprefix("DIRECTORY_ROLE_").lower() for r in roles]
 
 
-def person_dict(p) -> dict:
-    """A Person as JSON: every field, the roles as words."""
+def message_dict(message) -> dict:
+    """A Person or Team as JSON: every field (the empty ones too), a Person's roles as words."""
     from google.protobuf.json_format import MessageToDict
 
-    return MessageToDict(p, preserving_proto_field_name=True, always_print_fields_with_no_presence=True) | {
-        "roles": role_names(p.roles)}
+    data = MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    return data | {"roles": role_names(message.roles)} if "roles" in data else data
 
 
 @click.group("people")
@@ -123,14 +138,10 @@ def list_command(api: Api, query, team, include_inactive, page_size, page_token,
     request = directory_pb2.ListPeopleRequest(query=query, team_id=team, include_inactive=include_inactive,
                                               page_size=page_size, page_token=page_token)
     found, page = every_page(api, "ListPeople", request, "people", everything)
-    if api.json:
-        emit_json({"people": [person_dict(p) for p in found], "next_page_token": page.next_page_token,
-                   "total_size": page.total_size})
-        return
-    rows = [[p.person_id, short(p.display_name, 30), p.email or "-", p.manager_id or "-",
-             ",".join(p.team_ids) or "-", ",".join(role_names(p.roles)) or "-", "yes" if p.active else "left"]
-            for p in found]
-    print_page(rows, ["id", "name", "email", "manager", "teams", "roles", "active"], found, page, "people")
+    show_page(api, found, page, "people", ["id", "name", "email", "manager", "teams", "roles", "active"],
+              lambda p: [p.person_id, short(p.display_name, 30), p.email or "-", p.manager_id or "-",
+                         ",".join(p.team_ids) or "-", ",".join(role_names(p.roles)) or "-",
+                         "yes" if p.active else "left"])
 
 
 @people_group.command("show")
@@ -141,16 +152,11 @@ def show_command(api: Api, person_id):
     from okr.v1 import directory_pb2
 
     p = api.call(api.stub("directory").GetPerson, directory_pb2.GetPersonRequest(person_id=person_id))
-    if api.json:
-        emit_json(person_dict(p))
-        return
-    click.echo(f"{p.person_id}: {p.display_name}{'' if p.active else ' (left)'}")
-    for label, value in (("e-mail", p.email), ("user name", p.user_name), ("manager", p.manager_id),
-                         ("time zone", p.time_zone), ("language", p.language), ("external id", p.external_id),
-                         ("teams", ", ".join(p.team_ids)), ("leads", ", ".join(p.lead_of_team_ids)),
-                         ("roles", ", ".join(role_names(p.roles))), ("version", str(p.version)),
-                         ("added", p.created_at), ("changed", p.updated_at)):
-        click.echo(f"  {label + ':':<12} {value or '-'}")
+    show_one(api, p, f"{p.person_id}: {p.display_name}{'' if p.active else ' (left)'}", (
+        ("e-mail", p.email), ("user name", p.user_name), ("manager", p.manager_id), ("time zone", p.time_zone),
+        ("language", p.language), ("external id", p.external_id), ("teams", ", ".join(p.team_ids)),
+        ("leads", ", ".join(p.lead_of_team_ids)), ("roles", ", ".join(role_names(p.roles))),
+        ("version", str(p.version)), ("added", p.created_at), ("changed", p.updated_at)))
 
 
 @people_group.command("add")
@@ -216,32 +222,24 @@ def set_manager_command(api: Api, person_id, manager, no_manager, command_id):
          f"person {person_id}: " + (f"manager {manager}" if manager else "no manager"))
 
 
-@people_group.command("deactivate")
-@click.argument("person_id")
-@click.option("--reason", default="", help="Why (kept in the history).")
-@command_id_option
-@api_options
-def deactivate_command(api: Api, person_id, reason, command_id):
-    """A person left: no sign-in, their sessions end; their history stays."""
-    from okr.v1 import directory_pb2
+def _activity_command(name: str, rpc: str, done: str, doc: str):
+    @people_group.command(name, help=doc)
+    @click.argument("person_id")
+    @click.option("--reason", default="", help="Why (kept in the history).")
+    @command_id_option
+    @api_options
+    def command(api: Api, person_id, reason, command_id):
+        from okr.v1 import directory_pb2
 
-    send(api, "DeactivatePerson", directory_pb2.DeactivatePersonRequest(person_id=person_id, reason=reason,
-                                                                        command_id=command_id),
-         f"person {person_id} deactivated")
+        request = getattr(directory_pb2, f"{rpc}Request")(person_id=person_id, reason=reason, command_id=command_id)
+        send(api, rpc, request, f"person {person_id} {done}")
+
+    return command
 
 
-@people_group.command("reactivate")
-@click.argument("person_id")
-@click.option("--reason", default="", help="Why (kept in the history).")
-@command_id_option
-@api_options
-def reactivate_command(api: Api, person_id, reason, command_id):
-    """A person who left is back."""
-    from okr.v1 import directory_pb2
-
-    send(api, "ReactivatePerson", directory_pb2.ReactivatePersonRequest(person_id=person_id, reason=reason,
-                                                                        command_id=command_id),
-         f"person {person_id} reactivated")
+deactivate_command = _activity_command("deactivate", "DeactivatePerson", "deactivated",
+                                       "A person left: no sign-in, their sessions end; their history stays.")
+reactivate_command = _activity_command("reactivate", "ReactivatePerson", "reactivated", "A person who left is back.")
 
 
 def _role_command(name: str, rpc: str, verb: str, doc: str):

@@ -16,15 +16,9 @@ from __future__ import annotations
 
 import click
 
-from .api import Api, api_options, emit_json
-from .people import command_id_option, every_page, list_options, print_page, send
+from .api import Api, api_options
+from .people import command_id_option, every_page, list_options, send, show_one, show_page
 from .text import short
-
-
-def team_dict(t) -> dict:
-    from google.protobuf.json_format import MessageToDict
-
-    return MessageToDict(t, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
 @click.group("teams")
@@ -44,13 +38,9 @@ def list_command(api: Api, query, parent, include_archived, page_size, page_toke
     request = directory_pb2.ListTeamsRequest(query=query, parent_team_id=parent, include_archived=include_archived,
                                              page_size=page_size, page_token=page_token)
     found, page = every_page(api, "ListTeams", request, "teams", everything)
-    if api.json:
-        emit_json({"teams": [team_dict(t) for t in found], "next_page_token": page.next_page_token,
-                   "total_size": page.total_size})
-        return
-    rows = [[t.team_id, short(t.name, 30), t.parent_team_id or "-", ",".join(t.lead_ids) or "-",
-             len(t.member_ids), "yes" if t.active else "archived"] for t in found]
-    print_page(rows, ["id", "name", "parent", "leads", "members", "active"], found, page, "teams")
+    show_page(api, found, page, "teams", ["id", "name", "parent", "leads", "members", "active"],
+              lambda t: [t.team_id, short(t.name, 30), t.parent_team_id or "-", ",".join(t.lead_ids) or "-",
+                         len(t.member_ids), "yes" if t.active else "archived"])
 
 
 @teams_group.command("show")
@@ -61,15 +51,10 @@ def show_command(api: Api, team_id):
     from okr.v1 import directory_pb2
 
     t = api.call(api.stub("directory").GetTeam, directory_pb2.GetTeamRequest(team_id=team_id))
-    if api.json:
-        emit_json(team_dict(t))
-        return
-    click.echo(f"{t.team_id}: {t.name}{'' if t.active else ' (archived)'}")
-    for label, value in (("parent", t.parent_team_id), ("external id", t.external_id),
-                         ("leads", ", ".join(t.lead_ids)), ("members", ", ".join(t.member_ids)),
-                         ("below", ", ".join(t.child_team_ids)), ("version", str(t.version)),
-                         ("created", t.created_at), ("changed", t.updated_at)):
-        click.echo(f"  {label + ':':<12} {value or '-'}")
+    show_one(api, t, f"{t.team_id}: {t.name}{'' if t.active else ' (archived)'}", (
+        ("parent", t.parent_team_id), ("external id", t.external_id), ("leads", ", ".join(t.lead_ids)),
+        ("members", ", ".join(t.member_ids)), ("below", ", ".join(t.child_team_ids)), ("version", str(t.version)),
+        ("created", t.created_at), ("changed", t.updated_at)))
 
 
 @teams_group.command("create")

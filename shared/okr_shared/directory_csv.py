@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import re
 import zoneinfo
 from dataclasses import dataclass, field
 
-from .plan_csv import CsvProblem, decode, records, suggest, wrong_width
+from .plan_csv import CsvProblem, check_header, in_file_order, read_table, suggest
 
 RECORDS = ("team", "person", "member", "lead", "role")
 ROLES = ("admin", "auditor", "observer")
@@ -44,7 +43,6 @@ SHAPE = {
 }
 ID_COLUMNS = ("id", "manager", "parent", "team", "person")
 MAX_ROWS = 5000
-MAX_BYTES = 2 * 1024 * 1024
 MAX_NAME = 200
 
 _ID = re.compile(r"[!-~\u00a0-\U0010ffff]{1,200}")  # printable, no spaces (events.proto, "Directory")
@@ -91,17 +89,7 @@ def file_digest(data: bytes) -> str:
 
 
 def _check_header(header: list[str]) -> list[CsvProblem]:
-    problems, seen = [], set()
-    for name in header:
-        if name in seen:
-            problems.append(CsvProblem(1, name, f"column {name!r} appears twice — keep one"))
-        seen.add(name)
-        if name not in COLUMNS:
-            problems.append(CsvProblem(1, name, f"unknown column {name!r}{suggest(name, COLUMNS)} — the columns are "
-                                                f"{', '.join(COLUMNS)} (docs/import-export.md)"))
-    if "record" not in seen:
-        problems.append(CsvProblem(1, "", "missing column record — add it to the header line"))
-    return problems
+    return check_header(header, COLUMNS, COLUMNS, ("record",))
 
 
 def _cell(line: int, record: str, column: str, text: str, problems: list[CsvProblem]) -> str | None:
@@ -218,36 +206,21 @@ def parse_directory(data: bytes, *, max_rows: int = MAX_ROWS) -> tuple[list[Row]
     header, UTF-8, quoting, cell counts, records, required and misplaced cells, ids,
     names, e-mail addresses, time zones, languages, roles, duplicates, cycles. With a
     problem, no row is to be sent."""
-    if len(data) > MAX_BYTES:
-        return [], [CsvProblem(0, "", f"{len(data):,} bytes exceed the limit of {MAX_BYTES:,} — split the file")]
-    text, problem = decode(data)
-    if problem:
-        return [], [problem]
-    problems: list[CsvProblem] = []
+    header, body, problems = read_table(data, _check_header)
+    if header is None:
+        return [], problems
     rows: list[Row] = []
-    header = None
-    for line, record in records(text, problems):
-        if header is None:
-            header = [h.strip().lower() for h in record]
-            problems.extend(_check_header(header))
-            if problems:
-                return [], problems
-            continue
-        if len(record) != len(header):
-            problems.append(wrong_width(line, record, header))
-            continue
+    for line, record in body:
         row = _row(line, header, record, problems)
         if row is not None:
             rows.append(row)
-    if header is None:
-        return [], [CsvProblem(0, "", "the file is empty — it needs a header line and at least one row")]
     if not rows and not problems:
         problems.append(CsvProblem(0, "", "the file has a header but no rows — add the teams and people to import"))
     if len(rows) > max_rows:
         problems.append(CsvProblem(0, "", f"{len(rows)} rows exceed the limit of {max_rows} per import — split "
                                           "the file (teams and managers in the first part)"))
     problems.extend(_check_file(rows))
-    problems.sort(key=lambda p: p.line)
+    problems.sort(key=in_file_order)
     return rows, problems
 
 
@@ -343,21 +316,26 @@ def plan_directory(rows: list[Row], existing: Existing, digest: str) -> tuple[li
                 if p.get(name):
                     taken[(column, p[name].lower())] = pid
 
+    def exists(row: Row, items: dict, fields: dict, inactive: str) -> bool:
+        """The row's team or person exists: already true (nothing to send), or problems."""
+        current = items.get(row["id"])
+        if current is None:
+            return False
+        found = _differences(row, current, fields)
+        if not current.get("active", True):
+            found.append(CsvProblem(row.line, "id", f"{row.record} {row['id']!r} {inactive}"))
+        problems.extend(found)
+        if not found:
+            already.append(row)
+        return True
+
     team_steps, person_steps, link_steps = [], [], []
     for row in rows:
         cid = command_id(digest, row)
         if row.record == "team":
             if row["parent"]:
                 known("team", row["parent"], row, "parent")
-            current = existing.teams.get(row["id"])
-            if current is not None:
-                found = _differences(row, current, TEAM_FIELD)
-                if not current.get("active", True):
-                    found.append(CsvProblem(row.line, "id", f"team {row['id']!r} exists and is archived — give the "
-                                                            "new team another id"))
-                problems.extend(found)
-                if not found:
-                    already.append(row)
+            if exists(row, existing.teams, TEAM_FIELD, "exists and is archived — give the new team another id"):
                 continue
             team_steps.append((_depth(teams, "parent", row["id"]), Step(row, "CreateTeam", {
                 "team_id": row["id"], "name": row["name"], "parent_team_id": row["parent"],
@@ -370,15 +348,8 @@ def plan_directory(rows: list[Row], existing: Existing, digest: str) -> tuple[li
                 if other is not None and other != row["id"]:
                     problems.append(CsvProblem(row.line, column, f"{row[column]!r} belongs to {other!r}, an active "
                                                                  f"person of your tenant — two people cannot share it"))
-            current = existing.people.get(row["id"])
-            if current is not None:
-                found = _differences(row, current, PERSON_FIELD)
-                if not current.get("active", True):
-                    found.append(CsvProblem(row.line, "id", f"person {row['id']!r} exists and left — reactivate "
-                                                            "them (okr people reactivate) or remove the row"))
-                problems.extend(found)
-                if not found:
-                    already.append(row)
+            if exists(row, existing.people, PERSON_FIELD, "exists and left — reactivate them (okr people "
+                                                          "reactivate) or remove the row"):
                 continue
             person_steps.append((_depth(people, "manager", row["id"]), Step(row, "AddPerson", {
                 "person_id": row["id"], "display_name": row["name"], "email": row["email"],
@@ -409,5 +380,5 @@ def plan_directory(rows: list[Row], existing: Existing, digest: str) -> tuple[li
     ordered = [s for _, s in sorted(team_steps, key=lambda t: t[0])] + \
               [s for _, s in sorted(person_steps, key=lambda t: t[0])] + \
               [s for _, s in sorted(link_steps, key=lambda t: t[0])]
-    problems.sort(key=lambda p: p.line)
+    problems.sort(key=in_file_order)
     return ordered, already, problems

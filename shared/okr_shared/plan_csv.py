@@ -103,18 +103,56 @@ def wrong_width(line: int, record: list[str], header: list[str]) -> CsvProblem:
                                 "that contain a comma, and give every row every column")
 
 
-def _check_header(header: list[str]) -> list[CsvProblem]:
-    problems = []
-    known = set(COLUMNS) | set(SCORE_COLUMNS)
-    seen = set()
+def read_table(data: bytes, check_header) -> tuple[list[str] | None, list[tuple[int, list[str]]], list[CsvProblem]]:
+    """A CSV file's header (lower case) and its rows as (line, cells), with the problems
+    of its form: size, UTF-8, quoting, a header ``check_header`` finds problems in (then
+    no header and no rows), rows whose number of cells is not the header's (left out).
+    No header (None): the file cannot be read; ``problems`` say why."""
+    if len(data) > MAX_BYTES:
+        return None, [], [CsvProblem(0, "", f"{len(data):,} bytes exceed the limit of {MAX_BYTES:,} — split the file")]
+    text, problem = decode(data)
+    if problem:
+        return None, [], [problem]
+    problems: list[CsvProblem] = []
+    header, body = None, []
+    for line, record in records(text, problems):
+        if header is None:
+            header = [h.strip().lower() for h in record]
+            problems.extend(check_header(header))
+            if problems:
+                return None, [], problems
+        elif len(record) != len(header):
+            problems.append(wrong_width(line, record, header))
+        else:
+            body.append((line, record))
+    if header is None and not problems:
+        problems.append(CsvProblem(0, "", "the file is empty — it needs a header line and at least one row"))
+    return header, body, problems
+
+
+def in_file_order(problem: CsvProblem) -> tuple:
+    """Sort key of the problems: by line, those of the file as a whole last."""
+    return (problem.line == 0, problem.line)
+
+
+def _check_plan_header(header: list[str]) -> list[CsvProblem]:
+    if not any(header):
+        return [CsvProblem(1, "", "the first line must be the header (type,ref,title,...) — see docs/import-export.md")]
+    return check_header(header, set(COLUMNS) | set(SCORE_COLUMNS), COLUMNS, REQUIRED_COLUMNS)
+
+
+def check_header(header: list[str], known, columns, required) -> list[CsvProblem]:
+    """The problems of a header line: a column twice, a column not ``known`` (with a
+    did-you-mean; ``columns`` are the ones the message lists), ``required`` ones missing."""
+    problems, seen = [], set()
     for name in header:
         if name in seen:
             problems.append(CsvProblem(1, name, f"column {name!r} appears twice — keep one"))
         seen.add(name)
         if name not in known:
             problems.append(CsvProblem(1, name, f"unknown column {name!r}{suggest(name, known)} — the columns are "
-                                                f"{', '.join(COLUMNS)} (docs/import-export.md)"))
-    missing = [c for c in REQUIRED_COLUMNS if c not in seen]
+                                                f"{', '.join(columns)} (docs/import-export.md)"))
+    missing = [c for c in required if c not in seen]
     if missing:
         problems.append(CsvProblem(1, "", f"missing column{'s' if len(missing) > 1 else ''} "
                                           f"{', '.join(missing)} — add {'them' if len(missing) > 1 else 'it'} "
@@ -160,27 +198,11 @@ def parse_plan(data: bytes, *, cycle: str | None = None, max_rows: int = MAX_ROW
     floats and the ImportRow field names (``parent_ref``, ``cycle_id``...), empty cells
     left out; and every problem found (then the rows are not to be sent). ``cycle``
     replaces the cycle of every objective row."""
-    if len(data) > MAX_BYTES:
-        return [], [CsvProblem(0, "", f"{len(data):,} bytes exceed the limit of {MAX_BYTES:,} — split the file")]
-    text, problem = decode(data)
-    if problem:
-        return [], [problem]
-    problems: list[CsvProblem] = []
+    header, body, problems = read_table(data, _check_plan_header)
+    if header is None:
+        return [], problems
     rows: list[dict] = []
-    header = None
-    for line, record in records(text, problems):
-        if header is None:
-            header = [h.strip().lower() for h in record]
-            if not any(header):
-                return [], [CsvProblem(1, "", "the first line must be the header (type,ref,title,...) — "
-                                              "see docs/import-export.md")]
-            problems.extend(_check_header(header))
-            if problems:
-                return [], problems
-            continue
-        if len(record) != len(header):
-            problems.append(wrong_width(line, record, header))
-            continue
+    for line, record in body:
         row: dict = {"line": line}
         for column, raw in zip(header, record):
             if column in SCORE_COLUMNS:
@@ -193,14 +215,13 @@ def parse_plan(data: bytes, *, cycle: str | None = None, max_rows: int = MAX_ROW
         if cycle and row.get("type") == "OBJECTIVE":
             row["cycle_id"] = cycle
         rows.append(row)
-    if header is None:
-        return [], [CsvProblem(0, "", "the file is empty — it needs a header line and at least one row")]
     if not rows and not problems:
         problems.append(CsvProblem(0, "", "the file has a header but no rows — add the objectives, key results "
                                           "and initiatives to import"))
     if len(rows) > max_rows:
         problems.append(CsvProblem(0, "", f"{len(rows)} rows exceed the limit of {max_rows} per import — split "
                                           "the file (parents before their children)"))
+    problems.sort(key=in_file_order)
     return rows, problems
 
 

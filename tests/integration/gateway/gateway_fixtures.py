@@ -1,6 +1,6 @@
 """The gateway for real: an event store (SQLite or PostgreSQL), the outbox relay, the
-goal, progress and reporting services (nameko containers in this process, names of the
-test's own) and the gRPC gateway in its own plain process (grpcio does not serve in an
+goal, progress, reporting and directory services (nameko containers in this process,
+names of the test's own) and the gRPC gateway in its own plain process (grpcio does not serve in an
 eventlet-patched process), API keys for every role in two tenants.
 
 The test process is eventlet-patched: every grpc client call goes through
@@ -151,7 +151,7 @@ def world(request, tmp_path_factory):
     relay = process = channel = log = None
     reporting_engine = make_engine(dbs.reporting_url)
     try:
-        start_services(containers, stack, dbs.store_url, dbs.reporting_url)
+        start_services(containers, stack, dbs.store_url, dbs.reporting_url, dbs.directory_url)
         relay = Relay(dbs.engine, AMQP_URI, exchange=stack.exchange, poll_interval=0.01, backoff=(0.05, 0.5))
         relay.start()
         port = free_port()
