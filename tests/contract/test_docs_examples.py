@@ -21,8 +21,8 @@ import pytest
 from google.protobuf import descriptor_pool, json_format, message_factory
 
 from .contract_suite import auth, server_stream
-from okr.v1 import (audit_pb2, audit_pb2_grpc, common_pb2, directory_pb2, events_pb2, goal_pb2,  # noqa: F401
-                    goal_pb2_grpc, progress_pb2, progress_pb2_grpc, reporting_pb2, stream_pb2)
+from okr.v1 import (audit_pb2, audit_pb2_grpc, common_pb2, directory_pb2, directory_pb2_grpc,  # noqa: F401
+                    events_pb2, goal_pb2, goal_pb2_grpc, progress_pb2, progress_pb2_grpc, reporting_pb2, stream_pb2)
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 #: The documents whose JSON examples are protobuf messages.
@@ -142,7 +142,7 @@ def test_the_what_table_covers_every_event_type_and_the_other_documents_use_its_
     proto = (DOCS.parent / "protos" / "okr" / "v1" / "audit.proto").read_text(encoding="utf-8")
     comment = re.search(r"((?:  //.*\n)+)  string what = 8;", proto)[1]
     words = set(re.findall(r"\b[a-z]+(?:_[a-z]+)*\b", comment.split(":", 1)[1].split("The event type")[0]))
-    assert words - {"cycles", "objectives", "key", "results", "initiatives"} == set(table.values())
+    assert words - {"cycles", "objectives", "key", "results", "initiatives", "people", "teams"} == set(table.values())
 
 
 # ----------------------------------------------------------------------------- the wire
@@ -204,13 +204,36 @@ def every_event_type(suite):
         (goals.MoveCycleToReview, goal_pb2.MoveCycleToReviewRequest(cycle_id=c)),
         (goals.CloseCycle, goal_pb2.CloseCycleRequest(cycle_id=c)),
     ]
+    directory = directory_pb2_grpc.DirectoryServiceStub(suite.channel)
+    d = directory_pb2
+    pa, pb, t1, t2 = (f"{p}-{n}" for n in ("pa", "pb", "t1", "t2"))
+    calls += [
+        (directory.CreateTeam, d.CreateTeamRequest(team_id=t1, name="Sales")),
+        (directory.CreateTeam, d.CreateTeamRequest(team_id=t2, name="Inside sales")),
+        (directory.AddPerson, d.AddPersonRequest(person_id=pa, display_name="Ada", email=f"{pa}@example.com")),
+        (directory.AddPerson, d.AddPersonRequest(person_id=pb, display_name="Bo", email=f"{pb}@example.com")),
+        (directory.UpdatePerson, d.UpdatePersonRequest(person_id=pa, display_name="Ada L.")),
+        (directory.AssignManager, d.AssignManagerRequest(person_id=pa, manager_id=pb)),
+        (directory.GrantRole, d.GrantRoleRequest(person_id=pb, role=events_pb2.DIRECTORY_ROLE_AUDITOR)),
+        (directory.RevokeRole, d.RevokeRoleRequest(person_id=pb, role=events_pb2.DIRECTORY_ROLE_AUDITOR)),
+        (directory.RenameTeam, d.RenameTeamRequest(team_id=t1, name="Sales and marketing")),
+        (directory.MoveTeam, d.MoveTeamRequest(team_id=t2, parent_team_id=t1)),
+        (directory.AddTeamMember, d.AddTeamMemberRequest(team_id=t2, person_id=pa)),
+        (directory.AssignTeamLead, d.AssignTeamLeadRequest(team_id=t2, person_id=pb)),
+        (directory.RemoveTeamLead, d.RemoveTeamLeadRequest(team_id=t2, person_id=pb)),
+        (directory.RemoveTeamMember, d.RemoveTeamMemberRequest(team_id=t2, person_id=pa)),
+        (directory.ArchiveTeam, d.ArchiveTeamRequest(team_id=t2, reason="merged into sales")),
+        (directory.DeactivatePerson, d.DeactivatePersonRequest(person_id=pa, reason="left")),
+        (directory.ReactivatePerson, d.ReactivatePersonRequest(person_id=pa, reason="came back")),
+    ]
     first, answers = None, {}
     for method, request in calls:
         result = method(request, **md)
         first = first or result.first_position
         answers.setdefault(type(request).__name__, result)
     streams = [f"cycle-{c}", f"cycle-{nxt}", f"objective-{o1}", f"objective-{o2}", f"objective-{o3}", f"kr-{k1}",
-               f"kr-{k2}", f"initiative-{i1}", f"initiative-{i2}"]
+               f"kr-{k2}", f"initiative-{i1}", f"initiative-{i2}", f"person-{pa}", f"person-{pb}", f"team-{t1}",
+               f"team-{t2}"]
     return key, streams, first, answers
 
 
