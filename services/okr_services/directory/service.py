@@ -50,6 +50,7 @@ from okr_shared.domain.commands import (
     UpdatePerson,
 )
 from okr_shared.domain.errors import PreconditionFailed
+from okr_shared.service_layer.executor import created_id
 from okr_services.dependencies import AggregateService
 from okr_services.rpc import command, query
 
@@ -105,9 +106,13 @@ def _check_unique(conn, tenant: str, person_id: str, user_name: str, email: str)
 
 
 def _check_add_person(service, tenant: str, fields: dict) -> None:
+    """A retry of a call that left the id to the service checks against the id the first
+    call created (``created_id``), so the person it added does not count as another."""
+    person_id, command_id = _text(fields.get("person_id")), fields.get("command_id")
+    if not person_id and isinstance(command_id, str) and command_id:
+        person_id = created_id(tenant, command_id)
     with service.db.engine.connect() as conn:
-        _check_unique(conn, tenant, _text(fields.get("person_id")), _text(fields.get("user_name")),
-                      _text(fields.get("email")).lower())
+        _check_unique(conn, tenant, person_id, _text(fields.get("user_name")), _text(fields.get("email")).lower())
 
 
 def _check_update_person(service, tenant: str, fields: dict) -> None:

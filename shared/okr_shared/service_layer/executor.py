@@ -178,7 +178,7 @@ class CommandExecutor:
         if command_id is None:
             new_id = self._new_id
         else:  # a retried call must create the same aggregate, not a second one
-            new_id = lambda: str(uuid.uuid5(COMMAND_NAMESPACE, f"{tenant_id}\x1f{command_id}\x1fid"))  # noqa: E731
+            new_id = lambda: created_id(tenant_id, command_id)  # noqa: E731
         command = command_from_fields(command_cls, fields, new_id)
         outcome = self.execute(command, call, command_id=command_id)
         return outcome.to_reply()
@@ -300,6 +300,12 @@ class CommandExecutor:
         if state is None:
             raise NotFound(kind, aggregate_id)
         return state.to_dict()
+
+
+def created_id(tenant_id: str, command_id: str) -> str:
+    """The id a create command sent with ``command_id`` and no id of its own gets: the same
+    on every retry, so a retried call creates the same aggregate, not a second one."""
+    return str(uuid.uuid5(COMMAND_NAMESPACE, f"{tenant_id}\x1f{command_id}\x1fid"))
 
 
 def _event_ids(tenant_id: str, command_id: str | None) -> Callable[[int], uuid.UUID]:

@@ -18,6 +18,7 @@ from okr_shared.domain.errors import NotFound, PreconditionFailed, ValidationErr
 from okr_shared.db.migrations.consumer.tables_0001 import offsets
 from okr_shared.eventstore import ANY, EventStore, NewEvent, make_engine, migrate
 from okr_shared.service_layer import CallContext
+from okr_shared.service_layer.executor import created_id
 from okr_services.directory import queries, readmodel
 from okr_services.directory.service import DirectoryService
 
@@ -367,6 +368,18 @@ def test_free_values_pass_to_the_command(service, people, method, fields):
     assert getattr(service, method)(**fields) is service.aggregates.run.return_value
     [(command_cls, passed, caller)] = [call.args for call in service.aggregates.run.call_args_list]
     assert (command_cls.__name__.lower(), passed, caller) == (method.replace("_", ""), fields, service.caller)
+
+
+def test_a_retried_add_without_an_id_is_not_refused_by_the_person_it_added(service, feed):
+    """The first call left the id to the service (it got ``created_id``) and its person is
+    in the read model; the retry with the same command id must reach the executor (which
+    answers already_stored), not be refused as a taken user name or e-mail."""
+    feed.person(created_id("acme", "add-zoe"), email="zoe@acme.test")
+    fields = {"display_name": "Zoe", "email": "zoe@acme.test", "command_id": "add-zoe"}
+    assert service.add_person(**fields) is service.aggregates.run.return_value
+    with pytest.raises(PreconditionFailed) as refused:  # another call, the same address: taken
+        service.add_person(**dict(fields, command_id="add-zoe-again"))
+    assert refused.value.rule == "user_name_taken"
 
 
 def test_a_person_without_a_user_name_signs_in_with_their_email(service, feed):
