@@ -22,7 +22,8 @@ import grpc
 import pytest
 
 from tests.infra import AMQP_URI, BACKENDS, require_broker, Databases, delete_bus_objects
-from okr.v1 import audit_pb2_grpc, goal_pb2_grpc, progress_pb2_grpc, reporting_pb2_grpc, stream_pb2_grpc
+from okr.v1 import (audit_pb2_grpc, directory_pb2_grpc, goal_pb2_grpc, progress_pb2_grpc, reporting_pb2_grpc,
+                    stream_pb2_grpc)
 from okr_shared.bus.relay import Relay
 from okr_shared.eventstore import EventStore, make_engine
 from okr_services.gateway import auth
@@ -168,7 +169,8 @@ def world(request, tmp_path_factory):
                    "progress": progress_pb2_grpc.ProgressServiceStub(channel),
                    "reporting": reporting_pb2_grpc.ReportingServiceStub(channel),
                    "audit": audit_pb2_grpc.AuditServiceStub(channel),
-                   "stream": stream_pb2_grpc.EventStreamStub(channel)}
+                   "stream": stream_pb2_grpc.EventStreamStub(channel),
+                   "directory": directory_pb2_grpc.DirectoryServiceStub(channel)}
         yield w
     finally:
         if channel is not None:

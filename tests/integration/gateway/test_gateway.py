@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from .gateway_fixtures import PRINCIPALS, ROOT, world  # noqa: F401 - fixture
-from okr.v1 import audit_pb2, common_pb2, events_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
+from okr.v1 import audit_pb2, common_pb2, directory_pb2, events_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
 from okr_services.gateway import policy
 from okr_services.gateway.auth import Principal
 from tests.waiting import wait_until
@@ -246,7 +246,7 @@ def _minimal_request(method):
 
 
 def _all_methods():
-    for module in (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2):
+    for module in (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2, directory_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 yield service, method
@@ -260,7 +260,7 @@ def test_every_rpc_with_every_role(seeded):
     w = seeded
     stubs = {"okr.v1.GoalService": w.stub("goal"), "okr.v1.ProgressService": w.stub("progress"),
              "okr.v1.ReportingService": w.stub("reporting"), "okr.v1.AuditService": w.stub("audit"),
-             "okr.v1.EventStream": w.stub("stream")}
+             "okr.v1.EventStream": w.stub("stream"), "okr.v1.DirectoryService": w.stub("directory")}
     checked = 0
     for service, method in _all_methods():
         for role, (subject, role_name, teams, delegated) in PRINCIPALS.items():
@@ -270,12 +270,17 @@ def test_every_rpc_with_every_role(seeded):
                 if name in request.DESCRIPTOR.fields_by_name and method.output_type.full_name == "okr.v1.CommandResult":
                     setattr(request, name, value)
             principal = Principal("acme", subject, role_name, teams, delegated)
-            if method.output_type.full_name == "okr.v1.CommandResult":
+            if method.name in policy.COMPOSITES:  # authorised as each of its parts
+                allowed = all(policy.allowed(principal, part, resource)
+                              for part, resource in policy.composite_parts(method.name, "acme", {}))
+            elif method.name in policy.DIRECTORY_COMMANDS:
+                allowed = policy.allowed(principal, method.name, policy.directory_resource("acme", method.name, {}))
+            elif method.output_type.full_name == "okr.v1.CommandResult":
                 resource = policy.Resource("acme", team_id="ops", owner="oscar",
                                            key_result_id=getattr(request, "key_result_id", None) or None)
+                allowed = policy.allowed(principal, method.name, resource)
             else:
-                resource = policy.Resource("acme")
-            allowed = policy.allowed(principal, method.name, resource)
+                allowed = policy.allowed(principal, method.name, policy.Resource("acme"))
             if method.server_streaming:
                 _, error = w.stream(f"/{service.full_name}/{method.name}", request, role=role, limit=1, timeout=5)
             else:
