@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from .fuzz_strategies import ids_for_tenant, requests_for, truncated
 from .gateway_fixtures import PRINCIPALS, world  # noqa: F401 - fixture
 from tests.infra import Databases
-from okr.v1 import audit_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
+from okr.v1 import audit_pb2, directory_pb2, goal_pb2, progress_pb2, reporting_pb2, stream_pb2
 from okr_services.reporting import bulk_rebuild, storage
 from okr_shared.eventstore import make_engine
 from .test_gateway import seeded  # noqa: F401 - fixture: acme and globex seeded
@@ -48,9 +48,10 @@ BAD_KEYS = ["", "garbage", "okr_000000000000_" + "x" * 43, "ApiKey", "Bearer x.y
 
 def _methods():
     stubs = {"okr.v1.GoalService": "goal", "okr.v1.ProgressService": "progress",
-             "okr.v1.ReportingService": "reporting", "okr.v1.AuditService": "audit", "okr.v1.EventStream": "stream"}
+             "okr.v1.ReportingService": "reporting", "okr.v1.AuditService": "audit", "okr.v1.EventStream": "stream",
+             "okr.v1.DirectoryService": "directory"}
     unary, streaming = [], []
-    for module in (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2):
+    for module in (goal_pb2, progress_pb2, reporting_pb2, audit_pb2, stream_pb2, directory_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 entry = (stubs[service.full_name], service.full_name, method)
