@@ -29,7 +29,7 @@ from tests.tcp_proxy import TcpProxy
 from tests.waiting import free_port, terminate, wait_until
 
 S, N = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
-RPC_SERVICES = ["okr.v1.GoalService", "okr.v1.ProgressService", "okr.v1.ReportingService"]
+RPC_SERVICES = ["okr.v1.GoalService", "okr.v1.ProgressService", "okr.v1.ReportingService", "okr.v1.DirectoryService"]
 STORE_SERVICES = ["okr.v1.AuditService", "okr.v1.EventStream"]
 ALL = RPC_SERVICES + STORE_SERVICES + [""]
 
